@@ -1,0 +1,3 @@
+//! Machine-code generation. `target` is shared by the interpreter and every backend.
+
+pub mod target;

@@ -1,0 +1,12 @@
+//! Rayzor's mid-level IR: types, instructions, builder, verifier, text format
+//! and the reference interpreter that defines what every tier must compute.
+
+pub mod builder;
+pub mod function;
+pub mod interp;
+pub mod text;
+pub mod types;
+pub mod verify;
+
+pub use function::*;
+pub use types::{Scalar, Signature, Type};
