@@ -4,3 +4,4 @@
 pub mod codegen;
 pub mod error;
 pub mod mir;
+pub mod runtime;

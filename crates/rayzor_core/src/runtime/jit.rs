@@ -1,0 +1,301 @@
+//! A jit: one verified module, its dispatch table, and the code of each
+//! function at its current tier.
+//!
+//! Every call, from the host or from generated code, loads the function's
+//! entry slot and jumps there, so publishing new code is one release store.
+//! Code that was replaced is retired through epoch-based reclamation
+//! (`crossbeam-epoch`): every host entry pins the epoch for the duration of
+//! the native call, and retired code is freed only once no pinned call can
+//! still be running it.
+
+use crate::codegen::abi::{FunctionCounters, VmCtx};
+use crate::codegen::code_memory::CodeBlob;
+use crate::codegen::cranelift::{CodegenEnv, CraneliftBackend};
+use crate::codegen::{target, Tier};
+use crate::error::Trap;
+use crate::mir::{verify, FuncId, Module, TrapKind};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JitError {
+    /// The module does not verify, or an extern has no address, or a name is unknown.
+    Usage(String),
+    /// A backend failed; the function keeps running its previous code.
+    Compile { function: String, tier: Tier, message: String },
+    /// The tier's backend is not part of this build.
+    Unavailable { tier: Tier, reason: String },
+    /// The jit was closed.
+    Closed,
+}
+
+impl std::fmt::Display for JitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JitError::Usage(m) => f.write_str(m),
+            JitError::Compile { function, tier, message } => {
+                write!(f, "compiling '{function}' at {tier} failed: {message}")
+            }
+            JitError::Unavailable { tier, reason } => write!(f, "{tier} is not available: {reason}"),
+            JitError::Closed => f.write_str("the jit is closed"),
+        }
+    }
+}
+
+impl std::error::Error for JitError {}
+
+/// What is known about one function's compiled code.
+#[derive(Clone, Debug, Default)]
+pub struct FunctionInfo {
+    pub tier: Option<Tier>,
+    /// Wall time of the most recent compile at each tier.
+    pub compile_time: [Option<Duration>; 4],
+    /// Machine-code bytes of the most recent compile at each tier.
+    pub code_size: [usize; 4],
+    /// Entries into each tier's code, counted by the code itself (approximate).
+    pub calls: [u64; 4],
+    pub backedges: u64,
+}
+
+struct FuncState {
+    tier: AtomicU8,
+    inner: Mutex<FuncInner>,
+}
+
+#[derive(Default)]
+struct FuncInner {
+    current: Option<CodeBlob>,
+    compile_time: [Option<Duration>; 4],
+    code_size: [usize; 4],
+}
+
+const NO_TIER: u8 = u8::MAX;
+
+/// The Cranelift ISAs are expensive to build and immutable: share one set.
+fn cranelift() -> Result<&'static CraneliftBackend, JitError> {
+    static BACKEND: OnceLock<Result<CraneliftBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(CraneliftBackend::new)
+        .as_ref()
+        .map_err(|e| JitError::Unavailable { tier: Tier::T0, reason: e.clone() })
+}
+
+pub struct Jit {
+    module: Module,
+    slots: Box<[AtomicUsize]>,
+    counters: Box<[FunctionCounters]>,
+    data: Vec<(usize, usize)>,
+    extern_addrs: Vec<usize>,
+    entries: Vec<CodeBlob>,
+    funcs: Vec<FuncState>,
+    closed: AtomicBool,
+}
+
+type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
+
+impl Jit {
+    /// Verify `module`, bind its externs to `extern_addrs` (one per extern, in
+    /// order) and compile every function at T0.
+    pub fn new(module: Module, extern_addrs: Vec<usize>) -> Result<Jit, JitError> {
+        verify::verify_module(&module).map_err(|e| JitError::Usage(e.to_string()))?;
+        if extern_addrs.len() != module.externs.len() {
+            return Err(JitError::Usage(format!(
+                "{} host addresses given for {} externs",
+                extern_addrs.len(),
+                module.externs.len()
+            )));
+        }
+        if let Some((e, _)) = module.externs.iter().zip(&extern_addrs).find(|(_, a)| **a == 0) {
+            return Err(JitError::Usage(format!("extern '{}' has no host address", e.name)));
+        }
+        let n = module.functions.len();
+        let data = module.data.iter().map(|d| (d.as_ptr() as usize, d.len())).collect();
+        let mut jit = Jit {
+            slots: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            counters: (0..n).map(|_| FunctionCounters::default()).collect(),
+            data,
+            extern_addrs,
+            entries: Vec::with_capacity(n),
+            funcs: (0..n)
+                .map(|_| FuncState { tier: AtomicU8::new(NO_TIER), inner: Mutex::new(FuncInner::default()) })
+                .collect(),
+            closed: AtomicBool::new(false),
+            module,
+        };
+        let backend = cranelift()?;
+        for i in 0..n {
+            let entry = backend
+                .compile_host_entry(&jit.env(), FuncId(i as u32))
+                .map_err(|m| jit.compile_error(FuncId(i as u32), Tier::T0, m))?;
+            jit.entries.push(entry);
+        }
+        for i in 0..n {
+            jit.compile(FuncId(i as u32), Tier::T0)?;
+        }
+        Ok(jit)
+    }
+
+    fn env(&self) -> CodegenEnv<'_> {
+        CodegenEnv {
+            module: &self.module,
+            slots_base: self.slots.as_ptr() as usize,
+            counters_base: self.counters.as_ptr() as usize,
+            extern_addrs: &self.extern_addrs,
+            data: &self.data,
+        }
+    }
+
+    fn compile_error(&self, f: FuncId, tier: Tier, message: String) -> JitError {
+        JitError::Compile { function: self.module.func(f).name.clone(), tier, message }
+    }
+
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    pub fn func_id(&self, name: &str) -> Option<FuncId> {
+        self.module.func_by_name(name)
+    }
+
+    /// Compile `f` at `tier` and publish it; returns the compile time. On
+    /// failure the function keeps its previous code.
+    pub fn compile(&self, f: FuncId, tier: Tier) -> Result<Duration, JitError> {
+        if self.is_closed() {
+            return Err(JitError::Closed);
+        }
+        if f.index() >= self.funcs.len() {
+            return Err(JitError::Usage(format!("no function with index {}", f.0)));
+        }
+        let compiled = match tier {
+            Tier::T0 | Tier::T1 => {
+                cranelift()?.compile_function(&self.env(), f, self.module.func(f), tier)
+            }
+            Tier::T2 => {
+                let optimized = crate::mir::opt::optimize_function(&self.module, f);
+                cranelift()?.compile_function(&self.env(), f, &optimized, tier)
+            }
+            Tier::T3 => {
+                return Err(JitError::Unavailable {
+                    tier,
+                    reason: "this build of rayzor has no LLVM backend".into(),
+                })
+            }
+        }
+        .map_err(|m| self.compile_error(f, tier, m))?;
+        let time = compiled.compile_time;
+        self.publish(f, tier, compiled.code, time);
+        Ok(time)
+    }
+
+    /// Make `code` the entry of `f`; retire the previous code.
+    fn publish(&self, f: FuncId, tier: Tier, code: CodeBlob, time: Duration) {
+        let state = &self.funcs[f.index()];
+        let mut inner = state.inner.lock();
+        inner.compile_time[tier as usize] = Some(time);
+        inner.code_size[tier as usize] = code.len();
+        self.slots[f.index()].store(code.address(), Ordering::Release);
+        state.tier.store(tier as u8, Ordering::Release);
+        if let Some(old) = inner.current.replace(code) {
+            retire(old);
+        }
+    }
+
+    pub fn tier_of(&self, f: FuncId) -> Option<Tier> {
+        Tier::from_index(self.funcs.get(f.index())?.tier.load(Ordering::Acquire) as usize)
+    }
+
+    pub fn info(&self, f: FuncId) -> FunctionInfo {
+        let inner = self.funcs[f.index()].inner.lock();
+        let c = &self.counters[f.index()];
+        FunctionInfo {
+            tier: self.tier_of(f),
+            compile_time: inner.compile_time,
+            code_size: inner.code_size,
+            calls: std::array::from_fn(|t| c.calls[t].load(Ordering::Relaxed)),
+            backedges: c.backedges.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Number of leaves `f` takes and returns (for sizing call buffers).
+    pub fn arity(&self, f: FuncId) -> (usize, usize) {
+        let sig = &self.module.func(f).sig;
+        (sig.params.iter().map(target::leaf_count).sum(), target::leaf_count(&sig.ret))
+    }
+
+    /// Run `f` natively. `args` are the canonical leaves of the parameters;
+    /// `rets` receives the result leaves and must hold at least one.
+    pub fn call(&self, f: FuncId, args: &[u64], rets: &mut [u64]) -> Result<(), Trap> {
+        let guard = crossbeam_epoch::pin();
+        debug_assert!(args.len() == self.arity(f).0 && rets.len() >= self.arity(f).1.max(1));
+        let mut ctx = VmCtx { depth: 0, trap: 0, stack_limit: super::stack::stack_limit(), trap_func: 0 };
+        // SAFETY: the entry was compiled for `f` with this signature; the
+        // buffers are as long as the entry reads and writes; the epoch guard
+        // keeps every piece of code reachable from the slots alive.
+        unsafe {
+            let entry: HostEntry = std::mem::transmute::<usize, HostEntry>(self.entries[f.index()].address());
+            entry(&mut ctx, args.as_ptr(), rets.as_mut_ptr());
+        }
+        drop(guard);
+        if ctx.trap != 0 {
+            let kind = TrapKind::from_code(ctx.trap as u32).unwrap_or(TrapKind::User);
+            let function = (ctx.trap_func as usize)
+                .checked_sub(1)
+                .and_then(|i| self.module.functions.get(i))
+                .map(|f| f.name.clone());
+            return Err(Trap { kind, function });
+        }
+        Ok(())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Stop accepting compiles. Code is freed when the jit is dropped.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Bytes of executable memory currently held (whole pages).
+    pub fn code_bytes(&self) -> usize {
+        let entries: usize = self.entries.iter().map(CodeBlob::mapped_bytes).sum();
+        let funcs: usize = self
+            .funcs
+            .iter()
+            .map(|f| f.inner.lock().current.as_ref().map_or(0, CodeBlob::mapped_bytes))
+            .sum();
+        entries + funcs
+    }
+
+    pub fn counters(&self) -> &[FunctionCounters] {
+        &self.counters
+    }
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        // Nobody can call in any more (we are being dropped), but a host call
+        // that started earlier on another thread may still be pinned: retire
+        // instead of freeing directly.
+        for f in &self.funcs {
+            if let Some(code) = f.inner.lock().current.take() {
+                retire(code);
+            }
+        }
+        for e in self.entries.drain(..) {
+            retire(e);
+        }
+    }
+}
+
+/// Free `code` once no pinned host call can still be running it.
+fn retire(code: CodeBlob) {
+    let guard = crossbeam_epoch::pin();
+    guard.defer(move || drop(code));
+    guard.flush();
+}
+
+/// Keep `Arc` in the public surface stable for callers that share a jit.
+pub type SharedJit = Arc<Jit>;

@@ -1,0 +1,105 @@
+"""Rayzor: a tiered JIT compiler for a small typed IR (MIR), driven from Python.
+
+Build functions with :class:`Module` and :class:`FunctionBuilder`, check them with
+:meth:`Module.verify`, print them with ``str(module)``, read them back with
+:func:`parse`, and run them in the reference interpreter with :func:`interpret`.
+``docs/mir.md`` is the contract for what every instruction means.
+"""
+
+from __future__ import annotations
+
+from . import _rayzor
+from ._rayzor import (
+    MAX_CALL_DEPTH,
+    Block,
+    FunctionBuilder,
+    Module,
+    Type,
+    Value,
+    Var,
+    array,
+    interpret,
+    parse,
+    parse_type,
+    slice,
+    union,
+)
+from ._rayzor import extern_fn_ptr as extern_fn
+from ._rayzor import fn_ptr as fn
+from ._rayzor import struct_
+from .errors import (
+    ArgumentError,
+    BuildError,
+    ParseError,
+    RayzorError,
+    StepLimitError,
+    Trap,
+    TrapKind,
+    VerifyError,
+)
+
+#: Scalar types.
+bool_: Type = _rayzor.bool_t
+i8: Type = _rayzor.i8_t
+i16: Type = _rayzor.i16_t
+i32: Type = _rayzor.i32_t
+i64: Type = _rayzor.i64_t
+u8: Type = _rayzor.u8_t
+u16: Type = _rayzor.u16_t
+u32: Type = _rayzor.u32_t
+u64: Type = _rayzor.u64_t
+f32: Type = _rayzor.f32_t
+f64: Type = _rayzor.f64_t
+ptr: Type = _rayzor.ptr_t
+#: No value (only as a return type).
+void: Type = _rayzor.void_t
+#: A tagged dynamic scalar.
+any_: Type = _rayzor.any_t
+#: A string: {ptr, u64 len} of UTF-8 bytes.
+str_: Type = _rayzor.str_t
+#: ``rayzor.struct(i32, f64)`` reads better than ``struct_``; both work.
+struct = struct_
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_CALL_DEPTH",
+    "ArgumentError",
+    "Block",
+    "BuildError",
+    "FunctionBuilder",
+    "Module",
+    "ParseError",
+    "RayzorError",
+    "StepLimitError",
+    "Trap",
+    "TrapKind",
+    "Type",
+    "Value",
+    "Var",
+    "VerifyError",
+    "any_",
+    "array",
+    "bool_",
+    "extern_fn",
+    "f32",
+    "f64",
+    "fn",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "interpret",
+    "parse",
+    "parse_type",
+    "ptr",
+    "slice",
+    "str_",
+    "struct_",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "union",
+    "void",
+]

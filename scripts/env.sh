@@ -1,0 +1,49 @@
+# Shared set-up for the project's commands: installs what is missing, idempotently.
+# Sourced by scripts/demo.sh, scripts/test.sh and .ci/run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${RAYZOR_VENV:-$ROOT/.venv}"
+# Dependencies compile once per machine, not once per clone.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME}/.cache/rayzor/target}"
+export LLVM_SYS_191_PREFIX="${LLVM_SYS_191_PREFIX:-/usr/lib/llvm-19}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+need_cmd() {
+    command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is required but not installed ($2)" >&2; exit 1; }
+}
+
+ensure_toolchain() {
+    need_cmd cargo "install Rust with rustup: https://rustup.rs"
+    need_cmd python3 "install CPython 3.10 or newer"
+    need_cmd cc "install a C compiler (gcc or clang)"
+}
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating virtualenv $VENV"
+        python3 -m venv "$VENV"
+    fi
+    # shellcheck disable=SC1091
+    source "$VENV/bin/activate"
+    local want=("maturin>=1.5,<2" "pytest>=7" "hypothesis>=6.100" "numpy>=1.24" "rich>=13" "matplotlib>=3.7" "ruff")
+    if ! python - "${want[@]}" <<'PY' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+from packaging.requirements import Requirement
+for spec in sys.argv[1:]:
+    r = Requirement(spec)
+    assert r.specifier.contains(version(r.name), prereleases=True), spec
+PY
+    then
+        log "installing Python packages: ${want[*]}"
+        python -m pip install -q --upgrade pip packaging
+        python -m pip install -q "${want[@]}"
+    fi
+}
+
+build_extension() {
+    log "building the extension (release) into $VENV"
+    (cd "$ROOT" && maturin develop --release -q)
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Build everything and run every test: cargo tests, then pytest (hypothesis included).
+# Usage: bash scripts/test.sh [extra pytest args, e.g. --hypothesis-profile=long]
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+ensure_toolchain
+ensure_venv
+log "cargo test"
+(cd "$ROOT" && cargo test --release --workspace --exclude rayzor_py -q)
+build_extension
+log "pytest"
+cd "$ROOT"
+set +e
+python -m pytest tests -q "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+    echo "error: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$rc"

@@ -1,0 +1,19 @@
+//! PyO3 glue for `rayzor._rayzor`. Only conversion and error mapping live
+//! here; all behaviour is in `rayzor_core`.
+
+mod convert;
+mod errors;
+mod interp;
+mod module;
+mod types;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _rayzor(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    types::register(m)?;
+    module::register(m)?;
+    m.add_function(wrap_pyfunction!(interp::interpret, m)?)?;
+    m.add("MAX_CALL_DEPTH", rayzor_core::mir::MAX_CALL_DEPTH)?;
+    Ok(())
+}
