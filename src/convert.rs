@@ -27,10 +27,6 @@ impl PinnedBuffer {
     pub fn address(&self) -> usize {
         self.view.buf as usize
     }
-
-    pub fn len(&self) -> usize {
-        self.view.len as usize
-    }
 }
 
 impl Drop for PinnedBuffer {

@@ -52,3 +52,11 @@ pub fn run(py: Python<'_>, e: RunError) -> PyErr {
         RunError::Usage(u) => argument_error(py, u.0),
     }
 }
+
+pub fn compile_error(py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    make(py, "CompileError", (msg.into(),))
+}
+
+pub fn closed_error(py: Python<'_>) -> PyErr {
+    make(py, "ClosedError", ("the jit is closed; create a new rayzor.TieredJit",))
+}

@@ -4,6 +4,7 @@
 mod convert;
 mod errors;
 mod interp;
+mod jit;
 mod module;
 mod types;
 
@@ -13,6 +14,7 @@ use pyo3::prelude::*;
 fn _rayzor(m: &Bound<'_, PyModule>) -> PyResult<()> {
     types::register(m)?;
     module::register(m)?;
+    jit::register(m)?;
     m.add_function(wrap_pyfunction!(interp::interpret, m)?)?;
     m.add("MAX_CALL_DEPTH", rayzor_core::mir::MAX_CALL_DEPTH)?;
     Ok(())

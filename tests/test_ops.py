@@ -692,7 +692,7 @@ def test_bitcast_int_signedness():
 # f32 arithmetic is done in f32
 # ---------------------------------------------------------------------------
 
-NP_OPS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+NP_OPS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "rem": np.fmod}
 
 
 @pytest.mark.parametrize("op", sorted(NP_OPS))
@@ -1380,3 +1380,103 @@ def test_extern_through_function_pointer():
 def test_host_name_not_declared_is_argument_error():
     with pytest.raises(rayzor.ArgumentError):
         run(_labs_module(), 1, host={"nope": ctypes.cast(LIBC.labs, ctypes.c_void_p).value})
+
+
+# ---------------------------------------------------------------------------
+# Constants and zero (the conftest wrapper also sends each through text)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "t, value, bits",
+    [
+        ("f64", -0.0, 0x8000000000000000),
+        ("f64", 5e-324, 1),
+        ("f64", math.inf, 0x7FF0000000000000),
+        ("f64", -math.inf, 0xFFF0000000000000),
+        ("f64", math.nan, 0x7FF8000000000000),
+        ("f64", 0.1, f64_bits(0.1)),
+        ("f64", 1.7976931348623157e308, 0x7FEFFFFFFFFFFFFF),
+        ("f32", -0.0, 0x80000000),
+        ("f32", 1e-45, 1),
+        ("f32", 0.1, f32_bits(0.1)),
+        ("f32", 3.4028234663852886e38, 0x7F7FFFFF),
+        ("f32", math.inf, 0x7F800000),
+        ("f32", math.nan, 0x7FC00000),
+    ],
+)
+def test_float_constants_are_bit_exact(t, value, bits):
+    ut = "u64" if t == "f64" else "u32"
+    m = rayzor.Module()
+    f = m.function("f", [], programs.ty(ut))
+    f.ret(f.bitcast(f.const(value, programs.ty(t)), programs.ty(ut)))
+    assert run(m) == bits
+
+
+@pytest.mark.parametrize("bits", [0x7FF0000000000001, 0xFFF8000000000001, 0x7FFFFFFFFFFFFFFF])
+def test_nan_payload_constant_from_text(bits):
+    text = f"fn f() -> u64 {{\nblock0:\n  v0: f64 = const nan:0x{bits:x}\n  v1: u64 = bitcast v0\n  ret v1\n}}\n"
+    m = rayzor.parse(text)
+    assert str(m) == text
+    assert run(m) == bits
+
+
+@pytest.mark.parametrize("t", INT_NAMES)
+def test_integer_constants_at_the_limits(t):
+    for value in (lo(t), hi(t), 0, -1 if signed(t) else 1):
+        m = rayzor.Module()
+        f = m.function("f", [], programs.ty(t))
+        f.ret(f.const(value, programs.ty(t)))
+        assert run(m) == value
+        assert f" = const {value}\n" in str(m)
+
+
+@pytest.mark.parametrize("t", list(programs.SCALARS))
+def test_zero_of_every_scalar(t):
+    m = rayzor.Module()
+    f = m.function("f", [], programs.ty(t))
+    f.ret(f.zero(programs.ty(t)))
+    got = run(m)
+    assert got == 0 and got is not None
+    if t == "bool":
+        assert got is False
+    if t in FLOAT_NAMES:
+        assert same_float(got, 0.0)
+
+
+def test_slice_extract_insert():
+    m = rayzor.Module()
+    sl = rayzor.slice(rayzor.i32)
+    f = m.function("f", [rayzor.ptr, rayzor.u64], rayzor.i32)
+    p, n = f.params
+    s = f.insert(f.insert(f.zero(sl), 0, p), 1, n)
+    last = f.elem_addr(rayzor.i32, f.extract(s, 0), f.cast(f.extract(s, 1), rayzor.i64) - 1)
+    f.ret(f.load(rayzor.i32, last))
+    buf = bytearray(struct.pack("<4i", 1, 2, 3, -44))
+    assert run(m, buf, 4) == -44
+    assert run(m, buf, 2) == 2
+
+
+def sat_trunc(x: float, t: str) -> int:
+    if math.isnan(x):
+        return 0
+    if math.isinf(x):
+        return hi(t) if x > 0 else lo(t)
+    return min(max(math.trunc(x), lo(t)), hi(t))
+
+
+@pytest.mark.parametrize("src", FLOAT_NAMES)
+@given(data=st.data())
+def test_float_to_int_random(src, data):
+    dst = data.draw(st.sampled_from(INT_NAMES))
+    width = 32 if src == "f32" else 64
+    x = data.draw(st.one_of(st.floats(width=width), st.integers(-(2**65), 2**65).map(float).map(lambda v: f32(v) if width == 32 else v)))
+    assert run(cast_fn(src, dst), x) == sat_trunc(x, dst)
+
+
+@given(data=st.data())
+def test_int_to_float_random(data):
+    src = data.draw(st.sampled_from(INT_NAMES))
+    a = data.draw(st.integers(lo(src), hi(src)))
+    assert same_float(run(cast_fn(src, "f32"), a), int_to_f32(a))
+    assert same_float(run(cast_fn(src, "f64"), a), float(a))

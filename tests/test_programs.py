@@ -200,3 +200,72 @@ def test_conftest_round_trip_wrapper_is_active():
     before = ROUND_TRIPS["count"]
     rayzor.interpret(programs.fib(), "fib", 3)
     assert ROUND_TRIPS["count"] == before + 1
+
+
+@pytest.mark.parametrize("name", ["fn", "a b", "f.1", "i64", "caf\u00e9", 'q"uote'])
+def test_function_names_that_need_quoting(name):
+    m = rayzor.Module()
+    g = m.function(name, [rayzor.i64], rayzor.i64)
+    g.ret(g.params[0] * 2)
+    f = m.function("main", [rayzor.i64], rayzor.i64)
+    f.ret(f.call(name, f.params[0]) + f.call_indirect(f.func_addr(name), 1))
+    assert rayzor.interpret(m, "main", 20) == 42
+    assert rayzor.interpret(m, name, 4) == 8
+    assert rayzor.parse(str(m)).functions == [name, "main"]
+
+
+def test_type_objects():
+    import pickle
+
+    t = rayzor.struct(rayzor.i32, rayzor.array(rayzor.f64, 2), rayzor.union(rayzor.i8, rayzor.str_))
+    assert t == rayzor.parse_type(str(t)) and hash(t) == hash(rayzor.parse_type(str(t)))
+    assert t != rayzor.struct(rayzor.i32)
+    assert pickle.loads(pickle.dumps(t)) == t
+    assert rayzor.i64.is_scalar and not t.is_scalar
+    assert str(rayzor.fn([rayzor.i64], rayzor.void)) == "fn(i64) -> void"
+    assert len({rayzor.i64, rayzor.parse_type("i64"), rayzor.u64}) == 2
+    m = programs.fib()
+    params, ret = m.signature("fib")
+    assert params == [rayzor.i64] and ret == rayzor.i64
+
+
+def _nested_loops() -> rayzor.Module:
+    """f(n, m) = sum over i < n, j < m of (i * j if (i + j) is even else -j)."""
+    mod = rayzor.Module()
+    f = mod.function("f", [rayzor.i64, rayzor.i64], rayzor.i64)
+    n, m = f.params
+    acc = f.var("acc", rayzor.i64, 0)
+    i = f.var("i", rayzor.i64, 0)
+    j = f.var("j", rayzor.i64)
+    outer, outer_body, inner, inner_body, even, odd, step, outer_next, done = (f.block() for _ in range(9))
+    f.jump(outer)
+    f.switch_to(outer)
+    f.brif(f.lt(f.get(i), n), outer_body, done)
+    f.switch_to(outer_body)
+    f.set(j, 0)
+    f.jump(inner)
+    f.switch_to(inner)
+    f.brif(f.lt(f.get(j), m), inner_body, outer_next)
+    f.switch_to(inner_body)
+    f.brif(f.eq((f.get(i) + f.get(j)) & 1, 0), even, odd)
+    f.switch_to(even)
+    f.set(acc, f.get(acc) + f.get(i) * f.get(j))
+    f.jump(step)
+    f.switch_to(odd)
+    f.set(acc, f.get(acc) - f.get(j))
+    f.jump(step)
+    f.switch_to(step)
+    f.set(j, f.get(j) + 1)
+    f.jump(inner)
+    f.switch_to(outer_next)
+    f.set(i, f.get(i) + 1)
+    f.jump(outer)
+    f.switch_to(done)
+    f.ret(f.get(acc))
+    return mod
+
+
+@pytest.mark.parametrize("n, m", [(0, 5), (3, 0), (4, 7), (10, 10), (1, 1)])
+def test_nested_loops_with_variables(n, m):
+    want = sum(i * j if (i + j) % 2 == 0 else -j for i in range(n) for j in range(m))
+    assert rayzor.interpret(_nested_loops(), "f", n, m) == want

@@ -30,6 +30,9 @@ from ._rayzor import struct_
 from .errors import (
     ArgumentError,
     BuildError,
+    ClosedError,
+    CompileError,
+    ConfigError,
     ParseError,
     RayzorError,
     StepLimitError,
@@ -37,6 +40,10 @@ from .errors import (
     TrapKind,
     VerifyError,
 )
+from .config import ProfileConfig, TieredConfig
+from .jit import TieredJit
+from .jit_types import FunctionInfo, Tier
+from .stats import CompileEvent, FunctionStats, Stats
 
 #: Scalar types.
 bool_: Type = _rayzor.bool_t
@@ -67,11 +74,22 @@ __all__ = [
     "ArgumentError",
     "Block",
     "BuildError",
+    "ClosedError",
+    "CompileError",
+    "CompileEvent",
+    "ConfigError",
+    "FunctionInfo",
+    "FunctionStats",
+    "ProfileConfig",
+    "Stats",
+    "TieredConfig",
     "FunctionBuilder",
     "Module",
     "ParseError",
     "RayzorError",
     "StepLimitError",
+    "Tier",
+    "TieredJit",
     "Trap",
     "TrapKind",
     "Type",

@@ -79,3 +79,15 @@ class Trap(RayzorError):
 
 class StepLimitError(RayzorError):
     """The interpreter ran more instructions than the ``step_limit`` it was given."""
+
+
+class CompileError(RayzorError):
+    """A backend failed to compile a function; it keeps running its previous code."""
+
+
+class ClosedError(RayzorError):
+    """The jit was closed; calls and compiles are no longer accepted."""
+
+
+class ConfigError(RayzorError, ValueError):
+    """A configuration value is out of range or inconsistent."""

@@ -57,7 +57,7 @@ fn run(jit: &Jit, name: &str, args: &[u64]) -> Result<u64, TrapKind> {
 #[test]
 fn fib_divide_and_recursion_at_every_cranelift_tier() {
     let m = parse_module(FIB).unwrap();
-    let jit = Jit::new(m.clone(), vec![]).unwrap();
+    let jit = Jit::new(m.clone(), vec![], 1).unwrap();
     for tier in [Tier::T0, Tier::T1, Tier::T2] {
         for name in ["fib", "div", "down"] {
             jit.compile(jit.func_id(name).unwrap(), tier).unwrap();

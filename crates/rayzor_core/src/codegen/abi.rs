@@ -30,12 +30,17 @@ pub struct VmCtx {
     pub stack_limit: u64,
     /// Index + 1 of the function that trapped (0 when unknown).
     pub trap_func: u64,
+    /// Sampling countdowns (see `ProfileConfig::sample_rate`) for calls and back-edges.
+    pub call_ticks: u64,
+    pub edge_ticks: u64,
 }
 
 pub const VMCTX_DEPTH: i32 = 0;
 pub const VMCTX_TRAP: i32 = 8;
 pub const VMCTX_STACK_LIMIT: i32 = 16;
 pub const VMCTX_TRAP_FUNC: i32 = 24;
+pub const VMCTX_CALL_TICKS: i32 = 32;
+pub const VMCTX_EDGE_TICKS: i32 = 40;
 
 /// Module-function pointers are tokens, not addresses: `FUNC_TOKEN_BASE + index`.
 /// Calls through them go through the dispatch table, so they always reach

@@ -40,6 +40,8 @@ pub struct CodegenEnv<'a> {
     pub extern_addrs: &'a [usize],
     /// (pointer, length) of each static data item.
     pub data: &'a [(usize, usize)],
+    /// `ProfileConfig::sample_rate` the counting code implements.
+    pub sample_rate: u64,
 }
 
 pub struct Compiled {
@@ -319,7 +321,7 @@ impl<'a, 'b> Lower<'a, 'b> {
                     let back_edge =
                         data.kind.successors().iter().any(|s| rpo_index[s.block.index()] <= rpo_index[blk.index()]);
                     if back_edge {
-                        self.bump_counter(COUNTER_BACKEDGES);
+                        self.bump_counter(COUNTER_BACKEDGES, abi::VMCTX_EDGE_TICKS);
                     }
                 }
                 self.inst(&data.kind, data.result)?;
@@ -329,10 +331,32 @@ impl<'a, 'b> Lower<'a, 'b> {
         Ok(())
     }
 
-    fn bump_counter(&mut self, offset: i32) {
+    /// Count one event in the counter at `offset`; with sampling, only every
+    /// `sample_rate`-th event of this thread (countdown at `ticks` in VmCtx)
+    /// adds `sample_rate`.
+    fn bump_counter(&mut self, offset: i32, ticks: i32) {
+        let n = self.env.sample_rate.max(1) as i64;
+        if n == 1 {
+            let c = self.b.ins().load(types::I64, MemFlagsData::trusted(), self.counters, offset);
+            let c1 = self.b.ins().iadd_imm_s(c, 1);
+            self.b.ins().store(MemFlagsData::trusted(), c1, self.counters, offset);
+            return;
+        }
+        let t = self.b.ins().load(types::I64, MemFlagsData::trusted(), self.vmctx, ticks);
+        let t1 = self.b.ins().iadd_imm_s(t, -1);
+        self.b.ins().store(MemFlagsData::trusted(), t1, self.vmctx, ticks);
+        let sample = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(sample);
+        self.b.ins().brif(t1, cont, &[], sample, &[]);
+        self.b.switch_to_block(sample);
+        let reload = self.b.ins().iconst(types::I64, n);
+        self.b.ins().store(MemFlagsData::trusted(), reload, self.vmctx, ticks);
         let c = self.b.ins().load(types::I64, MemFlagsData::trusted(), self.counters, offset);
-        let c1 = self.b.ins().iadd_imm_s(c, 1);
+        let c1 = self.b.ins().iadd_imm_s(c, n);
         self.b.ins().store(MemFlagsData::trusted(), c1, self.counters, offset);
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
     }
 
     /// Count the call, check depth and stack, convert ABI params, enter block 0.
@@ -349,9 +373,9 @@ impl<'a, 'b> Lower<'a, 'b> {
         }
         let counters_addr = self.env.counters_base + 64 * self.id.index();
         self.counters = self.b.ins().iconst(types::I64, counters_addr as i64);
-        self.bump_counter(COUNTER_CALLS + 8 * self.tier as i32);
-
         self.depth = self.b.ins().load(types::I64, MemFlagsData::trusted(), self.vmctx, VMCTX_DEPTH);
+        self.bump_counter(COUNTER_CALLS + 8 * self.tier as i32, abi::VMCTX_CALL_TICKS);
+
         let too_deep = self.icmp_const(IntCC::UnsignedGreaterThanOrEqual, self.depth, MAX_CALL_DEPTH as i64);
         self.trap_if(too_deep, TrapKind::StackOverflow);
         let sp = self.b.ins().get_stack_pointer(types::I64);
@@ -763,6 +787,13 @@ impl<'a, 'b> Lower<'a, 'b> {
                     self.call_mir(&sig, code, args)
                 }
             }
+            DepthCheck => {
+                // A call from this frame would enter with depth + 1 and trap if that reaches the limit.
+                let d1 = self.b.ins().iadd_imm_s(self.depth, 1);
+                let too_deep = self.icmp_const(IntCC::UnsignedGreaterThanOrEqual, d1, MAX_CALL_DEPTH as i64);
+                self.trap_if(too_deep, TrapKind::StackOverflow);
+                vec![]
+            }
             Jump { dest } => {
                 let args = self.block_args(dest);
                 self.b.ins().jump(self.blocks[dest.block.index()], &args);
@@ -1100,4 +1131,4 @@ impl<'a, 'b> Lower<'a, 'b> {
 }
 
 /// Keep `VmCtx` in this module's view so offsets above stay checked.
-const _: () = assert!(std::mem::size_of::<VmCtx>() == 32);
+const _: () = assert!(std::mem::size_of::<VmCtx>() == 48);

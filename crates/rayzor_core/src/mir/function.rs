@@ -304,6 +304,10 @@ pub enum InstKind {
     FuncAddr { callee: Callee },
     Call { callee: Callee, args: Vec<Value> },
     CallIndirect { callee: Value, args: Vec<Value> },
+    /// Traps `stack_overflow` exactly when a `call` made here would (the call
+    /// depth limit is reached). Left where an inlined call was, so inlining
+    /// keeps the depth limit exact.
+    DepthCheck,
 
     // ----- terminators -----
     Jump { dest: BlockCall },
@@ -339,6 +343,7 @@ impl InstKind {
         use InstKind::*;
         match self {
             Const { .. } | Zero { .. } | StrConst { .. } | FuncAddr { .. } | Trap | Unreachable => {}
+            DepthCheck => {}
             Binary { lhs, rhs, .. } | Cmp { lhs, rhs, .. } => {
                 f(*lhs);
                 f(*rhs)
@@ -415,6 +420,7 @@ impl InstKind {
         let g = &mut f;
         match self {
             Const { .. } | Zero { .. } | StrConst { .. } | FuncAddr { .. } | Trap | Unreachable => {}
+            DepthCheck => {}
             Binary { lhs, rhs, .. } | Cmp { lhs, rhs, .. } => {
                 *lhs = g(*lhs);
                 *rhs = g(*rhs)
@@ -716,7 +722,7 @@ impl Module {
                 Type::FnPtr { sig, .. } => sig.ret.clone(),
                 _ => return None,
             },
-            Store { .. } | Free { .. } | MemCopy { .. } | MemSet { .. } => Type::Void,
+            Store { .. } | Free { .. } | MemCopy { .. } | MemSet { .. } | DepthCheck => Type::Void,
             Jump { .. } | Brif { .. } | Switch { .. } | Return { .. } | Trap | Unreachable => Type::Void,
         })
     }

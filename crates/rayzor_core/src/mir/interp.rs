@@ -542,6 +542,40 @@ fn cast(from: Scalar, to: Scalar, bits: u64) -> u64 {
     }
 }
 
+// Public scalar evaluation: exactly what the interpreter computes, for the
+// optimiser's constant folding. Operands are canonical bits of type `s` (the
+// operand type); results are canonical bits of the result type.
+
+/// `op` on operands of type `s`; `Err` where the interpreter traps.
+pub fn eval_binary(op: BinOp, s: Scalar, a: u64, b: u64) -> Result<u64, TrapKind> {
+    binary(op, s, a, b)
+}
+
+/// `op` on an operand of type `s`.
+pub fn eval_unary(op: UnOp, s: Scalar, a: u64) -> Result<u64, TrapKind> {
+    Ok(unary(op, s, a))
+}
+
+/// Comparison of operands of type `s`; the `bool` result as 0/1.
+pub fn eval_cmp(op: CmpOp, s: Scalar, a: u64, b: u64) -> Result<u64, TrapKind> {
+    Ok(compare(op, s, a, b) as u64)
+}
+
+/// `cast` from `from` to `to`.
+pub fn eval_cast(from: Scalar, to: Scalar, a: u64) -> Result<u64, TrapKind> {
+    Ok(cast(from, to, a))
+}
+
+/// `bitcast` to `to`.
+pub fn eval_bitcast(to: Scalar, a: u64) -> Result<u64, TrapKind> {
+    Ok(to.canon(a))
+}
+
+/// `select` of scalar operands.
+pub fn eval_select(cond: u64, if_true: u64, if_false: u64) -> Result<u64, TrapKind> {
+    Ok(if cond & 1 != 0 { if_true } else { if_false })
+}
+
 // ---------------------------------------------------------------------------
 // Native host calls
 // ---------------------------------------------------------------------------
@@ -866,7 +900,7 @@ impl<'m> Interpreter<'m> {
                 }
                 InstKind::Bitcast { to, arg } => {
                     let (_, a) = scalar(info, slots, *arg)?;
-                    put1(info, slots, res, to.canon(a))?;
+                    put1(info, slots, res, eval_bitcast(*to, a).map_err(trap)?)?;
                     Act::Next
                 }
                 InstKind::Load { ty, ptr } => {
@@ -1135,6 +1169,13 @@ impl<'m> Interpreter<'m> {
                         }
                         Act::Call(idx as usize, res)
                     }
+                }
+                InstKind::DepthCheck => {
+                    // Exactly when a `call` made here would trap (see `Act::Call`).
+                    if depth >= MAX_CALL_DEPTH as usize {
+                        return Err(trap(TrapKind::StackOverflow));
+                    }
+                    Act::Next
                 }
                 InstKind::Jump { dest } => {
                     fr.block = branch(f, info, slots, dest, scratch);

@@ -1,8 +1,1029 @@
-//! MIR-level optimisation for T2 (in progress).
+//! MIR-level optimisation for T2: inlining of small leaf callees, constant
+//! folding and dead-code elimination.
+//!
+//! Every transformation keeps the function's observable behaviour under the
+//! reference interpreter exactly: same result bits or same trap kind for every
+//! input. Constant folding evaluates with the interpreter's own scalar
+//! functions (`interp::eval_*`) and never folds an operation that traps.
+//! Inlined calls leave a `depth.check` behind, so the call depth limit is hit
+//! at exactly the same point as before.
 
-use super::{FuncId, Function, Module};
+use super::function::{
+    BinOp, Block, BlockCall, Callee, FuncId, Function, Inst, InstData, InstKind, Module, ValueData, ValueDef,
+};
+use super::interp::{eval_binary, eval_bitcast, eval_cast, eval_cmp, eval_unary};
+use super::types::{Scalar, Type};
+use super::Value;
+
+/// Callees with at most this many instructions are inlined.
+const INLINE_MAX_INSTS: usize = 40;
+/// Stop inlining once the function has this many instructions.
+const INLINE_BUDGET: usize = 20_000;
+/// Rounds of folding and dead-code elimination.
+const MAX_ROUNDS: usize = 8;
 
 /// An optimised copy of function `f` (inlining, constant folding, dead code).
 pub fn optimize_function(module: &Module, f: FuncId) -> Function {
-    module.func(f).clone()
+    let mut func = module.func(f).clone();
+    if func.blocks.is_empty() {
+        return func;
+    }
+    inline_calls(module, f, &mut func);
+    for _ in 0..MAX_ROUNDS {
+        let mut changed = fold_constants(&mut func);
+        changed |= merge_blocks(&mut func);
+        let (next, shrunk) = eliminate_dead_code(&func);
+        func = next;
+        if !(changed || shrunk) {
+            break;
+        }
+    }
+    func
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// Reverse postorder of the blocks reachable from the entry.
+fn reverse_postorder(func: &Function) -> Vec<Block> {
+    let n = func.blocks.len();
+    let mut seen = vec![false; n];
+    let mut post = Vec::with_capacity(n);
+    let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
+    seen[0] = true;
+    while let Some((b, i)) = stack.pop() {
+        let succs: Vec<Block> =
+            func.terminator(b).map(|t| t.successors().iter().map(|c| c.block).collect()).unwrap_or_default();
+        if i < succs.len() {
+            stack.push((b, i + 1));
+            let s = succs[i];
+            if s.index() < n && !seen[s.index()] {
+                seen[s.index()] = true;
+                stack.push((s, 0));
+            }
+        } else {
+            post.push(b);
+        }
+    }
+    post.reverse();
+    post
+}
+
+fn resolve(alias: &[Option<Value>], mut v: Value) -> Value {
+    while let Some(a) = alias.get(v.index()).copied().flatten() {
+        v = a;
+    }
+    v
+}
+
+fn apply_aliases(func: &mut Function, alias: &[Option<Value>]) {
+    for data in &mut func.insts {
+        data.kind.map_operands(|v| resolve(alias, v));
+    }
+}
+
+/// The scalar type and canonical bits of `v` if a `const` defines it.
+fn const_of(func: &Function, v: Value) -> Option<(Scalar, u64)> {
+    let vd = func.values.get(v.index())?;
+    let ValueDef::Result(i) = vd.def else { return None };
+    match func.insts.get(i.index())?.kind {
+        InstKind::Const { ty, bits } => {
+            let s = vd.ty.scalar()?;
+            (s == ty).then_some((s, ty.canon(bits)))
+        }
+        _ => None,
+    }
+}
+
+/// May this integer `div`/`rem` trap? Float ones never do.
+fn division_may_trap(func: &Function, op: BinOp, rhs: Value) -> bool {
+    let Some(s) = func.values.get(rhs.index()).and_then(|vd| vd.ty.scalar()) else { return true };
+    if s.is_float() {
+        return false;
+    }
+    match const_of(func, rhs) {
+        None => true,
+        Some((_, 0)) => true,
+        // Signed `MIN / -1` overflows; `MIN % -1` is 0.
+        Some((_, c)) => op == BinOp::Div && s.is_signed() && c == s.canon(u64::MAX),
+    }
+}
+
+/// Must the instruction stay even if its result is unused? (Side effects,
+/// possible traps, control flow.)
+fn is_root(func: &Function, kind: &InstKind) -> bool {
+    use InstKind::*;
+    match kind {
+        Const { .. }
+        | Zero { .. }
+        | Unary { .. }
+        | Cmp { .. }
+        | Select { .. }
+        | Cast { .. }
+        | Bitcast { .. }
+        | FieldAddr { .. }
+        | ElemAddr { .. }
+        | ExtractValue { .. }
+        | InsertValue { .. }
+        | UnionMake { .. }
+        | UnionTag { .. }
+        | AnyMake { .. }
+        | AnyTag { .. }
+        | StrConst { .. }
+        | FuncAddr { callee: Callee::Func(_) } => false,
+        Binary { op: op @ (BinOp::Div | BinOp::Rem), rhs, .. } => division_may_trap(func, *op, *rhs),
+        Binary { .. } => false,
+        // Loads may fault in the interpreter; an unbound extern's address is an error there.
+        Load { .. }
+        | Store { .. }
+        | Alloc { .. }
+        | Free { .. }
+        | MemCopy { .. }
+        | MemSet { .. }
+        | UnionGet { .. }
+        | AnyGet { .. }
+        | FuncAddr { callee: Callee::Extern(_) }
+        | Call { .. }
+        | CallIndirect { .. }
+        | DepthCheck => true,
+        Jump { .. } | Brif { .. } | Switch { .. } | Return { .. } | Trap | Unreachable => true,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Inlining
+// ---------------------------------------------------------------------------
+
+/// Is `g` a small leaf function that can be inlined?
+fn inlinable(g: &Function) -> bool {
+    let mut count = 0;
+    for bd in &g.blocks {
+        for &i in &bd.insts {
+            count += 1;
+            let Some(d) = g.insts.get(i.index()) else { return false };
+            // A depth check in the callee runs one frame deeper: not movable.
+            if matches!(d.kind, InstKind::Call { .. } | InstKind::CallIndirect { .. } | InstKind::DepthCheck) {
+                return false;
+            }
+        }
+    }
+    !g.blocks.is_empty() && count <= INLINE_MAX_INSTS
+}
+
+/// Inline every direct call of a small leaf function (other than `self_id`).
+fn inline_calls(module: &Module, self_id: FuncId, func: &mut Function) -> bool {
+    let mut changed = false;
+    let mut b = 0;
+    // Blocks added by inlining are visited too; they hold no calls (leaf callees).
+    while b < func.blocks.len() {
+        let mut pos = 0;
+        while pos < func.blocks[b].insts.len() {
+            let inst = func.blocks[b].insts[pos];
+            let data = &func.insts[inst.index()];
+            let InstKind::Call { callee: Callee::Func(g), args } = &data.kind else {
+                pos += 1;
+                continue;
+            };
+            let (g, args, result) = (*g, args.clone(), data.result);
+            let ok = g != self_id
+                && func.insts.len() < INLINE_BUDGET
+                && module.functions.get(g.index()).is_some_and(|gf| {
+                    inlinable(gf)
+                        && gf.blocks[0].params.len() == args.len()
+                        && result.is_some() != gf.sig.ret.is_void()
+                });
+            if !ok {
+                pos += 1;
+                continue;
+            }
+            inline_one(func, Block(b as u32), pos, module.func(g), &args, result);
+            changed = true;
+            // The rest of this block moved to the continuation; go on with the next block.
+            break;
+        }
+        b += 1;
+    }
+    changed
+}
+
+/// Replace the call at `pos` of `block` by the body of `g`: the call becomes a
+/// `depth.check`, the block jumps to the copy of `g`'s entry, and every `ret`
+/// of `g` jumps to a continuation block that takes over the rest of `block`
+/// (its parameter is the call's old result value).
+fn inline_one(func: &mut Function, block: Block, pos: usize, g: &Function, args: &[Value], result: Option<Value>) {
+    let call = func.blocks[block.index()].insts[pos];
+    let tail: Vec<Inst> = func.blocks[block.index()].insts.split_off(pos + 1);
+
+    // Continuation block: the rest of the block; the call's result becomes its parameter.
+    let cont = func.add_block();
+    func.blocks[cont.index()].insts = tail;
+    if let Some(r) = result {
+        func.values[r.index()].def = ValueDef::Param(cont, 0);
+        func.blocks[cont.index()].params.push(r);
+    }
+    func.insts[call.index()] = InstData { kind: InstKind::DepthCheck, result: None };
+
+    // Blocks and values of the callee; its entry parameters are the arguments.
+    let block_map: Vec<Block> = (0..g.blocks.len()).map(|_| func.add_block()).collect();
+    let mut value_map: Vec<Option<Value>> = vec![None; g.values.len()];
+    for (p, a) in g.blocks[0].params.iter().zip(args) {
+        value_map[p.index()] = Some(*a);
+    }
+    for (gi, bd) in g.blocks.iter().enumerate().skip(1) {
+        for p in &bd.params {
+            let v = func.add_block_param(block_map[gi], g.values[p.index()].ty.clone());
+            value_map[p.index()] = Some(v);
+        }
+    }
+    // Result values get ids before any instruction is copied, so that uses
+    // ahead of their definition in block order (loops) map too.
+    let order: Vec<(usize, Inst)> =
+        g.blocks.iter().enumerate().flat_map(|(gi, bd)| bd.insts.iter().map(move |&i| (gi, i))).collect();
+    let first_inst = func.insts.len();
+    for (k, (_, i)) in order.iter().enumerate() {
+        if let Some(r) = g.insts[i.index()].result {
+            let v = Value(func.values.len() as u32);
+            let def = ValueDef::Result(Inst((first_inst + k) as u32));
+            func.values.push(ValueData { ty: g.values[r.index()].ty.clone(), def });
+            value_map[r.index()] = Some(v);
+        }
+    }
+    let map = |v: Value| value_map[v.index()].expect("callee value is mapped");
+    for (gi, i) in order {
+        let gd = &g.insts[i.index()];
+        let kind = match &gd.kind {
+            InstKind::Return { value } => {
+                InstKind::Jump { dest: BlockCall { block: cont, args: value.iter().map(|v| map(*v)).collect() } }
+            }
+            k => {
+                let mut k = k.clone();
+                k.map_operands(map);
+                for s in k.successors_mut() {
+                    s.block = block_map[s.block.index()];
+                }
+                k
+            }
+        };
+        let new = Inst(func.insts.len() as u32);
+        func.insts.push(InstData { kind, result: gd.result.map(map) });
+        func.blocks[block_map[gi].index()].insts.push(new);
+    }
+    // The calling block checks the depth, then enters the callee's copy.
+    func.push_inst(block, InstKind::Jump { dest: BlockCall { block: block_map[0], args: vec![] } }, None);
+}
+
+// ---------------------------------------------------------------------------
+// Constant folding
+// ---------------------------------------------------------------------------
+
+/// Fold instructions whose operands are constants, branches on constants and
+/// selects with a known arm; drop `depth.check`s made redundant by an earlier
+/// check or call in the same block. Returns whether anything changed.
+fn fold_constants(func: &mut Function) -> bool {
+    let mut alias: Vec<Option<Value>> = vec![None; func.values.len()];
+    let mut changed = false;
+    for b in reverse_postorder(func) {
+        let mut depth_checked = false;
+        let mut drop: Vec<Inst> = Vec::new();
+        for k in 0..func.blocks[b.index()].insts.len() {
+            let inst = func.blocks[b.index()].insts[k];
+            let mut kind = func.insts[inst.index()].kind.clone();
+            kind.map_operands(|v| resolve(&alias, v));
+            let result = func.insts[inst.index()].result;
+            let folded: Option<(Scalar, Result<u64, _>)> = match &kind {
+                InstKind::Binary { op, lhs, rhs } => match (const_of(func, *lhs), const_of(func, *rhs)) {
+                    (Some((s, a)), Some((_, c))) => Some((s, eval_binary(*op, s, a, c))),
+                    _ => None,
+                },
+                InstKind::Unary { op, arg } => const_of(func, *arg).map(|(s, a)| (s, eval_unary(*op, s, a))),
+                InstKind::Cmp { op, lhs, rhs } => match (const_of(func, *lhs), const_of(func, *rhs)) {
+                    (Some((s, a)), Some((_, c))) => Some((Scalar::Bool, eval_cmp(*op, s, a, c))),
+                    _ => None,
+                },
+                InstKind::Cast { to, arg } => const_of(func, *arg).map(|(s, a)| (*to, eval_cast(s, *to, a))),
+                InstKind::Bitcast { to, arg } => const_of(func, *arg).map(|(_, a)| (*to, eval_bitcast(*to, a))),
+                _ => None,
+            };
+            let mut new_kind = None;
+            if let (Some((ty, Ok(bits))), Some(r)) = (folded, result) {
+                // Only when the result is exactly a constant of that type.
+                if ty.canon(bits) == bits && func.values[r.index()].ty == Type::Scalar(ty) {
+                    new_kind = Some(InstKind::Const { ty, bits });
+                }
+            }
+            match &kind {
+                InstKind::Select { cond, if_true, if_false } => {
+                    let pick = if if_true == if_false {
+                        Some(*if_true)
+                    } else {
+                        const_of(func, *cond).map(|(_, c)| if c & 1 != 0 { *if_true } else { *if_false })
+                    };
+                    if let (Some(v), Some(r)) = (pick, result) {
+                        alias[r.index()] = Some(v);
+                        changed = true;
+                    }
+                }
+                InstKind::Brif { cond, then_dest, else_dest } => {
+                    if let Some((_, c)) = const_of(func, *cond) {
+                        let dest = if c & 1 != 0 { then_dest.clone() } else { else_dest.clone() };
+                        new_kind = Some(InstKind::Jump { dest });
+                    } else if then_dest == else_dest {
+                        new_kind = Some(InstKind::Jump { dest: then_dest.clone() });
+                    }
+                }
+                InstKind::Switch { value, cases, default } => {
+                    if let Some((_, v)) = const_of(func, *value) {
+                        let dest = cases.iter().find(|(c, _)| *c == v).map(|(_, bc)| bc).unwrap_or(default);
+                        new_kind = Some(InstKind::Jump { dest: dest.clone() });
+                    }
+                }
+                InstKind::DepthCheck => {
+                    // The depth is fixed within a frame: a second check cannot trap.
+                    if depth_checked {
+                        drop.push(inst);
+                        changed = true;
+                    }
+                    depth_checked = true;
+                }
+                InstKind::Call { callee: Callee::Func(_), .. } => depth_checked = true,
+                _ => {}
+            }
+            if let Some(nk) = new_kind {
+                changed = true;
+                kind = nk;
+            }
+            func.insts[inst.index()].kind = kind;
+        }
+        if !drop.is_empty() {
+            func.blocks[b.index()].insts.retain(|i| !drop.contains(i));
+        }
+    }
+    apply_aliases(func, &alias);
+    changed
+}
+
+// ---------------------------------------------------------------------------
+// Block merging
+// ---------------------------------------------------------------------------
+
+/// Merge a block into its predecessor when that predecessor is its only one
+/// and ends in a `jump` to it; the block's parameters become the jump's
+/// arguments. Returns whether anything changed.
+fn merge_blocks(func: &mut Function) -> bool {
+    let nb = func.blocks.len();
+    let mut preds: Vec<Vec<Block>> = func.predecessors();
+    // Only edges from reachable blocks count.
+    let order = reverse_postorder(func);
+    let mut reachable = vec![false; nb];
+    for b in &order {
+        reachable[b.index()] = true;
+    }
+    for p in preds.iter_mut() {
+        p.retain(|b| reachable[b.index()]);
+    }
+    let mut alias: Vec<Option<Value>> = vec![None; func.values.len()];
+    let mut changed = false;
+    for a in order {
+        loop {
+            let Some(&last) = func.blocks[a.index()].insts.last() else { break };
+            let InstKind::Jump { dest } = &func.insts[last.index()].kind else { break };
+            let b = dest.block;
+            if b == a || b.index() == 0 || b.index() >= nb || preds[b.index()].as_slice() != [a] {
+                break;
+            }
+            let args = dest.args.clone();
+            let params = std::mem::take(&mut func.blocks[b.index()].params);
+            if params.len() != args.len() {
+                func.blocks[b.index()].params = params;
+                break;
+            }
+            for (p, v) in params.iter().zip(&args) {
+                alias[p.index()] = Some(*v);
+            }
+            // Keep the (now unreachable) block's parameter list consistent with value defs.
+            func.blocks[b.index()].params = params;
+            let moved = std::mem::take(&mut func.blocks[b.index()].insts);
+            func.blocks[a.index()].insts.pop();
+            func.blocks[a.index()].insts.extend(moved);
+            preds[b.index()].clear();
+            if let Some(t) = func.terminator(a) {
+                for s in t.successors().iter().map(|c| c.block).collect::<Vec<_>>() {
+                    for p in preds[s.index()].iter_mut() {
+                        if *p == b {
+                            *p = a;
+                        }
+                    }
+                }
+            }
+            changed = true;
+        }
+    }
+    apply_aliases(func, &alias);
+    changed
+}
+
+// ---------------------------------------------------------------------------
+// Dead-code elimination
+// ---------------------------------------------------------------------------
+
+/// Remove unreachable blocks, pure instructions whose results are unused and
+/// block parameters (except the entry's) that nothing uses, rebuilding the
+/// function compactly. Returns the new function and whether it shrank.
+fn eliminate_dead_code(func: &Function) -> (Function, bool) {
+    let nb = func.blocks.len();
+    let nv = func.values.len();
+    let ni = func.insts.len();
+    let order = reverse_postorder(func);
+    let mut reachable = vec![false; nb];
+    for b in &order {
+        reachable[b.index()] = true;
+    }
+
+    // Edges into each block: (terminator, successor index).
+    let mut in_edges: Vec<Vec<(Inst, usize)>> = vec![Vec::new(); nb];
+    for &b in &order {
+        if let Some(&last) = func.blocks[b.index()].insts.last() {
+            for (k, s) in func.insts[last.index()].kind.successors().iter().enumerate() {
+                in_edges[s.block.index()].push((last, k));
+            }
+        }
+    }
+
+    let mut live_val = vec![false; nv];
+    let mut live_inst = vec![false; ni];
+    let mut work: Vec<Value> = Vec::new();
+    for &b in &order {
+        for &i in &func.blocks[b.index()].insts {
+            let kind = &func.insts[i.index()].kind;
+            if !is_root(func, kind) {
+                continue;
+            }
+            live_inst[i.index()] = true;
+            match kind {
+                // Branch arguments are live only if their parameter is.
+                InstKind::Jump { .. } => {}
+                InstKind::Brif { cond, .. } => work.push(*cond),
+                InstKind::Switch { value, .. } => work.push(*value),
+                k => k.for_each_operand(|v| work.push(v)),
+            }
+        }
+    }
+    for &p in &func.blocks[0].params {
+        work.push(p);
+    }
+    while let Some(v) = work.pop() {
+        if live_val[v.index()] {
+            continue;
+        }
+        live_val[v.index()] = true;
+        match func.values[v.index()].def {
+            ValueDef::Result(i) => {
+                if !live_inst[i.index()] {
+                    live_inst[i.index()] = true;
+                    func.insts[i.index()].kind.for_each_operand(|o| work.push(o));
+                }
+            }
+            ValueDef::Param(b, j) => {
+                for &(t, k) in &in_edges[b.index()] {
+                    if let Some(s) = func.insts[t.index()].kind.successors().get(k) {
+                        if let Some(&a) = s.args.get(j as usize) {
+                            work.push(a);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Rebuild: new ids for reachable blocks, live parameters and live instructions.
+    let mut block_map: Vec<Option<Block>> = vec![None; nb];
+    let mut nblocks = 0u32;
+    for b in 0..nb {
+        if reachable[b] {
+            block_map[b] = Some(Block(nblocks));
+            nblocks += 1;
+        }
+    }
+    let mut out = Function {
+        name: func.name.clone(),
+        sig: func.sig.clone(),
+        blocks: Vec::with_capacity(nblocks as usize),
+        insts: Vec::new(),
+        values: Vec::new(),
+    };
+    let mut value_map: Vec<Option<Value>> = vec![None; nv];
+    let mut kept: Vec<Inst> = Vec::new();
+    for (b, bd) in func.blocks.iter().enumerate() {
+        let Some(nbk) = block_map[b] else { continue };
+        let mut nbd = super::function::BlockData::default();
+        for &p in &bd.params {
+            if b == 0 || live_val[p.index()] {
+                let v = Value(out.values.len() as u32);
+                out.values.push(ValueData {
+                    ty: func.values[p.index()].ty.clone(),
+                    def: ValueDef::Param(nbk, nbd.params.len() as u32),
+                });
+                nbd.params.push(v);
+                value_map[p.index()] = Some(v);
+            }
+        }
+        for &i in &bd.insts {
+            if !live_inst[i.index()] {
+                continue;
+            }
+            let ni = Inst((kept.len()) as u32);
+            kept.push(i);
+            if let Some(r) = func.insts[i.index()].result {
+                let v = Value(out.values.len() as u32);
+                out.values.push(ValueData { ty: func.values[r.index()].ty.clone(), def: ValueDef::Result(ni) });
+                value_map[r.index()] = Some(v);
+            }
+            nbd.insts.push(ni);
+        }
+        out.blocks.push(nbd);
+    }
+    for &i in &kept {
+        let old = &func.insts[i.index()];
+        let mut kind = old.kind.clone();
+        for s in kind.successors_mut() {
+            let params = &func.blocks[s.block.index()].params;
+            let args = std::mem::take(&mut s.args);
+            s.args = args
+                .into_iter()
+                .zip(params)
+                .filter(|(_, p)| s.block.index() == 0 || live_val[p.index()])
+                .map(|(a, _)| a)
+                .collect();
+            s.block = block_map[s.block.index()].expect("branch to a reachable block");
+        }
+        kind.map_operands(|v| value_map[v.index()].expect("operand of a live instruction is live"));
+        out.insts.push(InstData { kind, result: old.result.and_then(|r| value_map[r.index()]) });
+    }
+    let shrunk = out.insts.len() < count_listed(func) || out.values.len() < nv || out.blocks.len() < nb;
+    (out, shrunk)
+}
+
+fn count_listed(func: &Function) -> usize {
+    func.blocks.iter().map(|b| b.insts.len()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codegen::Tier;
+    use crate::error::RunError;
+    use crate::mir::function::{TrapKind, MAX_CALL_DEPTH};
+    use crate::mir::interp::Interpreter;
+    use crate::mir::text::{parse_module, print_function};
+    use crate::mir::verify::verify_module;
+    use crate::runtime::Jit;
+
+    /// The module with function `name` replaced by its optimised version (verified).
+    fn optimized(m: &Module, name: &str) -> Module {
+        let id = m.func_by_name(name).unwrap();
+        let mut m2 = m.clone();
+        m2.functions[id.index()] = optimize_function(m, id);
+        if let Err(e) = verify_module(&m2) {
+            panic!("optimised '{name}' does not verify: {e}\n{}", print_function(&m2, &m2.functions[id.index()]));
+        }
+        m2
+    }
+
+    fn run(m: &Module, name: &str, args: &[u64]) -> Result<Vec<u64>, TrapKind> {
+        match Interpreter::new(m).call(m.func_by_name(name).unwrap(), args) {
+            Ok(r) => Ok(r),
+            Err(RunError::Trap(t)) => Err(t.kind),
+            Err(e) => panic!("'{name}'({args:?}): {e:?}"),
+        }
+    }
+
+    fn kinds(m: &Module, name: &str) -> Vec<InstKind> {
+        let f = m.func(m.func_by_name(name).unwrap());
+        f.blocks.iter().flat_map(|b| b.insts.iter().map(|i| f.insts[i.index()].kind.clone())).collect()
+    }
+
+    fn count(m: &Module, name: &str, pred: impl Fn(&InstKind) -> bool) -> usize {
+        kinds(m, name).iter().filter(|k| pred(k)).count()
+    }
+
+    fn is_call(k: &InstKind) -> bool {
+        matches!(k, InstKind::Call { .. })
+    }
+
+    /// Interpreter(original) == interpreter(optimised) on every input.
+    fn same(m: &Module, name: &str, inputs: &[Vec<u64>]) -> Module {
+        let m2 = optimized(m, name);
+        for args in inputs {
+            assert_eq!(run(m, name, args), run(&m2, name, args), "'{name}'{args:?}");
+        }
+        m2
+    }
+
+    /// The same through the jit at T2 (and the interpreter on the original).
+    fn same_jit(m: &Module, name: &str, inputs: &[Vec<u64>]) {
+        let jit = Jit::new(m.clone(), vec![], 1).unwrap();
+        let id = jit.func_id(name).unwrap();
+        jit.compile(id, Tier::T2).unwrap();
+        assert_eq!(jit.tier_of(id), Some(Tier::T2));
+        let (_, nret) = jit.arity(id);
+        for args in inputs {
+            let mut rets = vec![0u64; nret];
+            let got = jit.call(id, args, &mut rets).map(|()| rets).map_err(|t| t.kind);
+            assert_eq!(got, run(m, name, args), "jit T2 '{name}'{args:?}");
+        }
+    }
+
+    fn ints(xs: &[i64]) -> Vec<u64> {
+        xs.iter().map(|x| *x as u64).collect()
+    }
+
+    const FIB: &str = r#"
+fn add3(i64, i64, i64) -> i64 {
+block0(v0: i64, v1: i64, v2: i64):
+  v3: i64 = add v0, v1
+  v4: i64 = add v3, v2
+  ret v4
+}
+
+fn fib(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 2
+  v2: bool = lt v0, v1
+  brif v2, block1, block2
+block1:
+  ret v0
+block2:
+  v3: i64 = const 1
+  v4: i64 = sub v0, v3
+  v5: i64 = call fib(v4)
+  v6: i64 = const 2
+  v7: i64 = sub v0, v6
+  v8: i64 = call fib(v7)
+  v9: i64 = const 0
+  v10: i64 = call add3(v5, v8, v9)
+  ret v10
+}
+"#;
+
+    #[test]
+    fn fib_with_leaf_helper() {
+        let m = parse_module(FIB).unwrap();
+        let inputs: Vec<Vec<u64>> = (-2..20).map(|n| ints(&[n])).collect();
+        let m2 = same(&m, "fib", &inputs);
+        // add3 is inlined, the recursive calls stay.
+        assert_eq!(count(&m2, "fib", is_call), 2);
+        assert_eq!(count(&m2, "fib", |k| matches!(k, InstKind::DepthCheck)), 1);
+        assert_eq!(run(&m2, "fib", &[20]), Ok(vec![6765]));
+        same_jit(&m, "fib", &inputs);
+    }
+
+    const LOOP: &str = r#"
+fn sq_plus(i64, i64) -> i64 {
+block0(v0: i64, v1: i64):
+  v2: i64 = mul v0, v0
+  v3: i64 = const 0
+  v4: bool = lt v1, v3
+  brif v4, block1, block2(v2)
+block1:
+  v5: i64 = neg v2
+  jump block2(v5)
+block2(v6: i64):
+  v7: i64 = add v6, v1
+  ret v7
+}
+
+fn tri(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 15
+  v2: i64 = and v0, v1
+  v3: i64 = const 0
+  jump block1(v3, v3)
+block1(v4: i64, v5: i64):
+  v6: bool = lt v4, v2
+  brif v6, block2, block3
+block2:
+  v7: i64 = add v5, v4
+  v8: i64 = const 1
+  v9: i64 = add v4, v8
+  jump block1(v9, v7)
+block3:
+  ret v5
+}
+
+fn looper(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 0
+  jump block1(v1, v1)
+block1(v2: i64, v3: i64):
+  v4: bool = lt v2, v0
+  brif v4, block2, block3
+block2:
+  v5: i64 = call sq_plus(v2, v3)
+  v6: i64 = call tri(v5)
+  v7: i64 = sub v5, v6
+  v8: i64 = const 1
+  v9: i64 = add v2, v8
+  jump block1(v9, v7)
+block3:
+  ret v3
+}
+"#;
+
+    #[test]
+    fn loop_calling_leaf_helpers() {
+        let m = parse_module(LOOP).unwrap();
+        let inputs: Vec<Vec<u64>> = [-3, 0, 1, 2, 7, 50, 1000].iter().map(|n| ints(&[*n])).collect();
+        let m2 = same(&m, "looper", &inputs);
+        assert_eq!(count(&m2, "looper", is_call), 0);
+        // Both inlined calls are in one block after merging: one check suffices.
+        assert!(count(&m2, "looper", |k| matches!(k, InstKind::DepthCheck)) >= 1);
+        same_jit(&m, "looper", &inputs);
+    }
+
+    const TRAPPY: &str = r#"
+fn sdiv(i32, i32) -> i32 {
+block0(v0: i32, v1: i32):
+  v2: i32 = div v0, v1
+  ret v2
+}
+
+fn caller(i32, i32) -> i32 {
+block0(v0: i32, v1: i32):
+  v2: i32 = call sdiv(v0, v1)
+  v3: i32 = const 1
+  v4: i32 = add v2, v3
+  ret v4
+}
+
+fn unused(i32, i32) -> i32 {
+block0(v0: i32, v1: i32):
+  v2: i32 = call sdiv(v0, v1)
+  ret v0
+}
+
+fn const_div() -> i32 {
+block0:
+  v0: i32 = const 7
+  v1: i32 = const 0
+  v2: i32 = div v0, v1
+  ret v2
+}
+
+fn const_overflow() -> i32 {
+block0:
+  v0: i32 = const -2147483648
+  v1: i32 = const -1
+  v2: i32 = div v0, v1
+  v3: i32 = rem v0, v1
+  ret v3
+}
+
+fn const_rem_unused() -> i32 {
+block0:
+  v0: i32 = const 5
+  v1: i32 = const 0
+  v2: i32 = rem v0, v1
+  v3: i32 = const 3
+  ret v3
+}
+
+fn const_call() -> i32 {
+block0:
+  v0: i32 = const 9
+  v1: i32 = const 0
+  v2: i32 = call caller(v0, v1)
+  ret v2
+}
+"#;
+
+    #[test]
+    fn traps_are_kept() {
+        let m = parse_module(TRAPPY).unwrap();
+        let pairs = [(7, 2), (7, 0), (0, 0), (-7, 2), (i32::MIN as i64, -1), (i32::MIN as i64, 1), (5, -1)];
+        let inputs: Vec<Vec<u64>> = pairs.iter().map(|(a, b)| ints(&[*a, *b])).collect();
+        for name in ["caller", "unused"] {
+            let m2 = same(&m, name, &inputs);
+            assert_eq!(count(&m2, name, is_call), 0, "{name}");
+            assert_eq!(run(&m2, name, &ints(&[1, 0])), Err(TrapKind::DivisionByZero));
+            assert_eq!(run(&m2, name, &ints(&[i32::MIN as i64, -1])), Err(TrapKind::IntegerOverflow));
+            same_jit(&m, name, &inputs);
+        }
+        for (name, kind) in [
+            ("const_div", TrapKind::DivisionByZero),
+            ("const_overflow", TrapKind::IntegerOverflow),
+            ("const_rem_unused", TrapKind::DivisionByZero),
+        ] {
+            let m2 = same(&m, name, &[vec![]]);
+            assert_eq!(run(&m2, name, &[]), Err(kind), "{name}");
+            assert!(count(&m2, name, |k| matches!(k, InstKind::Binary { .. })) >= 1, "{name}");
+            same_jit(&m, name, &[vec![]]);
+        }
+        // `caller` (not a leaf) is not inlined; the call into it still traps.
+        let m2 = same(&m, "const_call", &[vec![]]);
+        assert_eq!(run(&m2, "const_call", &[]), Err(TrapKind::DivisionByZero));
+        assert_eq!(count(&m2, "const_call", is_call), 1);
+    }
+
+    const DEPTH: &str = r#"
+fn leaf(u32) -> u32 {
+block0(v0: u32):
+  v1: u32 = const 100
+  v2: u32 = add v0, v1
+  ret v2
+}
+
+fn noop() -> void {
+block0:
+  ret
+}
+
+fn depth(u32) -> u32 {
+block0(v0: u32):
+  v1: u32 = const 1
+  v2: bool = le v0, v1
+  brif v2, block1, block2
+block1:
+  call noop()
+  v3: u32 = call leaf(v0)
+  ret v3
+block2:
+  v4: u32 = sub v0, v1
+  v5: u32 = call depth(v4)
+  v6: u32 = add v5, v1
+  ret v6
+}
+"#;
+
+    #[test]
+    fn call_depth_stays_exact() {
+        let m = parse_module(DEPTH).unwrap();
+        let max = MAX_CALL_DEPTH as u64;
+        let inputs: Vec<Vec<u64>> = [1, 2, 5, max - 2, max - 1, max, max + 1].iter().map(|n| vec![*n]).collect();
+        // depth(n) uses n frames and its leaf calls one more.
+        assert_eq!(run(&m, "depth", &[max - 1]), Ok(vec![max - 1 + 100]));
+        assert_eq!(run(&m, "depth", &[max]), Err(TrapKind::StackOverflow));
+        let m2 = same(&m, "depth", &inputs);
+        assert_eq!(count(&m2, "depth", is_call), 1);
+        assert_eq!(run(&m2, "depth", &[max]), Err(TrapKind::StackOverflow));
+        assert_eq!(run(&m2, "depth", &[max - 1]), Ok(vec![max - 1 + 100]));
+        same_jit(&m, "depth", &inputs);
+    }
+
+    #[test]
+    fn depth_check_text_roundtrip() {
+        let src = "fn f() -> void {\nblock0:\n  depth.check\n  ret\n}\n";
+        let m = parse_module(src).unwrap();
+        verify_module(&m).unwrap();
+        assert_eq!(kinds(&m, "f")[0], InstKind::DepthCheck);
+        assert_eq!(format!("{m}").trim(), src.trim());
+        assert_eq!(run(&m, "f", &[]), Ok(vec![]));
+    }
+
+    const FOLD: &str = r#"
+fn folded() -> i64 {
+block0:
+  v0: i32 = const 6
+  v1: i32 = const 7
+  v2: i32 = mul v0, v1
+  v3: i64 = cast v2
+  v4: f64 = cast v3
+  v5: f64 = const 0.5
+  v6: f64 = add v4, v5
+  v7: f64 = sqrt v6
+  v8: u64 = bitcast v7
+  v9: bool = gt v8, v8
+  v10: i64 = const -1
+  v11: i64 = select v9, v10, v3
+  brif v9, block1, block2
+block1:
+  ret v10
+block2:
+  v12: u8 = cast v11
+  v13: i64 = cast v12
+  switch v13, [42: block3, 7: block1], block4
+block3:
+  v14: i64 = const 3
+  v15: i64 = shl v13, v14
+  v16: i64 = div v15, v14
+  ret v16
+block4:
+  ret v3
+}
+
+fn dead(ptr, i64) -> i64 {
+block0(v0: ptr, v1: i64):
+  v2: i64 = mul v1, v1
+  v3: i64 = const 3
+  v4: i64 = div v1, v3
+  v5: i64 = div v3, v1
+  v6: f64 = const 1.0
+  v7: f64 = const 0.0
+  v8: f64 = div v6, v7
+  v9: i64 = load v0
+  v10: bool = eq v2, v4
+  ret v1
+}
+"#;
+
+    #[test]
+    fn constants_fold_and_dead_code_goes() {
+        let m = parse_module(FOLD).unwrap();
+        let m2 = same(&m, "folded", &[vec![]]);
+        assert_eq!(run(&m2, "folded", &[]), Ok(vec![112]));
+        let f = m2.func(m2.func_by_name("folded").unwrap());
+        assert_eq!(f.blocks.len(), 1, "{}", print_function(&m2, f));
+        assert_eq!(
+            kinds(&m2, "folded"),
+            vec![InstKind::Const { ty: Scalar::I64, bits: 112 }, InstKind::Return { value: Some(Value(0)) }]
+        );
+        same_jit(&m, "folded", &[vec![]]);
+
+        // Pure unused values go; the division that may trap and the load stay.
+        let m2 = optimized(&m, "dead");
+        let ks = kinds(&m2, "dead");
+        assert_eq!(ks.len(), 4, "{}", print_function(&m2, m2.func(m2.func_by_name("dead").unwrap())));
+        assert!(matches!(ks[1], InstKind::Binary { op: BinOp::Div, .. }));
+        assert!(matches!(ks[2], InstKind::Load { .. }));
+        let mut buf = [0u64; 1];
+        let p = buf.as_mut_ptr() as u64;
+        assert_eq!(run(&m2, "dead", &[p, 0]), Err(TrapKind::DivisionByZero));
+        assert_eq!(run(&m2, "dead", &[p, 5]), Ok(vec![5]));
+        assert_eq!(run(&m, "dead", &[p, 5]), Ok(vec![5]));
+    }
+
+    /// Random small programs: folding must agree with the interpreter bit for bit.
+    #[test]
+    fn random_programs_agree() {
+        use crate::mir::function::{CmpOp, UnOp};
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let tys = [Scalar::I8, Scalar::U8, Scalar::I32, Scalar::U32, Scalar::I64, Scalar::U64, Scalar::F32, Scalar::F64];
+        let consts: [u64; 8] = [0, 1, u64::MAX, 2, 0x80, 0x8000_0000, 0x7fff_ffff_ffff_ffff, 0x3ff0_0000_0000_0000];
+        for round in 0..300 {
+            let s = tys[rnd(tys.len() as u64) as usize];
+            let name = s.name();
+            let mut text = format!("fn helper({name}, {name}) -> {name} {{\nblock0(v0: {name}, v1: {name}):\n");
+            let op = BinOp::ALL[rnd(14) as usize];
+            let op = if op.accepts(s) { op } else { BinOp::Add };
+            text += &format!("  v2: {name} = {} v0, v1\n  ret v2\n}}\n", op.name());
+            text += &format!("fn f({name}, {name}) -> {name} {{\nblock0(v0: {name}, v1: {name}):\n");
+            let mut vals = vec![0usize, 1];
+            let mut next = 2;
+            for _ in 0..12 {
+                let pick = |r: u64, vals: &Vec<usize>| vals[(r % vals.len() as u64) as usize];
+                match rnd(6) {
+                    0 | 1 => {
+                        let bits = s.canon(consts[rnd(8) as usize]);
+                        let lit = if s.is_float() {
+                            format!("nan:{bits:#x}").replace("nan:", if bits == 0 { "" } else { "nan:" })
+                        } else if s.is_signed() {
+                            format!("{}", bits as i64)
+                        } else {
+                            format!("{bits}")
+                        };
+                        let lit = if s.is_float() { crate::mir::text::tests_support::float_lit(s, bits) } else { lit };
+                        text += &format!("  v{next}: {name} = const {lit}\n");
+                    }
+                    2 => {
+                        let op = BinOp::ALL[rnd(14) as usize];
+                        let op = if op.accepts(s) { op } else { BinOp::Sub };
+                        let (a, b) = (pick(rnd(99), &vals), pick(rnd(99), &vals));
+                        text += &format!("  v{next}: {name} = {} v{a}, v{b}\n", op.name());
+                    }
+                    3 => {
+                        let op = UnOp::ALL[rnd(7) as usize];
+                        let op = if op.accepts(s) { op } else { UnOp::Neg };
+                        text += &format!("  v{next}: {name} = {} v{}\n", op.name(), pick(rnd(99), &vals));
+                    }
+                    4 => {
+                        let op = CmpOp::ALL[rnd(6) as usize];
+                        let (a, b, x, y) =
+                            (pick(rnd(99), &vals), pick(rnd(99), &vals), pick(rnd(99), &vals), pick(rnd(99), &vals));
+                        text += &format!("  v{next}: bool = {} v{a}, v{b}\n", op.name());
+                        text += &format!("  v{}: {name} = select v{next}, v{x}, v{y}\n", next + 1);
+                        next += 1;
+                    }
+                    _ => {
+                        let (a, b) = (pick(rnd(99), &vals), pick(rnd(99), &vals));
+                        text += &format!("  v{next}: {name} = call helper(v{a}, v{b})\n");
+                    }
+                }
+                vals.push(next);
+                next += 1;
+            }
+            text += &format!("  ret v{}\n}}\n", vals[vals.len() - 1]);
+            let m = parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            verify_module(&m).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let inputs: Vec<Vec<u64>> =
+                (0..6).map(|_| vec![s.canon(consts[rnd(8) as usize]), s.canon(consts[rnd(8) as usize])]).collect();
+            let m2 = same(&m, "f", &inputs);
+            assert_eq!(count(&m2, "f", is_call), 0, "round {round}");
+        }
+    }
 }

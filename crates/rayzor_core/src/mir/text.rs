@@ -411,6 +411,7 @@ impl Printer<'_> {
                     self.val(*v);
                 }
             }
+            DepthCheck => self.out.push_str("depth.check"),
             Trap => self.out.push_str("trap"),
             Unreachable => self.out.push_str("unreachable"),
         }
@@ -1592,6 +1593,7 @@ impl Parser {
                     && self.peek_tok(1) != &Tok::P(':');
                 Return { value: if has_value { Some(self.use_value(st)?) } else { None } }
             }
+            "depth.check" => DepthCheck,
             "trap" => Trap,
             "unreachable" => Unreachable,
             _ => return Err(perr(op.line, op.col, format!("unknown instruction '{name}'"))),

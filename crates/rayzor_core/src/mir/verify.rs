@@ -298,6 +298,7 @@ fn kind_name(k: &InstKind) -> &'static str {
         FuncAddr { .. } => "func_addr",
         Call { .. } => "call",
         CallIndirect { .. } => "call_indirect",
+        DepthCheck => "depth.check",
         Jump { .. } => "jump",
         Brif { .. } => "brif",
         Switch { .. } => "switch",
@@ -982,7 +983,7 @@ impl<'m> Verifier<'m> {
                     ));
                 }
             }
-            Zero { .. } | Trap | Unreachable => {}
+            Zero { .. } | DepthCheck | Trap | Unreachable => {}
             Binary { op, lhs, rhs } => {
                 let s = scalar_of(*lhs, "a left operand")?;
                 expect(*rhs, ty(*lhs), "a right operand matching the left")?;
@@ -1922,18 +1923,18 @@ mod tests {
             };
         }
         let n = rnd(3) as usize;
-        let mut parts = || (0..n).map(|_| random_type(rnd, depth - 1)).collect::<Vec<_>>();
-        let ps = parts();
+        // One deep child, the others shallow, so the tree stays small.
+        let deep = random_type(rnd, depth - 1);
+        let mut ps: Vec<Type> = (0..n).map(|_| random_type(rnd, depth.min(2) - 1)).collect();
+        ps.push(deep.clone());
+
         match rnd(5) {
-            0 => Type::Array(
-                Box::new(random_type(rnd, depth - 1)),
-                [0, 1, 3, 1 << 20, u32::MAX][rnd(5) as usize],
-            ),
-            1 => Type::Slice(Box::new(random_type(rnd, depth - 1))),
+            0 => Type::Array(Box::new(deep), [0, 1, 3, 1 << 20, u32::MAX][rnd(5) as usize]),
+            1 => Type::Slice(Box::new(deep)),
             2 => Type::Struct(ps),
             3 => Type::Union(ps),
             _ => Type::FnPtr {
-                sig: Box::new(Signature::new(ps, random_type(rnd, depth - 1))),
+                sig: Box::new(Signature::new(ps, random_type(rnd, depth.min(2) - 1))),
                 host: rnd(2) == 0,
             },
         }

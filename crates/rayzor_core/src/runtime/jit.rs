@@ -91,14 +91,54 @@ pub struct Jit {
     entries: Vec<CodeBlob>,
     funcs: Vec<FuncState>,
     closed: AtomicBool,
+    sample_rate: u64,
+    /// Bit t set: every compile at tier t fails (to test the failure path).
+    failing_tiers: AtomicU8,
+    start: std::time::Instant,
+    events: Mutex<Vec<CompileEvent>>,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
 
+thread_local! {
+    /// Sampling countdowns of this thread, carried from one host call to the next.
+    static TICKS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((1, 1)) };
+}
+
+/// Why code was compiled, for stats.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompileReason {
+    /// Compiled when the jit was created.
+    Initial,
+    /// Asked for by the user.
+    Requested,
+    /// The profiler found the function this hot.
+    Promotion { heat: u64, hotness: super::profile::Hotness },
+}
+
+/// One compile, successful or not.
+#[derive(Clone, Debug)]
+pub struct CompileEvent {
+    pub function: FuncId,
+    pub from: Option<Tier>,
+    pub to: Tier,
+    /// When it was published (or failed), since the jit was created.
+    pub at: Duration,
+    pub compile_time: Duration,
+    pub reason: CompileReason,
+    /// `Err` with the backend's message when the compile failed.
+    pub result: Result<(), String>,
+    /// Calls of the function (all tiers) when it was published.
+    pub calls_at: u64,
+}
+
 impl Jit {
     /// Verify `module`, bind its externs to `extern_addrs` (one per extern, in
     /// order) and compile every function at T0.
-    pub fn new(module: Module, extern_addrs: Vec<usize>) -> Result<Jit, JitError> {
+    pub fn new(module: Module, extern_addrs: Vec<usize>, sample_rate: u64) -> Result<Jit, JitError> {
+        if sample_rate == 0 {
+            return Err(JitError::Usage("sample_rate must be at least 1".into()));
+        }
         verify::verify_module(&module).map_err(|e| JitError::Usage(e.to_string()))?;
         if extern_addrs.len() != module.externs.len() {
             return Err(JitError::Usage(format!(
@@ -122,6 +162,10 @@ impl Jit {
                 .map(|_| FuncState { tier: AtomicU8::new(NO_TIER), inner: Mutex::new(FuncInner::default()) })
                 .collect(),
             closed: AtomicBool::new(false),
+            sample_rate,
+            failing_tiers: AtomicU8::new(0),
+            start: std::time::Instant::now(),
+            events: Mutex::new(Vec::new()),
             module,
         };
         let backend = cranelift()?;
@@ -132,7 +176,7 @@ impl Jit {
             jit.entries.push(entry);
         }
         for i in 0..n {
-            jit.compile(FuncId(i as u32), Tier::T0)?;
+            jit.compile_for(FuncId(i as u32), Tier::T0, CompileReason::Initial, false)?;
         }
         Ok(jit)
     }
@@ -144,6 +188,7 @@ impl Jit {
             counters_base: self.counters.as_ptr() as usize,
             extern_addrs: &self.extern_addrs,
             data: &self.data,
+            sample_rate: self.sample_rate,
         }
     }
 
@@ -162,37 +207,78 @@ impl Jit {
     /// Compile `f` at `tier` and publish it; returns the compile time. On
     /// failure the function keeps its previous code.
     pub fn compile(&self, f: FuncId, tier: Tier) -> Result<Duration, JitError> {
+        self.compile_for(f, tier, CompileReason::Requested, false)
+    }
+
+    /// Compile and publish, recording why. With `only_upgrade`, the code is
+    /// published only if the function is still below `tier` by then (so a
+    /// background promotion never undoes a newer compile).
+    pub fn compile_for(
+        &self,
+        f: FuncId,
+        tier: Tier,
+        reason: CompileReason,
+        only_upgrade: bool,
+    ) -> Result<Duration, JitError> {
         if self.is_closed() {
             return Err(JitError::Closed);
         }
         if f.index() >= self.funcs.len() {
             return Err(JitError::Usage(format!("no function with index {}", f.0)));
         }
+        let from = self.tier_of(f);
+        let start = std::time::Instant::now();
+        let injected = self.failing_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
         let compiled = match tier {
-            Tier::T0 | Tier::T1 => {
-                cranelift()?.compile_function(&self.env(), f, self.module.func(f), tier)
-            }
-            Tier::T2 => {
+            _ if injected => Err(self.compile_error(f, tier, "failure injected for testing".into())),
+            Tier::T0 | Tier::T1 => cranelift().and_then(|b| {
+                b.compile_function(&self.env(), f, self.module.func(f), tier).map_err(|m| self.compile_error(f, tier, m))
+            }),
+            Tier::T2 => cranelift().and_then(|b| {
                 let optimized = crate::mir::opt::optimize_function(&self.module, f);
-                cranelift()?.compile_function(&self.env(), f, &optimized, tier)
+                b.compile_function(&self.env(), f, &optimized, tier).map_err(|m| self.compile_error(f, tier, m))
+            }),
+            Tier::T3 => Err(JitError::Unavailable { tier, reason: super::T3_UNAVAILABLE.into() }),
+        };
+        let compile_time = start.elapsed();
+        let mut event = CompileEvent {
+            function: f,
+            from,
+            to: tier,
+            at: Duration::ZERO,
+            compile_time,
+            reason,
+            result: Ok(()),
+            calls_at: 0,
+        };
+        let outcome = match compiled {
+            Ok(c) => {
+                if self.publish(f, tier, c.code, compile_time, only_upgrade) {
+                    Ok(compile_time)
+                } else {
+                    return Ok(compile_time); // superseded: nothing happened worth recording
+                }
             }
-            Tier::T3 => {
-                return Err(JitError::Unavailable {
-                    tier,
-                    reason: "this build of rayzor has no LLVM backend".into(),
-                })
+            Err(e) => {
+                event.result = Err(e.to_string());
+                Err(e)
             }
-        }
-        .map_err(|m| self.compile_error(f, tier, m))?;
-        let time = compiled.compile_time;
-        self.publish(f, tier, compiled.code, time);
-        Ok(time)
+        };
+        event.at = self.start.elapsed();
+        let c = &self.counters[f.index()];
+        event.calls_at = c.calls.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+        self.events.lock().push(event);
+        outcome
     }
 
-    /// Make `code` the entry of `f`; retire the previous code.
-    fn publish(&self, f: FuncId, tier: Tier, code: CodeBlob, time: Duration) {
+    /// Make `code` the entry of `f` and retire the previous code. Returns
+    /// false (and drops `code`) if `only_upgrade` and `f` is already at `tier` or above.
+    fn publish(&self, f: FuncId, tier: Tier, code: CodeBlob, time: Duration, only_upgrade: bool) -> bool {
         let state = &self.funcs[f.index()];
         let mut inner = state.inner.lock();
+        if only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier) {
+            return false;
+        }
         inner.compile_time[tier as usize] = Some(time);
         inner.code_size[tier as usize] = code.len();
         self.slots[f.index()].store(code.address(), Ordering::Release);
@@ -200,6 +286,34 @@ impl Jit {
         if let Some(old) = inner.current.replace(code) {
             retire(old);
         }
+        true
+    }
+
+    /// Compile events from index `from` on (events are only ever appended).
+    pub fn events_since(&self, from: usize) -> Vec<CompileEvent> {
+        let ev = self.events.lock();
+        ev.get(from..).map(<[CompileEvent]>::to_vec).unwrap_or_default()
+    }
+
+    /// Make every later compile at `tier` fail, to exercise the failure path.
+    pub fn inject_failure(&self, tier: Tier) {
+        self.failing_tiers.fetch_or(1 << tier as u8, Ordering::Relaxed);
+    }
+
+    /// Time since the jit was created.
+    pub fn uptime(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub fn sample_rate(&self) -> u64 {
+        self.sample_rate
+    }
+
+    /// Heat (calls in all tiers + back-edges) of `f`, as counted so far.
+    pub fn heat(&self, f: FuncId) -> u64 {
+        let c = &self.counters[f.index()];
+        let calls: u64 = c.calls.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+        calls.saturating_add(c.backedges.load(Ordering::Relaxed))
     }
 
     pub fn tier_of(&self, f: FuncId) -> Option<Tier> {
@@ -229,7 +343,16 @@ impl Jit {
     pub fn call(&self, f: FuncId, args: &[u64], rets: &mut [u64]) -> Result<(), Trap> {
         let guard = crossbeam_epoch::pin();
         debug_assert!(args.len() == self.arity(f).0 && rets.len() >= self.arity(f).1.max(1));
-        let mut ctx = VmCtx { depth: 0, trap: 0, stack_limit: super::stack::stack_limit(), trap_func: 0 };
+        let n = self.sample_rate;
+        let (call_ticks, edge_ticks) = TICKS.with(|t| t.get());
+        let mut ctx = VmCtx {
+            depth: 0,
+            trap: 0,
+            stack_limit: super::stack::stack_limit(),
+            trap_func: 0,
+            call_ticks: call_ticks.clamp(1, n),
+            edge_ticks: edge_ticks.clamp(1, n),
+        };
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
         // keeps every piece of code reachable from the slots alive.
@@ -238,6 +361,7 @@ impl Jit {
             entry(&mut ctx, args.as_ptr(), rets.as_mut_ptr());
         }
         drop(guard);
+        TICKS.with(|t| t.set((ctx.call_ticks, ctx.edge_ticks)));
         if ctx.trap != 0 {
             let kind = TrapKind::from_code(ctx.trap as u32).unwrap_or(TrapKind::User);
             let function = (ctx.trap_func as usize)

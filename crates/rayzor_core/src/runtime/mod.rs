@@ -3,6 +3,11 @@
 
 pub mod helpers;
 pub mod jit;
+pub mod profile;
+pub mod worker;
 pub mod stack;
 
-pub use jit::{FunctionInfo, Jit, JitError};
+pub use jit::{CompileEvent, CompileReason, FunctionInfo, Jit, JitError};
+
+/// Why T3 cannot be used in this build (until the LLVM backend lands).
+pub const T3_UNAVAILABLE: &str = "this build of rayzor has no LLVM backend (T3)";

@@ -1,0 +1,104 @@
+"""Tiering configuration: :class:`ProfileConfig`, :class:`TieredConfig` and presets.
+
+Validation lives in the Rust core (one set of rules); a bad value raises
+:class:`rayzor.ConfigError` naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import _rayzor
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Thresholds on a function's *heat* (calls + loop back-edges counted by its code).
+
+    ``heat >= warm_threshold`` promotes to T1, ``hot_threshold`` to T2,
+    ``blazing_threshold`` to T3. ``sample_rate = N`` makes the code add N to the shared
+    counter on every N-th event of a thread instead of 1 on every event: shared counters
+    are written N times less often and stay accurate to within N per thread; the
+    countdown persists across calls, so a function called once per Python call still
+    gets promoted.
+    """
+
+    warm_threshold: int = 2_000
+    hot_threshold: int = 15_000
+    blazing_threshold: int = 100_000
+    sample_rate: int = 16
+
+
+@dataclass(frozen=True)
+class TieredConfig:
+    """How the background promoter works. Build one with keywords, or use a preset.
+
+    - ``development()``: tier up after 30 / 300 / 3,000 heat (.NET tiers up after 30
+      calls), count every event, check every 10 ms, two compile threads, log promotions.
+    - ``production()`` (the default): HotSpot's thresholds on invocations + back-edges
+      (2,000 for C1, 15,000 for C2), LLVM at 100,000 (JavaScriptCore's FTL: ~64,000),
+      counters sampled 1 in 16, check every 50 ms, one compile thread, silent.
+    """
+
+    enable_background_optimization: bool = True
+    optimization_check_interval_ms: int = 50
+    max_parallel_optimizations: int = 1
+    profile_config: ProfileConfig = field(default_factory=ProfileConfig)
+    #: 0 silent, 1 promotions and failures, 2 every compile; logger ``"rayzor"``.
+    verbosity: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("optimization_check_interval_ms", "max_parallel_optimizations", "verbosity"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be an int, got {value!r}")
+        if not isinstance(self.enable_background_optimization, bool):
+            raise ConfigError("enable_background_optimization must be a bool")
+        p = self.profile_config
+        if not isinstance(p, ProfileConfig):
+            raise ConfigError(f"profile_config must be a rayzor.ProfileConfig, got {type(p).__name__}")
+        for name in ("warm_threshold", "hot_threshold", "blazing_threshold", "sample_rate"):
+            value = getattr(p, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"profile_config.{name} must be a non-negative int, got {value!r}")
+        if self.optimization_check_interval_ms < 0 or self.max_parallel_optimizations < 0 or self.verbosity < 0:
+            raise ConfigError("config values must not be negative")
+        try:
+            _rayzor.validate_config(self.as_tuple())
+        except (ValueError, OverflowError) as e:
+            raise ConfigError(str(e)) from None
+
+    def as_tuple(self) -> tuple[bool, int, int, int, int, int, int, int]:
+        p = self.profile_config
+        return (
+            self.enable_background_optimization,
+            self.optimization_check_interval_ms,
+            self.max_parallel_optimizations,
+            p.warm_threshold,
+            p.hot_threshold,
+            p.blazing_threshold,
+            p.sample_rate,
+            self.verbosity,
+        )
+
+    @classmethod
+    def _preset(cls, name: str) -> TieredConfig:
+        enable, interval, parallel, warm, hot, blazing, rate, verbosity = _rayzor.preset(name)
+        return cls(
+            enable_background_optimization=enable,
+            optimization_check_interval_ms=interval,
+            max_parallel_optimizations=parallel,
+            profile_config=ProfileConfig(warm, hot, blazing, rate),
+            verbosity=verbosity,
+        )
+
+    @classmethod
+    def development(cls) -> TieredConfig:
+        """Fast tier-up for interactive work."""
+        return cls._preset("development")
+
+    @classmethod
+    def production(cls) -> TieredConfig:
+        """Conservative thresholds and sampled counters."""
+        return cls._preset("production")

@@ -1,0 +1,198 @@
+"""Native execution: :class:`TieredJit` compiles a module, runs it, and promotes hot
+functions in the background."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from . import _rayzor
+from ._rayzor import JitFunction, Module
+from .config import TieredConfig
+from .jit_types import FunctionInfo, Tier
+from .stats import CompileEvent, FunctionStats, Stats
+
+log = logging.getLogger("rayzor")
+
+_live: weakref.WeakSet[TieredJit] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Stop promoter threads before the interpreter finalises.
+    for jit in list(_live):
+        jit.close()
+
+
+class TieredJit:
+    """Compiles every function of a verified module at T0, runs them natively, and
+    promotes hot ones (T1, T2, T3) in the background under ``config``.
+
+    ``jit["fib"](30)`` calls a function; ``jit.compile("fib", Tier.T1)`` recompiles it
+    now. Either way every caller, Python or compiled code, uses the new code from its
+    next call on; calls already running finish in the old code. Use it as a context
+    manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        module: Module,
+        config: TieredConfig | None = None,
+        *,
+        host: Mapping[str, Any] | None = None,
+    ) -> None:
+        if config is None:
+            config = TieredConfig()
+        if not isinstance(config, TieredConfig):
+            raise TypeError(f"config must be a rayzor.TieredConfig, got {type(config).__name__}")
+        self.config = config
+        self._core = _rayzor.Jit(module, host, config.as_tuple())
+        self._functions: dict[str, JitFunction] = {}
+        self._logged = 0
+        self._log_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._logger: threading.Thread | None = None
+        if config.verbosity > 0 and config.enable_background_optimization:
+            self._logger = threading.Thread(target=self._log_loop, name="rayzor-log", daemon=True)
+            self._logger.start()
+        _live.add(self)
+
+    def __getitem__(self, name: str) -> JitFunction:
+        fn = self._functions.get(name)
+        if fn is None:
+            fn = self._functions[name] = self._core.function(name)
+        return fn
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._core.functions
+
+    @property
+    def functions(self) -> list[str]:
+        return list(self._core.functions)
+
+    def compile(self, name: str, tier: Tier | int) -> float:
+        """Compile ``name`` at ``tier`` now and publish it; returns the compile time in seconds."""
+        return self._core.compile(name, int(tier))
+
+    def tier_of(self, name: str) -> Tier:
+        return Tier(self._core.tier_of(name))
+
+    @staticmethod
+    def top_tier() -> tuple[Tier, str | None]:
+        """The highest tier this build reaches, and why it is not T3 when it is not."""
+        tier, why = _rayzor.Jit.top_tier()
+        return Tier(tier), why
+
+    def info(self, name: str) -> FunctionInfo:
+        tier, seconds, sizes, calls, backedges = self._core.info(name)
+        return FunctionInfo(
+            name=name,
+            tier=Tier(tier),
+            compile_seconds={Tier(t): s for t, s in enumerate(seconds) if s is not None},
+            code_bytes={Tier(t): b for t, b in enumerate(sizes) if seconds[t] is not None},
+            calls={Tier(t): c for t, c in enumerate(calls) if c},
+            backedges=backedges,
+        )
+
+    def events(self) -> list[CompileEvent]:
+        """Every compile so far, in order."""
+        return [_event(e) for e in self._core.events(0)]
+
+    def stats(self) -> Stats:
+        events = self.events()
+        top, why = self.top_tier()
+        prof = self.config.profile_config
+        functions: dict[str, FunctionStats] = {}
+        for name in self.functions:
+            info = self.info(name)
+            heat = self._core.heat(name)
+            hotness = ("blazing" if heat >= prof.blazing_threshold else "hot" if heat >= prof.hot_threshold
+                       else "warm" if heat >= prof.warm_threshold else "cold")
+            mine = [e for e in events if e.function == name]
+            functions[name] = FunctionStats(
+                name=name,
+                tier=info.tier,
+                hotness=hotness,
+                heat=heat,
+                calls=info.calls,
+                backedges=info.backedges,
+                compile_seconds=info.compile_seconds,
+                code_bytes=info.code_bytes,
+                promotions=[e for e in mine if e.reason != "initial" and e.ok],
+                failures=[e for e in mine if not e.ok],
+            )
+        dist = {t: sum(1 for f in functions.values() if f.tier == t) for t in Tier}
+        notes = [f"promotion stops at {top}: {why}"] if why else []
+        return Stats(functions, events, dist, top, notes, self._core.uptime())
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no promotion is queued or compiling (True) or ``timeout`` passes."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self._core.busy():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def code_bytes(self) -> int:
+        """Bytes of executable memory held by the current code (whole pages)."""
+        return self._core.code_bytes()
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def close(self) -> None:
+        """Stop the promoter (a compile in progress finishes first) and the jit:
+        further calls and compiles raise :class:`rayzor.ClosedError`. Idempotent."""
+        self._stop.set()
+        self._core.close()
+        if self._logger is not None and self._logger is not threading.current_thread():
+            self._logger.join(timeout=5)
+        self._flush_log()
+
+    def __enter__(self) -> TieredJit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _log_loop(self) -> None:
+        interval = self.config.optimization_check_interval_ms / 1000
+        while not self._stop.wait(interval):
+            self._flush_log()
+
+    def _flush_log(self) -> None:
+        if self.config.verbosity <= 0:
+            return
+        with self._log_lock:
+            new = self._core.events(self._logged)
+            self._logged += len(new)
+        for raw in new:
+            e = _event(raw)
+            if not e.ok:
+                log.warning("%s", e.describe())
+            elif e.reason == "promotion" or self.config.verbosity >= 2:
+                log.info("%s", e.describe())
+
+
+def _event(raw: tuple[Any, ...]) -> CompileEvent:
+    name, src, dst, at, secs, reason, heat, hotness, error, calls_at = raw
+    return CompileEvent(
+        function=name,
+        from_tier=None if src is None else Tier(src),
+        to_tier=Tier(dst),
+        at_seconds=at,
+        compile_seconds=secs,
+        reason=reason,
+        heat=heat,
+        hotness=hotness,
+        error=error,
+        calls_at=calls_at,
+    )

@@ -1,0 +1,38 @@
+"""Small shared types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class Tier(IntEnum):
+    """Compilation tiers, ordered: ``Tier.T0 < Tier.T1 < Tier.T2 < Tier.T3``."""
+
+    T0 = 0  #: Cranelift, no optimisation, single-pass register allocation.
+    T1 = 1  #: Cranelift ``opt_level=speed``, backtracking register allocation.
+    T2 = 2  #: T1 plus MIR optimisation: inlining, constant folding, dead code.
+    T3 = 3  #: LLVM at O3.
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """What is known about one function's compiled code."""
+
+    name: str
+    tier: Tier
+    #: Wall time in seconds of the latest compile at each tier that compiled it.
+    compile_seconds: dict[Tier, float] = field(default_factory=dict)
+    #: Machine-code bytes of the latest compile at each tier.
+    code_bytes: dict[Tier, int] = field(default_factory=dict)
+    #: Entries into each tier's code, counted by the code (approximate under contention).
+    calls: dict[Tier, int] = field(default_factory=dict)
+    #: Loop back-edges taken, all tiers together.
+    backedges: int = 0
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())

@@ -1,0 +1,108 @@
+"""Typed statistics of a :class:`rayzor.TieredJit`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .jit_types import Tier
+
+
+@dataclass(frozen=True)
+class CompileEvent:
+    """One compile: the initial T0 compile, a requested one, or a promotion."""
+
+    function: str
+    from_tier: Tier | None
+    to_tier: Tier
+    #: Seconds since the jit was created when the code was published (or failed).
+    at_seconds: float
+    compile_seconds: float
+    #: "initial", "requested" or "promotion".
+    reason: str
+    #: For promotions: the heat that triggered it and its hotness class.
+    heat: int | None = None
+    hotness: str | None = None
+    #: The backend's message when the compile failed (the function kept its code).
+    error: str | None = None
+    #: Calls of the function (all tiers) when the code was published.
+    calls_at: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def describe(self) -> str:
+        src = "none" if self.from_tier is None else str(self.from_tier)
+        why = self.reason
+        if self.heat is not None:
+            why = f"{self.hotness} (heat {self.heat:,})"
+        status = "ok" if self.ok else f"FAILED: {self.error}"
+        return (
+            f"{self.function}: {src} -> {self.to_tier} at {self.at_seconds * 1e3:.1f} ms, "
+            f"compiled in {self.compile_seconds * 1e3:.2f} ms, {why}, {status}"
+        )
+
+
+@dataclass(frozen=True)
+class FunctionStats:
+    name: str
+    tier: Tier
+    hotness: str
+    heat: int
+    #: Entries into each tier's code, counted by the code itself.
+    calls: dict[Tier, int]
+    backedges: int
+    #: Latest compile time in seconds per tier.
+    compile_seconds: dict[Tier, float]
+    code_bytes: dict[Tier, int]
+    promotions: list[CompileEvent] = field(default_factory=list)
+    failures: list[CompileEvent] = field(default_factory=list)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+
+@dataclass(frozen=True)
+class Stats:
+    functions: dict[str, FunctionStats]
+    events: list[CompileEvent]
+    #: How many functions are at each tier now.
+    tier_distribution: dict[Tier, int]
+    top_tier: Tier
+    #: Why the ladder stops below T3, when it does.
+    notes: list[str]
+    uptime_seconds: float
+
+    @property
+    def total_compile_seconds(self) -> float:
+        return sum(e.compile_seconds for e in self.events)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(f.total_calls for f in self.functions.values())
+
+    def __str__(self) -> str:
+        tiers = list(Tier)
+        head = ["function", "tier", "hotness", "heat", *[f"calls {t}" for t in tiers],
+                *[f"ms {t}" for t in tiers]]
+        rows = []
+        for f in self.functions.values():
+            rows.append([
+                f.name, str(f.tier), f.hotness, f"{f.heat:,}",
+                *[f"{f.calls.get(t, 0):,}" for t in tiers],
+                *[f"{f.compile_seconds[t] * 1e3:.2f}" if t in f.compile_seconds else "-" for t in tiers],
+            ])
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        out = [line(head), "  ".join("-" * w for w in widths), *map(line, rows)]
+        dist = ", ".join(f"{t}: {n}" for t, n in self.tier_distribution.items())
+        out.append("")
+        out.append(f"tiers: {dist}; compiles: {len(self.events)}, "
+                   f"{self.total_compile_seconds * 1e3:.2f} ms in total; uptime {self.uptime_seconds:.2f} s")
+        promos = [e for e in self.events if e.reason != "initial"]
+        if promos:
+            out.append("events:")
+            out.extend("  " + e.describe() for e in promos)
+        out.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(out)

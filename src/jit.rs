@@ -1,0 +1,422 @@
+//! `rayzor._rayzor.Jit` and `JitFunction`: native execution from Python.
+
+use crate::convert::{self, PinnedBuffer};
+use crate::errors;
+use crate::interp::{extern_addresses, lookup};
+use crate::module::PyMirModule;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyInt, PyTuple};
+use rayzor_core::codegen::Tier;
+use rayzor_core::mir::{FuncId, Scalar, Type};
+use parking_lot::Mutex;
+use rayzor_core::runtime::profile::{ProfileConfig, TieredConfig};
+use rayzor_core::runtime::worker::Promoter;
+use rayzor_core::runtime::{CompileReason, Jit, JitError};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub fn jit_error(py: Python<'_>, e: JitError) -> PyErr {
+    match e {
+        JitError::Usage(m) => errors::argument_error(py, m),
+        JitError::Closed => errors::closed_error(py),
+        other => errors::compile_error(py, other.to_string()),
+    }
+}
+
+pub fn tier_from_int(py: Python<'_>, tier: u8) -> PyResult<Tier> {
+    Tier::from_index(tier as usize)
+        .ok_or_else(|| errors::argument_error(py, format!("no tier {tier}: tiers are 0 (T0) to 3 (T3)")))
+}
+
+/// Compiled code for a module: the dispatch table and every function's code.
+#[pyclass(name = "Jit", module = "rayzor._rayzor", frozen)]
+pub struct PyJit {
+    pub core: Arc<Jit>,
+    promoter: Mutex<Option<Promoter>>,
+    config: TieredConfig,
+}
+
+/// The config as a flat tuple, the form Python passes it in.
+type ConfigTuple = (bool, u64, usize, u64, u64, u64, u64, u8);
+
+fn config_from_tuple(t: ConfigTuple) -> TieredConfig {
+    let (enable, interval, parallel, warm, hot, blazing, sample_rate, verbosity) = t;
+    TieredConfig {
+        enable_background_optimization: enable,
+        optimization_check_interval_ms: interval,
+        max_parallel_optimizations: parallel,
+        profile: ProfileConfig { warm_threshold: warm, hot_threshold: hot, blazing_threshold: blazing, sample_rate },
+        verbosity,
+    }
+}
+
+fn config_to_tuple(c: &TieredConfig) -> ConfigTuple {
+    (
+        c.enable_background_optimization,
+        c.optimization_check_interval_ms,
+        c.max_parallel_optimizations,
+        c.profile.warm_threshold,
+        c.profile.hot_threshold,
+        c.profile.blazing_threshold,
+        c.profile.sample_rate,
+        c.verbosity,
+    )
+}
+
+/// Check a config tuple; raises ValueError saying what is wrong.
+#[pyfunction]
+pub fn validate_config(config: ConfigTuple) -> PyResult<()> {
+    config_from_tuple(config).validate().map_err(PyValueError::new_err)
+}
+
+/// The values of a preset: "development" or "production".
+#[pyfunction]
+pub fn preset(name: &str) -> PyResult<ConfigTuple> {
+    match name {
+        "development" => Ok(config_to_tuple(&TieredConfig::development())),
+        "production" => Ok(config_to_tuple(&TieredConfig::production())),
+        _ => Err(PyValueError::new_err(format!("no preset '{name}': use 'development' or 'production'"))),
+    }
+}
+
+/// The highest tier this build can compile, and why it is not T3 if it is not.
+pub fn top_tier() -> (Tier, Option<&'static str>) {
+    (Tier::T2, Some(rayzor_core::runtime::T3_UNAVAILABLE))
+}
+
+#[pymethods]
+impl PyJit {
+    /// Verify `module` and compile every function at T0.
+    #[new]
+    #[pyo3(signature = (module, host = None, config = None))]
+    fn new(
+        py: Python<'_>,
+        module: &Bound<'_, PyMirModule>,
+        host: Option<&Bound<'_, PyAny>>,
+        config: Option<ConfigTuple>,
+    ) -> PyResult<Self> {
+        let config = config.map(config_from_tuple).unwrap_or_default();
+        config.validate().map_err(PyValueError::new_err)?;
+        module.borrow_mut().finish_and_verify(py)?;
+        let core = module.borrow().core.clone();
+        let addrs = extern_addresses(py, &core, host)?;
+        let mut by_index = vec![0usize; core.externs.len()];
+        for (id, a) in addrs {
+            by_index[id.index()] = a;
+        }
+        if let Some(e) = core.externs.iter().zip(&by_index).find(|(_, a)| **a == 0).map(|(e, _)| e.name.clone()) {
+            return Err(errors::argument_error(
+                py,
+                format!("extern '{e}' has no host address: pass host={{'{e}': address_or_ctypes_function}}"),
+            ));
+        }
+        let sample_rate = config.profile.sample_rate;
+        let jit = py.detach(|| Jit::new(core, by_index, sample_rate)).map_err(|e| jit_error(py, e))?;
+        let core = Arc::new(jit);
+        let promoter = if config.enable_background_optimization {
+            let p = Promoter::start(core.clone(), config, top_tier().0)
+                .map_err(|e| errors::compile_error(py, format!("cannot start the promoter threads: {e}")))?;
+            Some(p)
+        } else {
+            None
+        };
+        Ok(PyJit { core, promoter: Mutex::new(promoter), config })
+    }
+
+    /// (highest tier reachable, reason it is not T3 or None).
+    #[staticmethod]
+    fn top_tier() -> (u8, Option<&'static str>) {
+        let (t, why) = top_tier();
+        (t as u8, why)
+    }
+
+    /// The config in force, as a tuple.
+    #[getter]
+    fn config(&self) -> ConfigTuple {
+        config_to_tuple(&self.config)
+    }
+
+    /// Compile events from index `start` on: (function, from tier or None, to tier,
+    /// seconds since creation, compile seconds, reason, heat or None, hotness or None,
+    /// error message or None, calls at publication).
+    #[allow(clippy::type_complexity)]
+    fn events(
+        &self,
+        start: usize,
+    ) -> Vec<(String, Option<u8>, u8, f64, f64, &'static str, Option<u64>, Option<&'static str>, Option<String>, u64)>
+    {
+        self.core
+            .events_since(start)
+            .into_iter()
+            .map(|e| {
+                let (reason, heat, hot) = match e.reason {
+                    CompileReason::Initial => ("initial", None, None),
+                    CompileReason::Requested => ("requested", None, None),
+                    CompileReason::Promotion { heat, hotness } => ("promotion", Some(heat), Some(hotness.name())),
+                };
+                (
+                    self.core.module().func(e.function).name.clone(),
+                    e.from.map(|t| t as u8),
+                    e.to as u8,
+                    e.at.as_secs_f64(),
+                    e.compile_time.as_secs_f64(),
+                    reason,
+                    heat,
+                    hot,
+                    e.result.err(),
+                    e.calls_at,
+                )
+            })
+            .collect()
+    }
+
+    /// Heat (calls + loop back-edges) counted for `name` so far.
+    fn heat(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
+        let id = lookup(py, self.core.module(), name)?;
+        Ok(self.core.heat(id))
+    }
+
+    /// Seconds since the jit was created.
+    fn uptime(&self) -> f64 {
+        self.core.uptime().as_secs_f64()
+    }
+
+    /// Promotions queued or compiling.
+    fn busy(&self) -> usize {
+        self.promoter.lock().as_ref().map_or(0, Promoter::busy)
+    }
+
+    /// Make every compile of `tier` fail (testing the failure path).
+    fn _inject_compile_failure(&self, py: Python<'_>, tier: u8) -> PyResult<()> {
+        self.core.inject_failure(tier_from_int(py, tier)?);
+        Ok(())
+    }
+
+    /// The callable for function `name`.
+    fn function(&self, py: Python<'_>, name: &str) -> PyResult<JitFunction> {
+        let id = lookup(py, self.core.module(), name)?;
+        Ok(JitFunction::new(self.core.clone(), id))
+    }
+
+    /// Compile `name` at `tier` (0..3) and publish it; returns the compile time in seconds.
+    fn compile(&self, py: Python<'_>, name: &str, tier: u8) -> PyResult<f64> {
+        let id = lookup(py, self.core.module(), name)?;
+        let tier = tier_from_int(py, tier)?;
+        let core = self.core.clone();
+        let t = py.detach(move || core.compile(id, tier)).map_err(|e| jit_error(py, e))?;
+        Ok(t.as_secs_f64())
+    }
+
+    /// Current tier of `name` as an int (0..3).
+    fn tier_of(&self, py: Python<'_>, name: &str) -> PyResult<u8> {
+        let id = lookup(py, self.core.module(), name)?;
+        Ok(self.core.tier_of(id).map_or(0, |t| t as u8))
+    }
+
+    /// Per-function facts: (tier, compile seconds per tier or None, code bytes per tier,
+    /// calls per tier, loop back-edges).
+    #[allow(clippy::type_complexity)]
+    fn info(&self, py: Python<'_>, name: &str) -> PyResult<(u8, [Option<f64>; 4], [usize; 4], [u64; 4], u64)> {
+        let id = lookup(py, self.core.module(), name)?;
+        let i = self.core.info(id);
+        Ok((
+            i.tier.map_or(0, |t| t as u8),
+            i.compile_time.map(|t| t.map(|d| d.as_secs_f64())),
+            i.code_size,
+            i.calls,
+            i.backedges,
+        ))
+    }
+
+    /// Names of the functions, in module order.
+    #[getter]
+    fn functions(&self) -> Vec<String> {
+        self.core.module().functions.iter().map(|f| f.name.clone()).collect()
+    }
+
+    /// Bytes of executable memory held by current code.
+    fn code_bytes(&self) -> usize {
+        self.core.code_bytes()
+    }
+
+    /// Stop the promoter (waiting for a compile in progress) and refuse further work.
+    fn close(&self, py: Python<'_>) {
+        self.core.close();
+        let promoter = self.promoter.lock().take();
+        if let Some(mut p) = promoter {
+            py.detach(move || p.stop());
+        }
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.core.is_closed()
+    }
+}
+
+/// When a call releases the GIL: always, never, or when calls are measured to be long.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum GilMode {
+    Adaptive = 0,
+    Release = 1,
+    Hold = 2,
+}
+
+/// Calls shorter than this keep the GIL: releasing it costs more than it saves.
+const LONG_CALL_NANOS: u128 = 20_000;
+/// In adaptive mode, one call in this many is timed.
+const SAMPLE_EVERY: u32 = 64;
+
+/// A compiled function, callable like a Python function.
+#[pyclass(name = "JitFunction", module = "rayzor._rayzor", frozen)]
+pub struct JitFunction {
+    jit: Arc<Jit>,
+    id: FuncId,
+    params: Vec<Type>,
+    ret: Type,
+    n_args: usize,
+    n_rets: usize,
+    gil_mode: AtomicU8,
+    /// In adaptive mode: whether sampled calls were long (then the GIL is released).
+    long_calls: AtomicU8,
+    calls: AtomicU32,
+}
+
+impl JitFunction {
+    fn new(jit: Arc<Jit>, id: FuncId) -> Self {
+        let f = jit.module().func(id);
+        let (params, ret) = (f.sig.params.clone(), f.sig.ret.clone());
+        let (n_args, n_rets) = jit.arity(id);
+        JitFunction {
+            jit,
+            id,
+            params,
+            ret,
+            n_args,
+            n_rets,
+            gil_mode: AtomicU8::new(GilMode::Adaptive as u8),
+            long_calls: AtomicU8::new(0),
+            calls: AtomicU32::new(0),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.jit.module().func(self.id).name
+    }
+}
+
+/// Fast conversions for the common exact types, generic ones otherwise.
+fn arg_bits(obj: &Bound<'_, PyAny>, ty: &Type, i: usize, name: &str, pins: &mut Vec<PinnedBuffer>) -> PyResult<u64> {
+    match ty {
+        Type::Scalar(Scalar::I64) if obj.is_exact_instance_of::<PyInt>() => {
+            if let Ok(v) = obj.extract::<i64>() {
+                return Ok(v as u64);
+            }
+        }
+        Type::Scalar(Scalar::F64) if obj.is_exact_instance_of::<PyFloat>() => {
+            return Ok(obj.cast::<PyFloat>()?.value().to_bits());
+        }
+        _ => {}
+    }
+    convert::to_arg(obj, ty, &format!("argument {i} of '{name}'"), pins)
+}
+
+#[pymethods]
+impl JitFunction {
+    #[pyo3(signature = (*args))]
+    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        if args.len() != self.params.len() {
+            return Err(errors::argument_error(
+                py,
+                format!("function '{}' takes {} arguments, got {}", self.name(), self.params.len(), args.len()),
+            ));
+        }
+        if self.jit.is_closed() {
+            return Err(errors::closed_error(py));
+        }
+        if self.n_args > self.params.len() || self.n_rets > 1 {
+            return Err(errors::argument_error(
+                py,
+                format!("function '{}' has aggregate parameters or results: call it from MIR", self.name()),
+            ));
+        }
+        let mut pins = Vec::new();
+        let mut argv = [0u64; 16];
+        let mut heap_args;
+        let argbuf: &mut [u64] = if self.n_args <= 16 {
+            &mut argv[..self.n_args]
+        } else {
+            heap_args = vec![0u64; self.n_args];
+            &mut heap_args
+        };
+        for (i, (a, ty)) in args.iter().zip(&self.params).enumerate() {
+            argbuf[i] = arg_bits(&a, ty, i, self.name(), &mut pins)?;
+        }
+        let mut rets = [0u64; 1];
+        let mode = self.gil_mode.load(Ordering::Relaxed);
+        let release = mode == GilMode::Release as u8
+            || (mode == GilMode::Adaptive as u8 && self.long_calls.load(Ordering::Relaxed) != 0);
+        let result = if release {
+            let (jit, id, args) = (&self.jit, self.id, &*argbuf);
+            py.detach(|| jit.call(id, args, &mut rets))
+        } else if mode == GilMode::Adaptive as u8
+            && self.calls.fetch_add(1, Ordering::Relaxed).is_multiple_of(SAMPLE_EVERY)
+        {
+            let start = Instant::now();
+            let r = self.jit.call(self.id, argbuf, &mut rets);
+            if start.elapsed().as_nanos() > LONG_CALL_NANOS {
+                self.long_calls.store(1, Ordering::Relaxed);
+            }
+            r
+        } else {
+            self.jit.call(self.id, argbuf, &mut rets)
+        };
+        drop(pins);
+        result.map_err(|t| errors::trap(py, &t))?;
+        convert::result_to_py(py, &self.ret, &rets[..self.n_rets])
+    }
+
+    /// "adaptive" (default: release the GIL once calls are measured to take over
+    /// 20 us), "release" (always) or "hold" (never).
+    #[getter]
+    fn gil(&self) -> &'static str {
+        match self.gil_mode.load(Ordering::Relaxed) {
+            1 => "release",
+            2 => "hold",
+            _ => "adaptive",
+        }
+    }
+
+    #[setter]
+    fn set_gil(&self, mode: &str) -> PyResult<()> {
+        let m = match mode {
+            "adaptive" => GilMode::Adaptive,
+            "release" => GilMode::Release,
+            "hold" => GilMode::Hold,
+            _ => return Err(PyValueError::new_err("gil must be 'adaptive', 'release' or 'hold'")),
+        };
+        self.gil_mode.store(m as u8, Ordering::Relaxed);
+        Ok(())
+    }
+
+    #[getter]
+    fn __name__(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        let tier = self.jit.tier_of(self.id).map_or("?", |t| t.name());
+        format!("<rayzor.JitFunction {} at {tier}>", self.name())
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyJit>()?;
+    m.add_class::<JitFunction>()?;
+    m.add_function(wrap_pyfunction!(validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(preset, m)?)?;
+    Ok(())
+}
