@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import rayzor
-from rayzor.examples import fib_module, py_fib
 
 
 def _number(text: str) -> int | float:
@@ -18,16 +16,24 @@ def _number(text: str) -> int | float:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    m = fib_module()
-    print("MIR built through the Python API:\n")
-    print(m)
-    t0 = time.perf_counter()
-    result = rayzor.interpret(m, "fib", args.n)
-    dt = time.perf_counter() - t0
-    ok = result == py_fib(args.n)
-    print(f"interpreter: fib({args.n}) = {result} in {dt * 1e3:.2f} ms "
-          f"({'correct' if ok else 'WRONG, expected ' + str(py_fib(args.n))})")
-    return 0 if ok else 1
+    from . import demo
+
+    result = demo.run(args.preset, args.calls, args.n, live=not args.quiet)
+    print()
+    print(result.stats)
+    med = ", ".join(f"{t}: {us:.1f} us" for t, us in result.median_us_by_tier().items())
+    print(f"\nmedian latency of fib({args.n}) by the tier it started in: {med}")
+    for p in result.promotions:
+        print(f"promotion to {p.tier}: published {p.t_ms:.1f} ms after start, first used by call {p.at_call}, "
+              f"compiled in {p.compile_ms:.2f} ms ({p.reason})")
+    print(f"final tier: {result.final_tier}; every result correct: {result.result_ok}")
+    if args.json:
+        demo.write_json(result, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        demo.write_plot(result, args.plot)
+        print(f"wrote {args.plot}")
+    return 0 if result.result_ok else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -41,8 +47,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rayzor", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="build fibonacci in MIR and run it")
+    d = sub.add_parser("demo", help="watch fibonacci climb the tiers while it runs")
+    d.add_argument("--preset", choices=["development", "production"], default="development")
+    d.add_argument("--calls", type=int, default=2000, help="calls from Python (default 2000)")
     d.add_argument("--n", type=int, default=20, help="fib argument (default 20)")
+    d.add_argument("--json", metavar="PATH", help="write the promotion timeline as JSON")
+    d.add_argument("--plot", metavar="PATH", help="write a PNG of per-call latency with promotions")
+    d.add_argument("--quiet", action="store_true", help="no live display")
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("run", help="run a function of a MIR text file in the interpreter")
     r.add_argument("file")

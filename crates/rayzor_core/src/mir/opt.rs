@@ -673,7 +673,8 @@ block2:
         let m2 = same(&m, "fib", &inputs);
         // add3 is inlined, the recursive calls stay.
         assert_eq!(count(&m2, "fib", is_call), 2);
-        assert_eq!(count(&m2, "fib", |k| matches!(k, InstKind::DepthCheck)), 1);
+        // The recursive calls just before it already checked the depth of this frame.
+        assert_eq!(count(&m2, "fib", |k| matches!(k, InstKind::DepthCheck)), 0);
         assert_eq!(run(&m2, "fib", &[20]), Ok(vec![6765]));
         same_jit(&m, "fib", &inputs);
     }
@@ -871,6 +872,15 @@ block2:
     }
 
     #[test]
+    fn show_optimised() {
+        for (src, name) in [(FIB, "fib"), (LOOP, "looper"), (DEPTH, "depth"), (TRAPPY, "unused")] {
+            let m = parse_module(src).unwrap();
+            let m2 = optimized(&m, name);
+            println!("{}", print_function(&m2, m2.func(m2.func_by_name(name).unwrap())));
+        }
+    }
+
+    #[test]
     fn depth_check_text_roundtrip() {
         let src = "fn f() -> void {\nblock0:\n  depth.check\n  ret\n}\n";
         let m = parse_module(src).unwrap();
@@ -956,6 +966,7 @@ block0(v0: ptr, v1: i64):
     #[test]
     fn random_programs_agree() {
         use crate::mir::function::{CmpOp, UnOp};
+        use crate::mir::types::Signature;
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = move |n: u64| {
             seed ^= seed << 13;
@@ -963,67 +974,93 @@ block0(v0: ptr, v1: i64):
             seed ^= seed << 17;
             seed % n
         };
-        let tys = [Scalar::I8, Scalar::U8, Scalar::I32, Scalar::U32, Scalar::I64, Scalar::U64, Scalar::F32, Scalar::F64];
-        let consts: [u64; 8] = [0, 1, u64::MAX, 2, 0x80, 0x8000_0000, 0x7fff_ffff_ffff_ffff, 0x3ff0_0000_0000_0000];
-        for round in 0..300 {
+        let tys = [
+            Scalar::I8,
+            Scalar::U8,
+            Scalar::I16,
+            Scalar::I32,
+            Scalar::U32,
+            Scalar::I64,
+            Scalar::U64,
+            Scalar::F32,
+            Scalar::F64,
+        ];
+        let consts: [u64; 10] = [
+            0,
+            1,
+            u64::MAX,
+            2,
+            0x80,
+            0x8000_0000,
+            0x7fff_ffff_ffff_ffff,
+            0x3ff0_0000_0000_0000,
+            0x7ff8_0000_0000_0000,
+            0xbf80_0000,
+        ];
+        for round in 0..400 {
             let s = tys[rnd(tys.len() as u64) as usize];
-            let name = s.name();
-            let mut text = format!("fn helper({name}, {name}) -> {name} {{\nblock0(v0: {name}, v1: {name}):\n");
+            let t = Type::Scalar(s);
+            let sig = Signature::new(vec![t.clone(), t.clone()], t.clone());
+            let mut m = Module::new();
+            let mut h = Function::new("helper", sig.clone());
+            let (p0, p1) = (h.blocks[0].params[0], h.blocks[0].params[1]);
             let op = BinOp::ALL[rnd(14) as usize];
             let op = if op.accepts(s) { op } else { BinOp::Add };
-            text += &format!("  v2: {name} = {} v0, v1\n  ret v2\n}}\n", op.name());
-            text += &format!("fn f({name}, {name}) -> {name} {{\nblock0(v0: {name}, v1: {name}):\n");
-            let mut vals = vec![0usize, 1];
-            let mut next = 2;
-            for _ in 0..12 {
-                let pick = |r: u64, vals: &Vec<usize>| vals[(r % vals.len() as u64) as usize];
-                match rnd(6) {
-                    0 | 1 => {
-                        let bits = s.canon(consts[rnd(8) as usize]);
-                        let lit = if s.is_float() {
-                            format!("nan:{bits:#x}").replace("nan:", if bits == 0 { "" } else { "nan:" })
-                        } else if s.is_signed() {
-                            format!("{}", bits as i64)
-                        } else {
-                            format!("{bits}")
-                        };
-                        let lit = if s.is_float() { crate::mir::text::tests_support::float_lit(s, bits) } else { lit };
-                        text += &format!("  v{next}: {name} = const {lit}\n");
-                    }
-                    2 => {
+            let r = h.push_inst(Block(0), InstKind::Binary { op, lhs: p0, rhs: p1 }, Some(t.clone())).1;
+            h.push_inst(Block(0), InstKind::Return { value: r }, None);
+            m.functions.push(h);
+
+            let mut f = Function::new("f", sig.clone());
+            let mut vals = f.blocks[0].params.clone();
+            for _ in 0..14 {
+                let mut pick = || vals[rnd(vals.len() as u64) as usize];
+                let (a, b, x, y) = (pick(), pick(), pick(), pick());
+                let (kind, ty) = match rnd(7) {
+                    0..=2 => (InstKind::Const { ty: s, bits: s.canon(consts[rnd(10) as usize]) }, t.clone()),
+                    3 => {
                         let op = BinOp::ALL[rnd(14) as usize];
                         let op = if op.accepts(s) { op } else { BinOp::Sub };
-                        let (a, b) = (pick(rnd(99), &vals), pick(rnd(99), &vals));
-                        text += &format!("  v{next}: {name} = {} v{a}, v{b}\n", op.name());
-                    }
-                    3 => {
-                        let op = UnOp::ALL[rnd(7) as usize];
-                        let op = if op.accepts(s) { op } else { UnOp::Neg };
-                        text += &format!("  v{next}: {name} = {} v{}\n", op.name(), pick(rnd(99), &vals));
+                        (InstKind::Binary { op, lhs: a, rhs: b }, t.clone())
                     }
                     4 => {
+                        let op = UnOp::ALL[rnd(7) as usize];
+                        let op = if op.accepts(s) { op } else { UnOp::Neg };
+                        (InstKind::Unary { op, arg: a }, t.clone())
+                    }
+                    5 => {
                         let op = CmpOp::ALL[rnd(6) as usize];
-                        let (a, b, x, y) =
-                            (pick(rnd(99), &vals), pick(rnd(99), &vals), pick(rnd(99), &vals), pick(rnd(99), &vals));
-                        text += &format!("  v{next}: bool = {} v{a}, v{b}\n", op.name());
-                        text += &format!("  v{}: {name} = select v{next}, v{x}, v{y}\n", next + 1);
-                        next += 1;
+                        let c = f.push_inst(Block(0), InstKind::Cmp { op, lhs: a, rhs: b }, Some(Type::BOOL)).1;
+                        (InstKind::Select { cond: c.unwrap(), if_true: x, if_false: y }, t.clone())
                     }
-                    _ => {
-                        let (a, b) = (pick(rnd(99), &vals), pick(rnd(99), &vals));
-                        text += &format!("  v{next}: {name} = call helper(v{a}, v{b})\n");
-                    }
-                }
-                vals.push(next);
-                next += 1;
+                    _ => (InstKind::Call { callee: Callee::Func(FuncId(0)), args: vec![a, b] }, t.clone()),
+                };
+                let v = f.push_inst(Block(0), kind, Some(ty)).1.unwrap();
+                // Round trips through casts to a random type and back.
+                let v = if rnd(4) == 0 {
+                    let to = tys[rnd(tys.len() as u64) as usize];
+                    let w = f.push_inst(Block(0), InstKind::Cast { to, arg: v }, Some(Type::Scalar(to))).1.unwrap();
+                    f.push_inst(Block(0), InstKind::Cast { to: s, arg: w }, Some(t.clone())).1.unwrap()
+                } else {
+                    v
+                };
+                vals.push(v);
             }
-            text += &format!("  ret v{}\n}}\n", vals[vals.len() - 1]);
-            let m = parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let last = *vals.last().unwrap();
+            f.push_inst(Block(0), InstKind::Return { value: Some(last) }, None);
+            m.functions.push(f);
+            let text = crate::mir::text::print_module(&m);
             verify_module(&m).unwrap_or_else(|e| panic!("{e}\n{text}"));
-            let inputs: Vec<Vec<u64>> =
-                (0..6).map(|_| vec![s.canon(consts[rnd(8) as usize]), s.canon(consts[rnd(8) as usize])]).collect();
-            let m2 = same(&m, "f", &inputs);
+            let inputs: Vec<Vec<u64>> = (0..6)
+                .map(|_| vec![s.canon(consts[rnd(10) as usize]), s.canon(consts[rnd(10) as usize])])
+                .collect();
+            let m2 = optimized(&m, "f");
+            for args in &inputs {
+                assert_eq!(run(&m, "f", args), run(&m2, "f", args), "round {round} {args:?}\n{text}");
+            }
             assert_eq!(count(&m2, "f", is_call), 0, "round {round}");
+            if round % 40 == 0 {
+                same_jit(&m, "f", &inputs);
+            }
         }
     }
 }
