@@ -4,6 +4,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_toolchain
 ensure_venv
+ensure_llvm
 build_extension
 cd "$ROOT"
 python -m rayzor demo "$@"

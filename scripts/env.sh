@@ -43,7 +43,31 @@ PY
     fi
 }
 
+# LLVM 19 for the T3 tier. Without it (and without a way to install it) Rayzor
+# builds with T0-T2 only; RAYZOR_NO_LLVM=1 forces that.
+CARGO_FEATURE_ARGS=()
+ensure_llvm() {
+    if [ "${RAYZOR_NO_LLVM:-0}" = "1" ]; then
+        CARGO_FEATURE_ARGS=(--no-default-features)
+        return
+    fi
+    if [ ! -x "$LLVM_SYS_191_PREFIX/bin/llvm-config" ] || [ ! -e "$LLVM_SYS_191_PREFIX/lib/libLLVMCore.a" ]; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+        if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ]; }; then
+            log "installing LLVM 19 development packages"
+            $sudo apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+                llvm-19-dev libpolly-19-dev libzstd-dev zlib1g-dev >/dev/null
+        fi
+    fi
+    if [ ! -x "$LLVM_SYS_191_PREFIX/bin/llvm-config" ]; then
+        echo "warning: LLVM 19 not found at $LLVM_SYS_191_PREFIX; building without the T3 tier" >&2
+        CARGO_FEATURE_ARGS=(--no-default-features)
+    fi
+}
+
 build_extension() {
     log "building the extension (release) into $VENV"
-    (cd "$ROOT" && maturin develop --release -q)
+    (cd "$ROOT" && maturin develop --release -q "${CARGO_FEATURE_ARGS[@]}")
 }

@@ -4,8 +4,11 @@
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_toolchain
 ensure_venv
+ensure_llvm
 log "cargo test"
-(cd "$ROOT" && cargo test --release --workspace --exclude rayzor_py -q)
+core_features=()
+if [ "${#CARGO_FEATURE_ARGS[@]}" -eq 0 ] && grep -q "^llvm *=" crates/rayzor_core/Cargo.toml; then core_features=(--features llvm); fi
+(cd "$ROOT" && cargo test --release -p rayzor_core "${core_features[@]}" -q)
 build_extension
 log "pytest"
 cd "$ROOT"

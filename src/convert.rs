@@ -120,25 +120,29 @@ pub fn to_arg(
             format!("{what} has type {ty}: only scalar values cross the Python boundary; pass a ptr instead"),
         ));
     };
-    if s == Scalar::Ptr && !obj.is_instance_of::<PyInt>() && !obj.hasattr("__index__")? {
+    if s == Scalar::Ptr && !obj.is_instance_of::<PyInt>() {
         if obj.is_none() {
             return Ok(0);
         }
-        return match PinnedBuffer::get(obj) {
+        // Buffers first: numpy arrays also have `__index__` (for 0-d arrays).
+        let buffer_error = match PinnedBuffer::get(obj) {
             Ok(buf) => {
                 let addr = buf.address();
                 pins.push(buf);
-                Ok(addr as u64)
+                return Ok(addr as u64);
             }
-            Err(e) => Err(errors::argument_error(
+            Err(e) => e,
+        };
+        if !obj.hasattr("__index__")? || obj.call_method0("__index__").is_err() {
+            return Err(errors::argument_error(
                 py,
                 format!(
                     "{what} is a ptr: pass an int address, None, or a writable C-contiguous buffer \
-                     (bytearray, numpy array); {} does not qualify: {e}",
+                     (bytearray, numpy array); {} does not qualify: {buffer_error}",
                     obj.get_type().name()?
                 ),
-            )),
-        };
+            ));
+        }
     }
     py_to_bits(obj, s, what)
 }

@@ -36,3 +36,26 @@ impl std::fmt::Display for Tier {
         f.write_str(self.name())
     }
 }
+
+/// Executable code of one compiled function, from any backend. Dropping it
+/// frees the code; the runtime drops it only when no call can be running it.
+pub trait MachineCode: Send + Sync {
+    /// Entry address (follows `codegen::abi`).
+    fn address(&self) -> usize;
+    /// Bytes of machine code.
+    fn code_len(&self) -> usize;
+    /// Bytes of memory held for it.
+    fn held_bytes(&self) -> usize;
+}
+
+impl MachineCode for code_memory::CodeBlob {
+    fn address(&self) -> usize {
+        code_memory::CodeBlob::address(self)
+    }
+    fn code_len(&self) -> usize {
+        self.len()
+    }
+    fn held_bytes(&self) -> usize {
+        self.mapped_bytes()
+    }
+}

@@ -11,7 +11,10 @@ extern "C" {
 }
 
 /// `alloc`: zeroed memory for `count` elements of `elem_size` bytes.
-pub extern "C" fn rayzor_alloc(vmctx: *mut VmCtx, elem_size: u64, count: u64) -> u64 {
+///
+/// # Safety
+/// `vmctx` must point to the live `VmCtx` of the current call.
+pub unsafe extern "C" fn rayzor_alloc(vmctx: *mut VmCtx, elem_size: u64, count: u64) -> u64 {
     let size = match elem_size.checked_mul(count) {
         Some(s) if s <= MAX_TYPE_SIZE => s,
         _ => 0,

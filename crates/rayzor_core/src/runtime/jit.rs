@@ -11,7 +11,7 @@
 use crate::codegen::abi::{FunctionCounters, VmCtx};
 use crate::codegen::code_memory::CodeBlob;
 use crate::codegen::cranelift::{CodegenEnv, CraneliftBackend};
-use crate::codegen::{target, Tier};
+use crate::codegen::{target, MachineCode, Tier};
 use crate::error::Trap;
 use crate::mir::{verify, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
@@ -66,7 +66,7 @@ struct FuncState {
 
 #[derive(Default)]
 struct FuncInner {
-    current: Option<CodeBlob>,
+    current: Option<Box<dyn MachineCode>>,
     compile_time: [Option<Duration>; 4],
     code_size: [usize; 4],
 }
@@ -232,13 +232,17 @@ impl Jit {
         let compiled = match tier {
             _ if injected => Err(self.compile_error(f, tier, "failure injected for testing".into())),
             Tier::T0 | Tier::T1 => cranelift().and_then(|b| {
-                b.compile_function(&self.env(), f, self.module.func(f), tier).map_err(|m| self.compile_error(f, tier, m))
+                b.compile_function(&self.env(), f, self.module.func(f), tier)
+                    .map(|c| Box::new(c.code) as Box<dyn MachineCode>)
+                    .map_err(|m| self.compile_error(f, tier, m))
             }),
             Tier::T2 => cranelift().and_then(|b| {
                 let optimized = crate::mir::opt::optimize_function(&self.module, f);
-                b.compile_function(&self.env(), f, &optimized, tier).map_err(|m| self.compile_error(f, tier, m))
+                b.compile_function(&self.env(), f, &optimized, tier)
+                    .map(|c| Box::new(c.code) as Box<dyn MachineCode>)
+                    .map_err(|m| self.compile_error(f, tier, m))
             }),
-            Tier::T3 => Err(JitError::Unavailable { tier, reason: super::T3_UNAVAILABLE.into() }),
+            Tier::T3 => self.compile_t3(f),
         };
         let compile_time = start.elapsed();
         let mut event = CompileEvent {
@@ -252,8 +256,8 @@ impl Jit {
             calls_at: 0,
         };
         let outcome = match compiled {
-            Ok(c) => {
-                if self.publish(f, tier, c.code, compile_time, only_upgrade) {
+            Ok(code) => {
+                if self.publish(f, tier, code, compile_time, only_upgrade) {
                     Ok(compile_time)
                 } else {
                     return Ok(compile_time); // superseded: nothing happened worth recording
@@ -273,14 +277,14 @@ impl Jit {
 
     /// Make `code` the entry of `f` and retire the previous code. Returns
     /// false (and drops `code`) if `only_upgrade` and `f` is already at `tier` or above.
-    fn publish(&self, f: FuncId, tier: Tier, code: CodeBlob, time: Duration, only_upgrade: bool) -> bool {
+    fn publish(&self, f: FuncId, tier: Tier, code: Box<dyn MachineCode>, time: Duration, only_upgrade: bool) -> bool {
         let state = &self.funcs[f.index()];
         let mut inner = state.inner.lock();
         if only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier) {
             return false;
         }
         inner.compile_time[tier as usize] = Some(time);
-        inner.code_size[tier as usize] = code.len();
+        inner.code_size[tier as usize] = code.code_len();
         self.slots[f.index()].store(code.address(), Ordering::Release);
         state.tier.store(tier as u8, Ordering::Release);
         if let Some(old) = inner.current.replace(code) {
@@ -293,6 +297,12 @@ impl Jit {
     pub fn events_since(&self, from: usize) -> Vec<CompileEvent> {
         let ev = self.events.lock();
         ev.get(from..).map(<[CompileEvent]>::to_vec).unwrap_or_default()
+    }
+
+    /// T3: LLVM at O3 on the T2-optimised MIR, when this build has LLVM.
+    fn compile_t3(&self, f: FuncId) -> Result<Box<dyn MachineCode>, JitError> {
+        let _ = f;
+        Err(JitError::Unavailable { tier: Tier::T3, reason: super::T3_UNAVAILABLE.into() })
     }
 
     /// Make every later compile at `tier` fail, to exercise the failure path.
@@ -388,7 +398,7 @@ impl Jit {
         let funcs: usize = self
             .funcs
             .iter()
-            .map(|f| f.inner.lock().current.as_ref().map_or(0, CodeBlob::mapped_bytes))
+            .map(|f| f.inner.lock().current.as_ref().map_or(0, |c| c.held_bytes()))
             .sum();
         entries + funcs
     }
@@ -409,13 +419,13 @@ impl Drop for Jit {
             }
         }
         for e in self.entries.drain(..) {
-            retire(e);
+            retire(Box::new(e));
         }
     }
 }
 
 /// Free `code` once no pinned host call can still be running it.
-fn retire(code: CodeBlob) {
+fn retire(code: Box<dyn MachineCode>) {
     let guard = crossbeam_epoch::pin();
     guard.defer(move || drop(code));
     guard.flush();
