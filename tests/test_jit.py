@@ -217,7 +217,8 @@ def test_call_errors() -> None:
             jit.compile("fib", 7)
         with pytest.raises(rayzor.CompileError):
             jit.compile("fib", Tier.T3) if not rayzor_has_llvm() else (_ for _ in ()).throw(
-                rayzor.CompileError("skip"))
+                rayzor.CompileError("skip")
+            )
     with pytest.raises(rayzor.ClosedError):
         fib(3)
     with pytest.raises(rayzor.ClosedError):

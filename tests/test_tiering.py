@@ -73,8 +73,10 @@ def test_hot_function_reaches_top_tier_by_itself(preset: str) -> None:
         promos = f.promotions
         # One step at a time, each a measured promotion with a reason.
         assert [p.to_tier for p in promos] == [t for t in Tier if Tier.T0 < t <= TOP]
-        assert all(p.reason == "promotion" and p.heat and p.heat >= config.profile_config.warm_threshold
-                   for p in promos)
+        assert all(
+            p.reason == "promotion" and p.heat and p.heat >= config.profile_config.warm_threshold
+            for p in promos
+        )
         assert [p.at_seconds for p in promos] == sorted(p.at_seconds for p in promos)
         # The code of the top tier is what runs now.
         before = f.calls.get(TOP, 0)
@@ -228,8 +230,10 @@ def test_memory_is_reclaimed() -> None:
         assert jit.code_bytes() == code  # one live copy per function, old code retired
     gc.collect()
     after_recompiles = rss_bytes()
-    print(f"\nRSS: start {start / 2**20:.1f} MiB, after 1000 jits {after_jits / 2**20:.1f} MiB, "
-          f"after 1000 recompiles {after_recompiles / 2**20:.1f} MiB")
+    print(
+        f"\nRSS: start {start / 2**20:.1f} MiB, after 1000 jits {after_jits / 2**20:.1f} MiB, "
+        f"after 1000 recompiles {after_recompiles / 2**20:.1f} MiB"
+    )
     # Without reclamation each jit/recompile would keep >= 4 KiB of code pages (and each jit
     # its module): 1000 of them would add well over 8 MiB.
     assert after_jits - start < 8 * 2**20

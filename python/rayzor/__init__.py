@@ -22,11 +22,12 @@ from ._rayzor import (
     parse,
     parse_type,
     slice,
+    struct_,
     union,
 )
 from ._rayzor import extern_fn_ptr as extern_fn
 from ._rayzor import fn_ptr as fn
-from ._rayzor import struct_
+from .config import ProfileConfig, TieredConfig
 from .errors import (
     ArgumentError,
     BuildError,
@@ -40,7 +41,6 @@ from .errors import (
     TrapKind,
     VerifyError,
 )
-from .config import ProfileConfig, TieredConfig
 from .jit import TieredJit
 from .jit_types import FunctionInfo, Tier
 from .stats import CompileEvent, FunctionStats, Stats

@@ -24,8 +24,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     med = ", ".join(f"{t}: {us:.1f} us" for t, us in result.median_us_by_tier().items())
     print(f"\nmedian latency of fib({args.n}) by the tier it started in: {med}")
     for p in result.promotions:
-        print(f"promotion to {p.tier}: published {p.t_ms:.1f} ms after start, first used by call {p.at_call}, "
-              f"compiled in {p.compile_ms:.2f} ms ({p.reason})")
+        print(
+            f"promotion to {p.tier}: published {p.t_ms:.1f} ms after start, first used by call {p.at_call}, "
+            f"compiled in {p.compile_ms:.2f} ms ({p.reason})"
+        )
     print(f"final tier: {result.final_tier}; every result correct: {result.result_ok}")
     if args.json:
         demo.write_json(result, args.json)

@@ -62,7 +62,11 @@ class TieredConfig:
             value = getattr(p, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"profile_config.{name} must be a non-negative int, got {value!r}")
-        if self.optimization_check_interval_ms < 0 or self.max_parallel_optimizations < 0 or self.verbosity < 0:
+        if (
+            self.optimization_check_interval_ms < 0
+            or self.max_parallel_optimizations < 0
+            or self.verbosity < 0
+        ):
             raise ConfigError("config values must not be negative")
         try:
             _rayzor.validate_config(self.as_tuple())

@@ -41,7 +41,7 @@ class DemoResult:
 
     def median_us_by_tier(self) -> dict[Tier, float]:
         by: dict[Tier, list[int]] = {}
-        for lat, tier in zip(self.latencies_ns, self.tiers):
+        for lat, tier in zip(self.latencies_ns, self.tiers, strict=True):
             by.setdefault(tier, []).append(lat)
         return {t: statistics.median(v) / 1e3 for t, v in sorted(by.items())}
 
@@ -50,8 +50,13 @@ class DemoResult:
             "final_tier": str(self.final_tier),
             "result_ok": self.result_ok,
             "promotions": [
-                {"tier": str(p.tier), "at_call": p.at_call, "t_ms": round(p.t_ms, 3),
-                 "compile_ms": round(p.compile_ms, 3), "reason": p.reason}
+                {
+                    "tier": str(p.tier),
+                    "at_call": p.at_call,
+                    "t_ms": round(p.t_ms, 3),
+                    "compile_ms": round(p.compile_ms, 3),
+                    "reason": p.reason,
+                }
                 for p in self.promotions
             ],
             "preset": self.preset,
@@ -95,8 +100,15 @@ def run(preset: str = "development", calls: int = 2000, n: int = 20, live: bool 
             if e.reason == "initial" or not e.ok:
                 continue
             at_call = next((i for i, s in enumerate(call_start_s) if s >= e.at_seconds), calls)
-            promotions.append(Promotion(e.to_tier, at_call, e.at_seconds * 1e3, e.compile_seconds * 1e3,
-                                        e.reason if e.heat is None else f"{e.hotness}, heat {e.heat}"))
+            promotions.append(
+                Promotion(
+                    e.to_tier,
+                    at_call,
+                    e.at_seconds * 1e3,
+                    e.compile_seconds * 1e3,
+                    e.reason if e.heat is None else f"{e.hotness}, heat {e.heat}",
+                )
+            )
         final = jit.tier_of("fib")
     return DemoResult(preset, n, calls, final, ok, latencies, tiers, promotions, stats)
 
@@ -117,9 +129,11 @@ class _Live:
         except ImportError:
             self.live = None
 
-    def update(self, done: int, tier: Tier, lat: list[int], tiers: list[Tier], jit: TieredJit, ok: bool) -> None:
+    def update(
+        self, done: int, tier: Tier, lat: list[int], tiers: list[Tier], jit: TieredJit, ok: bool
+    ) -> None:
         by: dict[Tier, list[int]] = {}
-        for v, t in zip(lat, tiers):
+        for v, t in zip(lat, tiers, strict=True):
             by.setdefault(t, []).append(v)
         med = {t: statistics.median(v[-200:]) / 1e3 for t, v in by.items()}
         events = [e for e in jit.events() if e.reason != "initial"]
@@ -142,8 +156,11 @@ class _Live:
                 table.add_row(f"{t}{mark}", str(len(by[t])), f"{med[t]:.1f}")
         for e in events:
             status = "ok" if e.ok else f"failed: {e.error}"
-            table.add_row(f"promoted to {e.to_tier}", f"at {e.at_seconds * 1e3:.1f} ms",
-                          f"compile {e.compile_seconds * 1e3:.2f} ms, {status}")
+            table.add_row(
+                f"promoted to {e.to_tier}",
+                f"at {e.at_seconds * 1e3:.1f} ms",
+                f"compile {e.compile_seconds * 1e3:.2f} ms, {status}",
+            )
         table.caption = "results correct" if ok else "WRONG RESULT"
         self.live.update(table)
 
@@ -163,11 +180,19 @@ def write_plot(result: DemoResult, path: str) -> None:
     for t in Tier:
         xs = [i for i, tt in enumerate(result.tiers) if tt == t]
         if xs:
-            ax.scatter(xs, [result.latencies_ns[i] / 1e3 for i in xs], s=4, color=colors[t], label=f"call at {t}")
+            ax.scatter(
+                xs, [result.latencies_ns[i] / 1e3 for i in xs], s=4, color=colors[t], label=f"call at {t}"
+            )
     for p in result.promotions:
         ax.axvline(p.at_call, color=colors[p.tier], linestyle="--", linewidth=1)
-        ax.annotate(f"{p.tier} at {p.t_ms:.0f} ms", (p.at_call, ax.get_ylim()[1]), rotation=90,
-                    va="top", ha="right", fontsize=8)
+        ax.annotate(
+            f"{p.tier} at {p.t_ms:.0f} ms",
+            (p.at_call, ax.get_ylim()[1]),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=8,
+        )
     ax.set_yscale("log")
     ax.set_xlabel("call number")
     ax.set_ylabel(f"latency of fib({result.n}) (us, log)")

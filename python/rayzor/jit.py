@@ -110,8 +110,15 @@ class TieredJit:
         for name in self.functions:
             info = self.info(name)
             heat = self._core.heat(name)
-            hotness = ("blazing" if heat >= prof.blazing_threshold else "hot" if heat >= prof.hot_threshold
-                       else "warm" if heat >= prof.warm_threshold else "cold")
+            hotness = (
+                "blazing"
+                if heat >= prof.blazing_threshold
+                else "hot"
+                if heat >= prof.hot_threshold
+                else "warm"
+                if heat >= prof.warm_threshold
+                else "cold"
+            )
             mine = [e for e in events if e.function == name]
             functions[name] = FunctionStats(
                 name=name,

@@ -84,22 +84,40 @@ class Stats:
 
     def __str__(self) -> str:
         tiers = list(Tier)
-        head = ["function", "tier", "hotness", "heat", *[f"calls {t}" for t in tiers],
-                *[f"ms {t}" for t in tiers]]
+        head = [
+            "function",
+            "tier",
+            "hotness",
+            "heat",
+            *[f"calls {t}" for t in tiers],
+            *[f"ms {t}" for t in tiers],
+        ]
         rows = []
         for f in self.functions.values():
-            rows.append([
-                f.name, str(f.tier), f.hotness, f"{f.heat:,}",
-                *[f"{f.calls.get(t, 0):,}" for t in tiers],
-                *[f"{f.compile_seconds[t] * 1e3:.2f}" if t in f.compile_seconds else "-" for t in tiers],
-            ])
+            rows.append(
+                [
+                    f.name,
+                    str(f.tier),
+                    f.hotness,
+                    f"{f.heat:,}",
+                    *[f"{f.calls.get(t, 0):,}" for t in tiers],
+                    *[f"{f.compile_seconds[t] * 1e3:.2f}" if t in f.compile_seconds else "-" for t in tiers],
+                ]
+            )
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-        line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(
+                c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
+
         out = [line(head), "  ".join("-" * w for w in widths), *map(line, rows)]
         dist = ", ".join(f"{t}: {n}" for t, n in self.tier_distribution.items())
         out.append("")
-        out.append(f"tiers: {dist}; compiles: {len(self.events)}, "
-                   f"{self.total_compile_seconds * 1e3:.2f} ms in total; uptime {self.uptime_seconds:.2f} s")
+        out.append(
+            f"tiers: {dist}; compiles: {len(self.events)}, "
+            f"{self.total_compile_seconds * 1e3:.2f} ms in total; uptime {self.uptime_seconds:.2f} s"
+        )
         promos = [e for e in self.events if e.reason != "initial"]
         if promos:
             out.append("events:")
