@@ -280,7 +280,9 @@ pub struct JitFunction {
     n_args: usize,
     n_rets: usize,
     gil_mode: AtomicU8,
-    /// In adaptive mode: whether sampled calls were long (then the GIL is released).
+    /// In adaptive mode: score of recent sampled calls, +1 for a long one and
+    /// -1 for a short one, kept in 0..=3; the GIL is released at 2 or more, so
+    /// one slow outlier (a cold first call) does not flip the mode.
     long_calls: AtomicU8,
     calls: AtomicU32,
 }
@@ -357,23 +359,27 @@ impl JitFunction {
         }
         let mut rets = [0u64; 1];
         let mode = self.gil_mode.load(Ordering::Relaxed);
-        let release = mode == GilMode::Release as u8
-            || (mode == GilMode::Adaptive as u8 && self.long_calls.load(Ordering::Relaxed) != 0);
+        let adaptive = mode == GilMode::Adaptive as u8;
+        let release = mode == GilMode::Release as u8 || (adaptive && self.long_calls.load(Ordering::Relaxed) >= 2);
+        // A plain load and store: an occasional lost update only shifts which call is sampled.
+        let sampled = adaptive && {
+            let n = self.calls.load(Ordering::Relaxed).wrapping_add(1);
+            self.calls.store(n, Ordering::Relaxed);
+            n % SAMPLE_EVERY == 1
+        };
+        let start = sampled.then(Instant::now);
         let result = if release {
             let (jit, id, args) = (&self.jit, self.id, &*argbuf);
             py.detach(|| jit.call(id, args, &mut rets))
-        } else if mode == GilMode::Adaptive as u8
-            && self.calls.fetch_add(1, Ordering::Relaxed).is_multiple_of(SAMPLE_EVERY)
-        {
-            let start = Instant::now();
-            let r = self.jit.call(self.id, argbuf, &mut rets);
-            if start.elapsed().as_nanos() > LONG_CALL_NANOS {
-                self.long_calls.store(1, Ordering::Relaxed);
-            }
-            r
         } else {
             self.jit.call(self.id, argbuf, &mut rets)
         };
+        if let Some(start) = start {
+            let long = start.elapsed().as_nanos() > LONG_CALL_NANOS;
+            let score = self.long_calls.load(Ordering::Relaxed);
+            let score = if long { (score + 1).min(3) } else { score.saturating_sub(1) };
+            self.long_calls.store(score, Ordering::Relaxed);
+        }
         drop(pins);
         result.map_err(|t| errors::trap(py, &t))?;
         convert::result_to_py(py, &self.ret, &rets[..self.n_rets])
