@@ -1,0 +1,583 @@
+"""Rayzor benchmark suite.
+
+    python benches/run.py [--quick] [--json PATH] [--plot PATH] [--repeat N]
+
+Systems: rayzor at forced tiers (T0, T1, T2, and T3 when this build has LLVM; background
+promotion off), rayzor tiered from a cold start (development and production presets),
+pure CPython, numba (in a subprocess: numba and rayzor each carry an LLVM, and only one
+may live in a process) and C (``cc -O2 -shared -fPIC`` at run time, through ctypes).
+
+Every result is checked against C's; any mismatch, failed compile or crashed worker
+prints a banner on stderr and makes the exit status non-zero (after the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import timing  # noqa: E402
+import workloads as W  # noqa: E402
+
+import rayzor  # noqa: E402
+from rayzor import Tier  # noqa: E402
+
+CC_FLAGS = ["-O2", "-shared", "-fPIC"]
+MODES = {
+    # repeat, per-system time budget for repeated runs (s), K cold-start calls, overhead calls
+    "full": (5, 5.0, 10, 2_000_000),
+    "quick": (3, 1.0, 5, 300_000),
+    "tiny": (2, 0.2, 3, 50_000),
+}
+
+
+class Bench:
+    def __init__(self, mode: str, repeat: int | None, only: list[str] | None) -> None:
+        self.mode = mode
+        rep, self.budget, self.k, self.overhead_calls = MODES[mode]
+        self.repeat = repeat or rep
+        self.workloads = [W.WORKLOADS[n] for n in (only or W.WORKLOADS)]
+        self.results: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        self.nbody_check: dict[str, dict[str, str]] = {}
+        self.ttr: dict[str, dict[str, Any]] = {}
+        self.tmp = Path(tempfile.mkdtemp(prefix="rayzor-bench-"))
+        self.c_libs: dict[str, ctypes.CDLL] = {}
+        self.c_compile_ms: dict[str, float] = {}
+        llvm = getattr(rayzor, "llvm_available", None)
+        self.t3 = bool(llvm()) if callable(llvm) else False
+        if self.t3:
+            self.t3_note = "available"
+        elif callable(llvm):
+            self.t3_note = f"rayzor.llvm_available() is False ({rayzor.TieredJit.top_tier()[1]})"
+        else:
+            self.t3_note = f"rayzor.llvm_available() missing ({rayzor.TieredJit.top_tier()[1]})"
+        self.tiers = [Tier.T0, Tier.T1, Tier.T2] + ([Tier.T3] if self.t3 else [])
+        self.has_numba = importlib.util.find_spec("numba") is not None
+
+    # ------------------------------------------------------------------ helpers
+
+    def fail(self, msg: str) -> None:
+        self.errors.append(msg)
+        print(f"!! {msg}", file=sys.stderr, flush=True)
+
+    def log(self, msg: str) -> None:
+        print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+    def record(
+        self, w: W.Workload, system: str, compile_ms: float | None, run_ms: float, result: Any, **extra: Any
+    ) -> None:
+        row = {
+            "workload": w.name,
+            "system": system,
+            "size": w.sizes[self.mode],
+            "compile_ms": compile_ms,
+            "run_ms": run_ms,
+            "result": result,
+            **extra,
+        }
+        c = next((r for r in self.results if r["workload"] == w.name and r["system"] == "c"), None)
+        if c is not None:
+            ok = W.same_result(w.result_kind, result, c["result"])
+            row["matches_c"] = ok
+            row["ratio_to_c"] = run_ms / c["run_ms"] if c["run_ms"] > 0 else None
+            if not ok:
+                self.fail(f"MISMATCH {w.name} / {system}: got {result!r}, C gave {c['result']!r}")
+        self.results.append(row)
+
+    def cc(self, name: str, path: Path) -> tuple[ctypes.CDLL, float]:
+        if name not in self.c_libs:
+            so = self.tmp / f"{name}.so"
+            t = time.perf_counter()
+            subprocess.run(["cc", *CC_FLAGS, "-o", str(so), str(path), "-lm"], check=True)
+            self.c_compile_ms[name] = (time.perf_counter() - t) * 1e3
+            self.c_libs[name] = ctypes.CDLL(str(so))
+        return self.c_libs[name], self.c_compile_ms[name]
+
+    def check_nbody(self, system: str, call: Any) -> None:
+        got = W.nbody_check(call)
+        self.nbody_check[system] = got
+        if got != W.NBODY_PUBLISHED:
+            self.fail(f"n-body energies of {system}: {got}, published {W.NBODY_PUBLISHED}")
+
+    # ------------------------------------------------------------------ systems
+
+    def run_c(self, w: W.Workload, size: int) -> None:
+        lib, cc_ms = self.cc(w.name, w.c_path())
+        fn = getattr(lib, w.entry)
+        fn.argtypes = w.c_argtypes
+        fn.restype = w.c_restype
+        holder: list[tuple[Any, ...]] = []
+
+        def prepare() -> tuple[Any, ...]:
+            holder[:] = [w.args(size)]  # keep the numpy buffers alive during the call
+            return W.c_args(holder[0])
+
+        samples, result = timing.measure(fn, prepare, self.repeat, self.budget)
+        self.record(w, "c", cc_ms, timing.median_ms(samples), result, runs=len(samples))
+        if w.name == "nbody":
+            self.check_nbody("c", lambda b, s: fn(W.c_args((b,))[0], s))
+
+    def run_cpython(self, w: W.Workload, size: int) -> None:
+        samples, result = timing.measure(w.py, lambda: w.args(size), self.repeat, self.budget)
+        self.record(w, "cpython", None, timing.median_ms(samples), result, runs=len(samples))
+        if w.name == "nbody":
+            self.check_nbody("cpython", W.py_nbody)
+
+    def run_tier(self, w: W.Workload, size: int, tier: Tier) -> None:
+        system = f"rayzor-{tier.name}"
+        module = w.mir()
+        config = rayzor.TieredConfig(enable_background_optimization=False)
+        try:
+            with rayzor.TieredJit(module, config) as jit:
+                totals = []
+                for _ in range(3):  # median of three compiles of every function
+                    totals.append(sum(jit.compile(name, tier) for name in jit.functions))
+                compile_ms = statistics.median(totals) * 1e3
+                fn = jit[w.entry]
+                samples, result = timing.measure(fn, lambda: w.args(size), self.repeat, self.budget)
+                info = jit.info(w.entry)
+                self.record(
+                    w,
+                    system,
+                    compile_ms,
+                    timing.median_ms(samples),
+                    result,
+                    runs=len(samples),
+                    code_bytes=sum(jit.info(n).code_bytes.get(tier, 0) for n in jit.functions),
+                    tier=str(info.tier),
+                )
+                if w.name == "nbody":
+                    self.check_nbody(system, fn)
+        except rayzor.RayzorError as e:
+            self.fail(f"{w.name} / {system}: {type(e).__name__}: {e}")
+
+    def run_tiered(self, w: W.Workload, size: int, preset: str) -> None:
+        system = f"rayzor-tiered-{preset}"
+        module = w.mir()
+        config = getattr(rayzor.TieredConfig, {"dev": "development", "prod": "production"}[preset])()
+        arg_sets = [w.args(size) for _ in range(self.k)]
+        box: list[rayzor.TieredJit] = []
+
+        def start() -> Any:
+            box.append(rayzor.TieredJit(module, config))
+            return box[0][w.entry]
+
+        cumulative, each, results = timing.time_to_result(start, arg_sets)
+        jit = box[0]
+        try:
+            jit.wait_idle(5.0)
+            events = jit.events()
+            for e in events:
+                if not e.ok:
+                    self.fail(f"{w.name} / {system}: compile failed: {e.describe()}")
+            tiers = {n: str(jit.tier_of(n)) for n in jit.functions}
+            compile_ms = sum(e.compile_seconds for e in events if e.ok) * 1e3
+            for r in results[:-1]:
+                if not W.same_result(w.result_kind, r, results[-1]):
+                    self.fail(f"MISMATCH {w.name} / {system}: cold-start results differ: {results}")
+            self.record(
+                w,
+                system,
+                compile_ms,
+                each[-1],  # the K-th call: where the promoter got to
+                results[-1],
+                runs=1,
+                ttr_ms=cumulative,
+                final_tiers=tiers,
+                promotions=[e.describe() for e in events if e.reason == "promotion"],
+            )
+            self.ttr.setdefault(w.name, {})[system] = {"cumulative_ms": cumulative, "call_ms": each}
+        finally:
+            jit.close()
+
+    def run_numba(self, w: W.Workload, size: int) -> None:
+        out = self.numba_worker(
+            w.name,
+            str(size),
+            "--repeat",
+            str(self.repeat),
+            "--budget",
+            str(self.budget),
+            "--k",
+            str(self.k),
+        )
+        if out is None:
+            return
+        for r in out["ttr_results"]:
+            if not W.same_result(w.result_kind, r, out["result"]):
+                self.fail(f"MISMATCH {w.name} / numba: cold-start results differ: {out['ttr_results']}")
+        self.record(
+            w,
+            "numba",
+            out["compile_ms"],
+            out["run_ms"],
+            out["result"],
+            runs=out["runs"],
+            ttr_ms=out["ttr_ms"],
+            import_ms=out["import_ms"],
+            init_ms=out["init_ms"],
+        )
+        self.ttr.setdefault(w.name, {})["numba"] = {
+            "cumulative_ms": out["ttr_ms"],
+            "call_ms": out["ttr_call_ms"],
+        }
+        if "nbody_check" in out:
+            self.nbody_check["numba"] = out["nbody_check"]
+            if out["nbody_check"] != W.NBODY_PUBLISHED:
+                self.fail(f"n-body energies of numba: {out['nbody_check']}, published {W.NBODY_PUBLISHED}")
+
+    def numba_worker(self, *argv: str) -> dict[str, Any] | None:
+        cmd = [sys.executable, str(HERE / "numba_worker.py"), *argv]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        if p.returncode != 0:
+            self.fail(f"numba worker {' '.join(argv[:2])} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+            return None
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    # ------------------------------------------------------------------ micro
+
+    def call_overhead(self) -> dict[str, float]:
+        n = self.overhead_calls
+        out: dict[str, float] = {}
+        top = self.tiers[-1]
+        with rayzor.TieredJit(
+            W.mir_ident(), rayzor.TieredConfig(enable_background_optimization=False)
+        ) as jit:
+            jit.compile("ident", top)
+            f = jit["ident"]
+            out["rayzor"] = timing.call_overhead_ns(f, n)
+            f.gil = "hold"
+            out["rayzor_gil_hold"] = timing.call_overhead_ns(f, n)
+            f.gil = "release"
+            out["rayzor_gil_release"] = timing.call_overhead_ns(f, n)
+        lib, _ = self.cc("ident", W.C_DIR / "ident.c")
+        c = lib.ident
+        c.argtypes = [ctypes.c_int64]
+        c.restype = ctypes.c_int64
+        out["ctypes"] = timing.call_overhead_ns(c, n)
+
+        def ident(x: int) -> int:
+            return x
+
+        out["cpython"] = timing.call_overhead_ns(ident, n)
+        if self.has_numba:
+            res = self.numba_worker("ident", str(n))
+            if res is not None:
+                out["numba"] = res["call_overhead_ns"]
+        return out
+
+    def counter_cost(self) -> dict[str, Any]:
+        """T1 code with a counter bump on every call/back-edge (sample_rate=1) against the
+        same code with the largest sample rate (a thread-local countdown, the shared
+        counter touched once per 2^20 events). Rayzor cannot compile without counters."""
+        out: dict[str, Any] = {}
+        huge = 1 << 20
+        for name in ("fib", "loop"):
+            if name not in {w.name for w in self.workloads}:
+                continue
+            w = W.WORKLOADS[name]
+            size = w.sizes[self.mode]
+            jits, fns = [], []
+            for rate in (1, huge):
+                cfg = rayzor.TieredConfig(
+                    enable_background_optimization=False,
+                    profile_config=rayzor.ProfileConfig(sample_rate=rate),
+                )
+                jit = rayzor.TieredJit(w.mir(), cfg)
+                for fn_name in jit.functions:
+                    jit.compile(fn_name, Tier.T1)
+                jits.append(jit)
+                fns.append(jit[w.entry])
+            times: list[list[float]] = [[], []]
+            rounds = max(5, self.repeat * 3)
+            for k in (0, 1):
+                fns[k](*w.args(size))  # warm-up
+            for _ in range(rounds):  # interleaved to share the machine's noise
+                for k in (0, 1):
+                    t = time.perf_counter()
+                    fns[k](*w.args(size))
+                    times[k].append(time.perf_counter() - t)
+            for jit in jits:
+                jit.close()
+            every, sampled = (statistics.median(t) * 1e3 for t in times)
+            every_min, sampled_min = (min(t) * 1e3 for t in times)
+            out[name] = {
+                "tier": "T1",
+                "size": size,
+                "rounds": rounds,
+                "sample_rate_1_ms": every,
+                f"sample_rate_{huge}_ms": sampled,
+                "overhead_pct": (every / sampled - 1) * 100,
+                "sample_rate_1_min_ms": every_min,
+                f"sample_rate_{huge}_min_ms": sampled_min,
+                "overhead_pct_min": (every_min / sampled_min - 1) * 100,
+            }
+        return out
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> dict[str, Any]:
+        for w in self.workloads:
+            size = w.sizes[self.mode]
+            self.log(f"{w.name} (size {size})")
+            self.run_c(w, size)
+            self.log(f"  c: {self.results[-1]['run_ms']:.3f} ms -> {self.results[-1]['result']}")
+            steps: list[tuple[str, Any]] = [(f"rayzor-{t.name}", (self.run_tier, t)) for t in self.tiers]
+            steps += [("rayzor-tiered-dev", (self.run_tiered, "dev"))]
+            steps += [("rayzor-tiered-prod", (self.run_tiered, "prod"))]
+            steps += [("cpython", (self.run_cpython,))]
+            if self.has_numba:
+                steps += [("numba", (self.run_numba,))]
+            for label, (fn, *extra) in steps:
+                n_before = len(self.results)
+                fn(w, size, *extra)
+                if len(self.results) > n_before:
+                    r = self.results[-1]
+                    self.log(f"  {label}: {r['run_ms']:.3f} ms -> {r['result']}")
+        self.log("call overhead")
+        overhead = self.call_overhead()
+        self.log("counter cost")
+        counters = self.counter_cost()
+        systems = ["c"] + [f"rayzor-{t.name}" for t in self.tiers]
+        systems += ["rayzor-tiered-dev", "rayzor-tiered-prod", "cpython"] + (
+            ["numba"] if self.has_numba else []
+        )
+        return {
+            "mode": self.mode,
+            "machine": machine(),
+            "systems": systems,
+            "workloads": {
+                w.name: {"size": w.sizes[self.mode], "description": w.description} for w in self.workloads
+            },
+            "t3": self.t3_note,
+            "results": self.results,
+            "call_overhead_ns": overhead,
+            "counter_cost": counters,
+            "time_to_result": {"k": self.k, "ms": self.ttr},
+            "nbody_check": {"published": W.NBODY_PUBLISHED, "steps": W.NBODY_CHECK_STEPS, **self.nbody_check},
+            "c_flags": CC_FLAGS,
+            "errors": self.errors,
+        }
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    cc = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout.splitlines()
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cc": cc[0] if cc else "",
+        "load_avg": os.getloadavg(),
+    }
+
+
+# ---------------------------------------------------------------------- output
+
+
+def fmt_ms(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def markdown(rep: dict[str, Any]) -> str:
+    systems = rep["systems"]
+    by = {(r["workload"], r["system"]): r for r in rep["results"]}
+    wl = list(rep["workloads"])
+    lines = [f"## Run time, ms (median; ratio to C) — mode `{rep['mode']}`", ""]
+    lines.append("| workload | size | " + " | ".join(systems) + " |")
+    lines.append("|---" * (len(systems) + 2) + "|")
+    for w in wl:
+        cells = []
+        for s in systems:
+            r = by.get((w, s))
+            if r is None:
+                cells.append("n/a")
+                continue
+            ratio = r.get("ratio_to_c")
+            mark = "" if r.get("matches_c", True) else " **MISMATCH**"
+            cells.append(
+                fmt_ms(r["run_ms"]) + ("" if s == "c" or ratio is None else f" ({ratio:.2f}x)") + mark
+            )
+        lines.append(f"| {w} | {rep['workloads'][w]['size']:,} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        f"T3 (LLVM): {rep['t3']}. Tiered columns: the last of the "
+        f"{rep['time_to_result']['k']} calls of the cold-start run."
+    )
+    lines.append("")
+
+    comp = [s for s in systems if s.startswith("rayzor-T")] + ["numba", "c"]
+    comp = [s for s in comp if s in systems]
+    lines += ["## Compile time, ms (all functions of the workload; numba: explicit compile; c: cc)", ""]
+    lines.append("| workload | " + " | ".join(comp) + " |")
+    lines.append("|---" * (len(comp) + 1) + "|")
+    for w in wl:
+        cells = [fmt_ms(by[(w, s)]["compile_ms"]) if (w, s) in by else "n/a" for s in comp]
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    lines.append("")
+
+    k = rep["time_to_result"]["k"]
+    ttr_sys = [s for s in ("rayzor-tiered-dev", "rayzor-tiered-prod", "numba") if s in systems]
+    lines += [f"## Time to result from a cold start, ms (first call / all {k} calls)", ""]
+    lines.append("| workload | " + " | ".join(ttr_sys) + " | C run x" + str(k) + " |")
+    lines.append("|---" * (len(ttr_sys) + 2) + "|")
+    for w in wl:
+        cells = []
+        for s in ttr_sys:
+            t = rep["time_to_result"]["ms"].get(w, {}).get(s)
+            cells.append(
+                "n/a" if t is None else f"{fmt_ms(t['cumulative_ms'][0])} / {fmt_ms(t['cumulative_ms'][-1])}"
+            )
+        c = by.get((w, "c"))
+        lines.append(f"| {w} | " + " | ".join(cells) + f" | {fmt_ms(c['run_ms'] * k) if c else 'n/a'} |")
+    lines.append("")
+
+    lines += ["## Python-to-native call overhead, ns per call (identity i64 -> i64)", ""]
+    ov = rep["call_overhead_ns"]
+    lines.append("| " + " | ".join(ov) + " |")
+    lines.append("|---" * len(ov) + "|")
+    lines.append("| " + " | ".join(f"{v:.0f}" for v in ov.values()) + " |")
+    lines.append("")
+
+    if rep["counter_cost"]:
+        lines += [
+            "## Profiling counters at T1: sample_rate=1 vs 2^20 (median / min of interleaved runs), ms",
+            "",
+        ]
+        lines.append("| workload | sample_rate=1 | sample_rate=2^20 | overhead (median) | overhead (min) |")
+        lines.append("|---|---|---|---|---|")
+        for w, c in rep["counter_cost"].items():
+            huge = c[f"sample_rate_{1 << 20}_ms"]
+            huge_min = c[f"sample_rate_{1 << 20}_min_ms"]
+            lines.append(
+                f"| {w} | {fmt_ms(c['sample_rate_1_ms'])} / {fmt_ms(c['sample_rate_1_min_ms'])} "
+                f"| {fmt_ms(huge)} / {fmt_ms(huge_min)} "
+                f"| {c['overhead_pct']:+.1f}% | {c['overhead_pct_min']:+.1f}% |"
+            )
+        lines.append("")
+        lines.append(
+            "Rayzor always compiles counters in; sample_rate=2^20 keeps a per-thread countdown "
+            "(load, decrement, store, branch) on every call/back-edge instead of a shared "
+            "increment, so this is *not* a counters-off baseline."
+        )
+        lines.append("")
+
+    nb = rep["nbody_check"]
+    checked = {s: v for s, v in nb.items() if s not in ("published", "steps")}
+    if checked:
+        lines += [f"## n-body energies (before / after {nb['steps']} steps)", ""]
+        lines.append(f"- published: {nb['published']['before']} / {nb['published']['after_1000']}")
+        for s, v in checked.items():
+            lines.append(f"- {s}: {v['before']} / {v['after_1000']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(rep: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = [s for s in rep["systems"]]
+    wl = list(rep["workloads"])
+    by = {(r["workload"], r["system"]): r for r in rep["results"]}
+    fig, ax = plt.subplots(figsize=(13, 5.5))
+    width = 0.8 / len(systems)
+    cmap = plt.get_cmap("tab10")
+    for i, s in enumerate(systems):
+        xs, ys = [], []
+        for j, w in enumerate(wl):
+            r = by.get((w, s))
+            if r is not None and r["run_ms"] > 0:
+                xs.append(j + (i - (len(systems) - 1) / 2) * width)
+                ys.append(r["run_ms"])
+        ax.bar(xs, ys, width, label=s, color=cmap(i % 10))
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * 10)  # headroom for the legend
+    ax.set_xticks(range(len(wl)))
+    ax.set_xticklabels([f"{w}\n({rep['workloads'][w]['size']:,})" for w in wl])
+    ax.set_ylabel("run time, ms (log scale, lower is better)")
+    ax.set_title(f"Rayzor benchmarks ({rep['mode']}): median run time per system")
+    ax.legend(ncol=5, fontsize=8, loc="upper left")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, whole run under 2 minutes")
+    ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--json", metavar="PATH", help="write the full report as JSON")
+    ap.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of run times")
+    ap.add_argument("--repeat", type=int, metavar="N", help="runs per measurement (median)")
+    ap.add_argument("--only", help=argparse.SUPPRESS)  # comma-separated workloads, for debugging
+    a = ap.parse_args()
+    mode = "tiny" if a.tiny else "quick" if a.quick else "full"
+    only = a.only.split(",") if a.only else None
+    if shutil.which("cc") is None:
+        print("benches/run.py needs a C compiler as `cc`", file=sys.stderr)
+        return 2
+    bench = Bench(mode, a.repeat, only)
+    t0 = time.perf_counter()
+    rep = bench.run()
+    rep["wall_s"] = time.perf_counter() - t0
+    print(markdown(rep))
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(rep, indent=1) + "\n")
+    if a.plot:
+        Path(a.plot).parent.mkdir(parents=True, exist_ok=True)
+        plot(rep, a.plot)
+    shutil.rmtree(bench.tmp, ignore_errors=True)
+    if rep["errors"]:
+        bar = "!" * 78
+        print(f"\n{bar}\nBENCHMARK FAILED: {len(rep['errors'])} error(s)", file=sys.stderr)
+        for e in rep["errors"]:
+            print(f"  - {e}", file=sys.stderr)
+        print(bar, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
