@@ -3,7 +3,7 @@
 use crate::errors;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyInt};
+use pyo3::types::{PyBool, PyInt};
 use rayzor_core::mir::{Scalar, Type};
 
 /// A Python buffer held for the duration of a call, so its memory stays put.
@@ -73,25 +73,35 @@ pub fn py_to_bits(obj: &Bound<'_, PyAny>, s: Scalar, what: &str) -> PyResult<u64
             if obj.is_instance_of::<PyBool>() {
                 return Err(errors::argument_error(py, format!("{what} must be a float ({s}), got bool")));
             }
-            let x: f64 = if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>() {
-                obj.extract()?
-            } else if obj.hasattr("__float__")? && !obj.hasattr("__index__")? {
-                obj.extract()?
-            } else if obj.hasattr("__index__")? {
-                obj.call_method0("__index__")?.extract::<f64>()?
-            } else {
-                return Err(errors::argument_error(py, format!("{what} must be a float ({s}), got {}", tname())));
+            // __float__ first (floats, numpy floats and 0-d arrays), then __index__ (ints).
+            let x: f64 = match obj.extract::<f64>() {
+                Ok(x) => x,
+                Err(_) => match obj.call_method0("__index__").and_then(|i| i.extract::<f64>()) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        return Err(errors::argument_error(
+                            py,
+                            format!("{what} must be a float ({s}) that fits, got {}: {e}", tname()),
+                        ))
+                    }
+                },
             };
             Ok(if s == Scalar::F32 { (x as f32).to_bits() as u64 } else { x.to_bits() })
         }
         _ => {
             if obj.is_instance_of::<PyBool>() || !obj.hasattr("__index__")? {
-                return Err(errors::argument_error(py, format!("{what} must be an int ({s}), got {}", tname())));
+                return Err(errors::argument_error(
+                    py,
+                    format!("{what} must be an int ({s}), got {}", tname()),
+                ));
             }
-            let v: i128 = match obj.call_method0("__index__")?.extract() {
+            let v: i128 = match obj.call_method0("__index__").and_then(|i| i.extract()) {
                 Ok(v) => v,
-                Err(_) => {
-                    return Err(errors::argument_error(py, format!("{what} = {obj} does not fit in {s}")));
+                Err(e) => {
+                    return Err(errors::argument_error(
+                        py,
+                        format!("{what} must be an int that fits {s}: {e}"),
+                    ));
                 }
             };
             let (lo, hi) = int_range(s);
@@ -107,12 +117,7 @@ pub fn py_to_bits(obj: &Bound<'_, PyAny>, s: Scalar, what: &str) -> PyResult<u64
 }
 
 /// Convert one call argument, pinning a buffer passed for a `ptr` parameter.
-pub fn to_arg(
-    obj: &Bound<'_, PyAny>,
-    ty: &Type,
-    what: &str,
-    pins: &mut Vec<PinnedBuffer>,
-) -> PyResult<u64> {
+pub fn to_arg(obj: &Bound<'_, PyAny>, ty: &Type, what: &str, pins: &mut Vec<PinnedBuffer>) -> PyResult<u64> {
     let py = obj.py();
     let Some(s) = ty.scalar() else {
         return Err(errors::argument_error(
@@ -145,6 +150,25 @@ pub fn to_arg(
         }
     }
     py_to_bits(obj, s, what)
+}
+
+/// A non-negative index or count that fits in `u32`, else BuildError.
+pub fn index_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u32> {
+    let py = obj.py();
+    if obj.is_instance_of::<PyBool>() {
+        return Err(errors::build_error(py, format!("{what} must be an int, got bool")));
+    }
+    match obj.call_method0("__index__").and_then(|i| i.extract::<i128>()) {
+        Ok(v) if (0..=u32::MAX as i128).contains(&v) => Ok(v as u32),
+        Ok(v) => Err(errors::build_error(py, format!("{what} must be between 0 and {}, got {v}", u32::MAX))),
+        Err(_) => Err(errors::build_error(
+            py,
+            format!(
+                "{what} must be an int, got {}",
+                obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 pub fn bits_to_py(py: Python<'_>, s: Scalar, bits: u64) -> PyResult<Py<PyAny>> {

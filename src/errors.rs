@@ -1,8 +1,8 @@
 //! Raising the Python exception classes defined in `rayzor/errors.py`.
 
+use pyo3::call::PyCallArgs;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::call::PyCallArgs;
 use rayzor_core::error::{ParseError, RunError, Trap, UsageError, VerifyError};
 
 static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
@@ -33,7 +33,13 @@ pub fn verify(py: Python<'_>, e: &VerifyError) -> PyErr {
     make(
         py,
         "VerifyError",
-        (e.to_string(), e.function.clone(), e.block.map(|b| b.to_string()), e.inst.map(|i| i.to_string()), e.rule),
+        (
+            e.to_string(),
+            e.function.clone(),
+            e.block.map(|b| b.to_string()),
+            e.inst.map(|i| i.to_string()),
+            e.rule,
+        ),
     )
 }
 

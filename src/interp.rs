@@ -49,7 +49,10 @@ pub fn extern_addresses(
     for item in host.call_method0("items")?.try_iter()? {
         let (name, addr): (String, Bound<'_, PyAny>) = item?.extract()?;
         let Some(id) = module.extern_by_name(&name) else {
-            return Err(errors::argument_error(py, format!("host function '{name}' is not declared in the module")));
+            return Err(errors::argument_error(
+                py,
+                format!("host function '{name}' is not declared in the module"),
+            ));
         };
         let address: usize = if let Ok(a) = addr.extract::<usize>() {
             a

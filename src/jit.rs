@@ -4,12 +4,12 @@ use crate::convert::{self, PinnedBuffer};
 use crate::errors;
 use crate::interp::{extern_addresses, lookup};
 use crate::module::PyMirModule;
+use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyTuple};
 use rayzor_core::codegen::Tier;
 use rayzor_core::mir::{FuncId, Scalar, Type};
-use parking_lot::Mutex;
 use rayzor_core::runtime::profile::{ProfileConfig, TieredConfig};
 use rayzor_core::runtime::worker::Promoter;
 use rayzor_core::runtime::{CompileReason, Jit, JitError};
@@ -47,7 +47,12 @@ fn config_from_tuple(t: ConfigTuple) -> TieredConfig {
         enable_background_optimization: enable,
         optimization_check_interval_ms: interval,
         max_parallel_optimizations: parallel,
-        profile: ProfileConfig { warm_threshold: warm, hot_threshold: hot, blazing_threshold: blazing, sample_rate },
+        profile: ProfileConfig {
+            warm_threshold: warm,
+            hot_threshold: hot,
+            blazing_threshold: blazing,
+            sample_rate,
+        },
         verbosity,
     }
 }
@@ -83,7 +88,17 @@ pub fn preset(name: &str) -> PyResult<ConfigTuple> {
 
 /// The highest tier this build can compile, and why it is not T3 if it is not.
 pub fn top_tier() -> (Tier, Option<&'static str>) {
-    (Tier::T2, Some(rayzor_core::runtime::T3_UNAVAILABLE))
+    if cfg!(feature = "llvm") {
+        (Tier::T3, None)
+    } else {
+        (Tier::T2, Some(rayzor_core::runtime::T3_UNAVAILABLE))
+    }
+}
+
+/// Whether this build has the LLVM backend (tier T3).
+#[pyfunction]
+pub fn llvm_available() -> bool {
+    cfg!(feature = "llvm")
 }
 
 #[pymethods]
@@ -106,7 +121,9 @@ impl PyJit {
         for (id, a) in addrs {
             by_index[id.index()] = a;
         }
-        if let Some(e) = core.externs.iter().zip(&by_index).find(|(_, a)| **a == 0).map(|(e, _)| e.name.clone()) {
+        if let Some(e) =
+            core.externs.iter().zip(&by_index).find(|(_, a)| **a == 0).map(|(e, _)| e.name.clone())
+        {
             return Err(errors::argument_error(
                 py,
                 format!("extern '{e}' has no host address: pass host={{'{e}': address_or_ctypes_function}}"),
@@ -145,8 +162,18 @@ impl PyJit {
     fn events(
         &self,
         start: usize,
-    ) -> Vec<(String, Option<u8>, u8, f64, f64, &'static str, Option<u64>, Option<&'static str>, Option<String>, u64)>
-    {
+    ) -> Vec<(
+        String,
+        Option<u8>,
+        u8,
+        f64,
+        f64,
+        &'static str,
+        Option<u64>,
+        Option<&'static str>,
+        Option<String>,
+        u64,
+    )> {
         self.core
             .events_since(start)
             .into_iter()
@@ -154,7 +181,9 @@ impl PyJit {
                 let (reason, heat, hot) = match e.reason {
                     CompileReason::Initial => ("initial", None, None),
                     CompileReason::Requested => ("requested", None, None),
-                    CompileReason::Promotion { heat, hotness } => ("promotion", Some(heat), Some(hotness.name())),
+                    CompileReason::Promotion { heat, hotness } => {
+                        ("promotion", Some(heat), Some(hotness.name()))
+                    }
                 };
                 (
                     self.core.module().func(e.function).name.clone(),
@@ -218,7 +247,11 @@ impl PyJit {
     /// Per-function facts: (tier, compile seconds per tier or None, code bytes per tier,
     /// calls per tier, loop back-edges).
     #[allow(clippy::type_complexity)]
-    fn info(&self, py: Python<'_>, name: &str) -> PyResult<(u8, [Option<f64>; 4], [usize; 4], [u64; 4], u64)> {
+    fn info(
+        &self,
+        py: Python<'_>,
+        name: &str,
+    ) -> PyResult<(u8, [Option<f64>; 4], [usize; 4], [u64; 4], u64)> {
         let id = lookup(py, self.core.module(), name)?;
         let i = self.core.info(id);
         Ok((
@@ -311,7 +344,13 @@ impl JitFunction {
 }
 
 /// Fast conversions for the common exact types, generic ones otherwise.
-fn arg_bits(obj: &Bound<'_, PyAny>, ty: &Type, i: usize, name: &str, pins: &mut Vec<PinnedBuffer>) -> PyResult<u64> {
+fn arg_bits(
+    obj: &Bound<'_, PyAny>,
+    ty: &Type,
+    i: usize,
+    name: &str,
+    pins: &mut Vec<PinnedBuffer>,
+) -> PyResult<u64> {
     match ty {
         Type::Scalar(Scalar::I64) if obj.is_exact_instance_of::<PyInt>() => {
             if let Ok(v) = obj.extract::<i64>() {
@@ -333,7 +372,12 @@ impl JitFunction {
         if args.len() != self.params.len() {
             return Err(errors::argument_error(
                 py,
-                format!("function '{}' takes {} arguments, got {}", self.name(), self.params.len(), args.len()),
+                format!(
+                    "function '{}' takes {} arguments, got {}",
+                    self.name(),
+                    self.params.len(),
+                    args.len()
+                ),
             ));
         }
         if self.jit.is_closed() {
@@ -360,7 +404,8 @@ impl JitFunction {
         let mut rets = [0u64; 1];
         let mode = self.gil_mode.load(Ordering::Relaxed);
         let adaptive = mode == GilMode::Adaptive as u8;
-        let release = mode == GilMode::Release as u8 || (adaptive && self.long_calls.load(Ordering::Relaxed) >= 2);
+        let release =
+            mode == GilMode::Release as u8 || (adaptive && self.long_calls.load(Ordering::Relaxed) >= 2);
         // A plain load and store: an occasional lost update only shifts which call is sampled.
         let sampled = adaptive && {
             let n = self.calls.load(Ordering::Relaxed).wrapping_add(1);

@@ -28,10 +28,8 @@ impl PyMirModule {
 
     /// Finish every open builder (wiring variables), then verify.
     pub fn finish_and_verify(&mut self, py: Python<'_>) -> PyResult<()> {
-        for b in self.builders.iter_mut() {
-            if let Some(b) = b {
-                b.finish(&mut self.core).map_err(|e| errors::usage(py, e))?;
-            }
+        for b in self.builders.iter_mut().flatten() {
+            b.finish(&mut self.core).map_err(|e| errors::usage(py, e))?;
         }
         verify::verify_module(&self.core).map_err(|e| errors::verify(py, &e))
     }
@@ -67,7 +65,13 @@ impl PyMirModule {
 
     /// Declare a host function with the C calling convention.
     #[pyo3(name = "extern", signature = (name, params, ret))]
-    fn extern_(&mut self, py: Python<'_>, name: &str, params: &Bound<'_, PyAny>, ret: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn extern_(
+        &mut self,
+        py: Python<'_>,
+        name: &str,
+        params: &Bound<'_, PyAny>,
+        ret: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let sig = Signature::new(
             extract_types(py, params, "parameter type")?,
             extract_type(py, ret, "return type")?,
@@ -183,13 +187,18 @@ impl PyVar {
     }
 }
 
-
 impl PyValue {
     fn builder(&self, py: Python<'_>) -> PyFunctionBuilder {
         PyFunctionBuilder { module: self.module.clone_ref(py), func: self.func }
     }
 
-    fn binary(&self, py: Python<'_>, op: BinOp, other: &Bound<'_, PyAny>, reflected: bool) -> PyResult<PyValue> {
+    fn binary(
+        &self,
+        py: Python<'_>,
+        op: BinOp,
+        other: &Bound<'_, PyAny>,
+        reflected: bool,
+    ) -> PyResult<PyValue> {
         let b = self.builder(py);
         let me = Bound::new(py, PyValue { module: self.module.clone_ref(py), func: self.func, id: self.id })?;
         if reflected {
@@ -302,7 +311,6 @@ impl PyValue {
         self.binary(py, BinOp::Shr, other, true)
     }
 
-
     fn __neg__(slf: Bound<'_, Self>) -> PyResult<PyValue> {
         let py = slf.py();
         slf.get().builder(py).unary(py, UnOp::Neg, slf.as_any())
@@ -343,7 +351,10 @@ impl PyFunctionBuilder {
         let m = &mut *m;
         let fname = m.core.functions[self.func.index()].name.clone();
         let Some(b) = m.builders.get_mut(self.func.index()).and_then(Option::as_mut) else {
-            return Err(errors::build_error(py, format!("function '{fname}' is finished; it cannot be changed")));
+            return Err(errors::build_error(
+                py,
+                format!("function '{fname}' is finished; it cannot be changed"),
+            ));
         };
         f(&mut m.core, b).map_err(|e| errors::usage(py, e))
     }
@@ -358,15 +369,22 @@ impl PyFunctionBuilder {
 
     /// A value operand: a Value of this function, or a Python number turned
     /// into a constant of type `like`.
-    fn operand(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, like: Option<&Type>, what: &str) -> PyResult<Value> {
+    fn operand(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        like: Option<&Type>,
+        what: &str,
+    ) -> PyResult<Value> {
         if let Ok(v) = obj.extract::<PyRef<PyValue>>() {
             if !v.module.is(&self.module) || v.func != self.func {
                 return Err(errors::build_error(py, format!("{what} is a value of another function")));
             }
             return Ok(v.id);
         }
-        let is_number =
-            obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyBool>();
+        let is_number = obj.is_instance_of::<PyInt>()
+            || obj.is_instance_of::<PyFloat>()
+            || obj.is_instance_of::<PyBool>();
         match like.and_then(Type::scalar) {
             Some(s) if is_number => {
                 let bits = convert::py_to_bits(obj, s, what)?;
@@ -392,12 +410,24 @@ impl PyFunctionBuilder {
         self.emit(py, kind)?.ok_or_else(|| errors::build_error(py, "the instruction produces no value"))
     }
 
-    fn binary(&self, py: Python<'_>, op: BinOp, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
+    fn binary(
+        &self,
+        py: Python<'_>,
+        op: BinOp,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+    ) -> PyResult<PyValue> {
         let (lhs, rhs) = self.pair(py, a, b)?;
         self.emit_value(py, InstKind::Binary { op, lhs, rhs })
     }
 
-    fn compare(&self, py: Python<'_>, op: CmpOp, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
+    fn compare(
+        &self,
+        py: Python<'_>,
+        op: CmpOp,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+    ) -> PyResult<PyValue> {
         let (lhs, rhs) = self.pair(py, a, b)?;
         self.emit_value(py, InstKind::Cmp { op, lhs, rhs })
     }
@@ -432,7 +462,12 @@ impl PyFunctionBuilder {
     }
 
     /// Branch arguments, typed by the target block's parameters so numbers work.
-    fn block_call(&self, py: Python<'_>, block: &Bound<'_, PyAny>, args: &Bound<'_, PyAny>) -> PyResult<BlockCall> {
+    fn block_call(
+        &self,
+        py: Python<'_>,
+        block: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyAny>,
+    ) -> PyResult<BlockCall> {
         let block = self.block_id(py, block)?;
         let param_types: Vec<Type> = {
             let m = self.module.borrow(py);
@@ -621,7 +656,10 @@ impl PyFunctionBuilder {
     fn const_(&self, py: Python<'_>, value: &Bound<'_, PyAny>, ty: &Bound<'_, PyAny>) -> PyResult<PyValue> {
         let ty = extract_type(py, ty, "constant type")?;
         let Type::Scalar(s) = ty else {
-            return Err(errors::build_error(py, format!("const needs a scalar type, got {ty}; use zero() for aggregates")));
+            return Err(errors::build_error(
+                py,
+                format!("const needs a scalar type, got {ty}; use zero() for aggregates"),
+            ));
         };
         let bits = convert::py_to_bits(value, s, "constant")?;
         let v = self.with(py, |m, b| b.constant(m, s, bits))?;
@@ -697,14 +735,26 @@ impl PyFunctionBuilder {
         self.emit(py, InstKind::Free { ptr }).map(drop)
     }
 
-    fn memcpy(&self, py: Python<'_>, dst: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>, len: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn memcpy(
+        &self,
+        py: Python<'_>,
+        dst: &Bound<'_, PyAny>,
+        src: &Bound<'_, PyAny>,
+        len: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let dst = self.operand(py, dst, Some(&Type::PTR), "dst")?;
         let src = self.operand(py, src, Some(&Type::PTR), "src")?;
         let len = self.operand(py, len, Some(&Type::U64), "len")?;
         self.emit(py, InstKind::MemCopy { dst, src, len }).map(drop)
     }
 
-    fn memset(&self, py: Python<'_>, dst: &Bound<'_, PyAny>, byte: &Bound<'_, PyAny>, len: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn memset(
+        &self,
+        py: Python<'_>,
+        dst: &Bound<'_, PyAny>,
+        byte: &Bound<'_, PyAny>,
+        len: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let dst = self.operand(py, dst, Some(&Type::PTR), "dst")?;
         let byte = self.operand(py, byte, Some(&Type::U8), "byte")?;
         let len = self.operand(py, len, Some(&Type::U64), "len")?;
@@ -712,33 +762,61 @@ impl PyFunctionBuilder {
     }
 
     /// Address of field `index` of the struct of type `ty` at `ptr`.
-    fn field_addr(&self, py: Python<'_>, ty: &Bound<'_, PyAny>, ptr: &Bound<'_, PyAny>, index: u32) -> PyResult<PyValue> {
+    fn field_addr(
+        &self,
+        py: Python<'_>,
+        ty: &Bound<'_, PyAny>,
+        ptr: &Bound<'_, PyAny>,
+        index: &Bound<'_, PyAny>,
+    ) -> PyResult<PyValue> {
+        let index = convert::index_arg(index, "field index")?;
         let ty = extract_type(py, ty, "struct type")?;
         let ptr = self.operand(py, ptr, Some(&Type::PTR), "pointer")?;
         self.emit_value(py, InstKind::FieldAddr { ty, ptr, field: index })
     }
 
     /// Address of element `index` of an array of `elem` at `ptr`.
-    fn elem_addr(&self, py: Python<'_>, elem: &Bound<'_, PyAny>, ptr: &Bound<'_, PyAny>, index: &Bound<'_, PyAny>) -> PyResult<PyValue> {
+    fn elem_addr(
+        &self,
+        py: Python<'_>,
+        elem: &Bound<'_, PyAny>,
+        ptr: &Bound<'_, PyAny>,
+        index: &Bound<'_, PyAny>,
+    ) -> PyResult<PyValue> {
         let elem = extract_type(py, elem, "element type")?;
         let ptr = self.operand(py, ptr, Some(&Type::PTR), "pointer")?;
         let index = self.operand(py, index, Some(&Type::I64), "index")?;
         self.emit_value(py, InstKind::ElemAddr { elem, ptr, index })
     }
 
-    fn extract(&self, py: Python<'_>, agg: &Bound<'_, PyAny>, index: u32) -> PyResult<PyValue> {
+    fn extract(&self, py: Python<'_>, agg: &Bound<'_, PyAny>, index: &Bound<'_, PyAny>) -> PyResult<PyValue> {
+        let index = convert::index_arg(index, "extract index")?;
         let agg = self.operand(py, agg, None, "aggregate")?;
         self.emit_value(py, InstKind::ExtractValue { agg, index })
     }
 
-    fn insert(&self, py: Python<'_>, agg: &Bound<'_, PyAny>, index: u32, value: &Bound<'_, PyAny>) -> PyResult<PyValue> {
+    fn insert(
+        &self,
+        py: Python<'_>,
+        agg: &Bound<'_, PyAny>,
+        index: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<PyValue> {
+        let index = convert::index_arg(index, "insert index")?;
         let agg = self.operand(py, agg, None, "aggregate")?;
         let field_ty = self.value_type(py, agg).field(index);
         let value = self.operand(py, value, field_ty.as_ref(), "inserted value")?;
         self.emit_value(py, InstKind::InsertValue { agg, index, value })
     }
 
-    fn union_make(&self, py: Python<'_>, ty: &Bound<'_, PyAny>, variant: u32, value: &Bound<'_, PyAny>) -> PyResult<PyValue> {
+    fn union_make(
+        &self,
+        py: Python<'_>,
+        ty: &Bound<'_, PyAny>,
+        variant: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<PyValue> {
+        let variant = convert::index_arg(variant, "union variant")?;
         let ty = extract_type(py, ty, "union type")?;
         let vty = match &ty {
             Type::Union(vs) => vs.get(variant as usize).cloned(),
@@ -753,7 +831,13 @@ impl PyFunctionBuilder {
         self.emit_value(py, InstKind::UnionTag { arg })
     }
 
-    fn union_get(&self, py: Python<'_>, value: &Bound<'_, PyAny>, variant: u32) -> PyResult<PyValue> {
+    fn union_get(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        variant: &Bound<'_, PyAny>,
+    ) -> PyResult<PyValue> {
+        let variant = convert::index_arg(variant, "union variant")?;
         let arg = self.operand(py, value, None, "union")?;
         self.emit_value(py, InstKind::UnionGet { variant, arg })
     }
@@ -784,14 +868,20 @@ impl PyFunctionBuilder {
     #[pyo3(signature = (name, *args))]
     fn call(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Option<PyValue>> {
         let callee = self.callee(py, name)?;
-        let params = self.module.borrow(py).core.callee_sig(callee).map(|s| s.params.clone()).unwrap_or_default();
+        let params =
+            self.module.borrow(py).core.callee_sig(callee).map(|s| s.params.clone()).unwrap_or_default();
         let args = self.call_args(py, &params, args)?;
         self.emit(py, InstKind::Call { callee, args })
     }
 
     /// Call through a function-pointer value.
     #[pyo3(signature = (callee, *args))]
-    fn call_indirect(&self, py: Python<'_>, callee: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<Option<PyValue>> {
+    fn call_indirect(
+        &self,
+        py: Python<'_>,
+        callee: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<Option<PyValue>> {
         let callee = self.operand(py, callee, None, "callee")?;
         let params = match self.value_type(py, callee) {
             Type::FnPtr { sig, .. } => sig.params.clone(),
@@ -879,7 +969,13 @@ impl PyFunctionBuilder {
 
     /// Declare a mutable variable; block parameters are placed for you.
     #[pyo3(signature = (name, ty, init = None))]
-    fn var(&self, py: Python<'_>, name: &str, ty: &Bound<'_, PyAny>, init: Option<&Bound<'_, PyAny>>) -> PyResult<PyVar> {
+    fn var(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        ty: &Bound<'_, PyAny>,
+        init: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyVar> {
         let ty = extract_type(py, ty, "variable type")?;
         let id = self.with(py, |_, b| b.declare_var(name, ty.clone()))?;
         let var = PyVar { module: self.module.clone_ref(py), func: self.func, id, name: name.to_string() };
@@ -923,7 +1019,10 @@ impl PyFunctionBuilder {
 
     fn check_var(&self, py: Python<'_>, var: &PyVar) -> PyResult<()> {
         if var.func != self.func || !var.module.is(&self.module) {
-            return Err(errors::build_error(py, format!("variable '{}' belongs to another function", var.name)));
+            return Err(errors::build_error(
+                py,
+                format!("variable '{}' belongs to another function", var.name),
+            ));
         }
         Ok(())
     }

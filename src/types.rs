@@ -44,7 +44,8 @@ impl PyType {
     }
 
     /// Byte offset of field `index` of a struct type.
-    fn offset_of(&self, py: Python<'_>, index: usize) -> PyResult<u64> {
+    fn offset_of(&self, py: Python<'_>, index: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let index = crate::convert::index_arg(index, "field index")? as usize;
         match &self.ty {
             Type::Struct(fields) if index < fields.len() => Ok(target::field_offset(fields, index)),
             _ => Err(errors::build_error(py, format!("{} has no field {index}", self.ty))),
@@ -81,7 +82,8 @@ pub fn extract_types(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyRe
 }
 
 #[pyfunction]
-pub fn array(py: Python<'_>, elem: &Bound<'_, PyAny>, length: u32) -> PyResult<PyType> {
+pub fn array(py: Python<'_>, elem: &Bound<'_, PyAny>, length: &Bound<'_, PyAny>) -> PyResult<PyType> {
+    let length = crate::convert::index_arg(length, "array length")?;
     let e = extract_type(py, elem, "array element type")?;
     if e.is_void() {
         return Err(errors::build_error(py, "array element type cannot be void"));

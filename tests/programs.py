@@ -29,7 +29,22 @@ SIGNED_NAMES = ["i8", "i16", "i32", "i64"]
 UNSIGNED_NAMES = ["u8", "u16", "u32", "u64"]
 FLOAT_NAMES = ["f32", "f64"]
 
-BINARY_OPS = ["add", "sub", "mul", "div", "rem", "and", "or", "xor", "shl", "shr", "rotl", "rotr", "min", "max"]
+BINARY_OPS = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "rem",
+    "and",
+    "or",
+    "xor",
+    "shl",
+    "shr",
+    "rotl",
+    "rotr",
+    "min",
+    "max",
+]
 COMPARE_OPS = ["eq", "ne", "lt", "le", "gt", "ge"]
 UNARY_OPS = ["neg", "not", "abs", "sqrt", "clz", "ctz", "popcnt"]
 

@@ -7,13 +7,13 @@ import math
 import struct
 
 import numpy as np
+import programs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import programs
-import rayzor
 from programs import FLOAT_NAMES, INT_NAMES, SIGNED_NAMES, UNSIGNED_NAMES, binary_fn, cast_fn, unary_fn
+
+import rayzor
 
 TK = rayzor.TrapKind
 
@@ -187,7 +187,16 @@ def test_signed_div_rem_truncate_toward_zero(t):
 @pytest.mark.parametrize("t", UNSIGNED_NAMES)
 def test_unsigned_div_rem(t):
     div, rem = binary_fn("div", t), binary_fn("rem", t)
-    cases = [(7, 2), (0, 5), (hi(t), 2), (hi(t), hi(t)), (hi(t) - 1, hi(t)), (hi(t), 1), (hi(t), 3), (1 << (BITS[t] - 1), 3)]
+    cases = [
+        (7, 2),
+        (0, 5),
+        (hi(t), 2),
+        (hi(t), hi(t)),
+        (hi(t) - 1, hi(t)),
+        (hi(t), 1),
+        (hi(t), 3),
+        (1 << (BITS[t] - 1), 3),
+    ]
     for a, b in cases:
         assert run(div, a, b) == a // b, (t, a, b)
         assert run(rem, a, b) == a % b, (t, a, b)
@@ -512,7 +521,9 @@ def test_ptr_compare_is_unsigned():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("t, a, b", [("i64", -5, 9), ("u8", 255, 0), ("f64", 1.5, -2.5), ("bool", True, False)])
+@pytest.mark.parametrize(
+    "t, a, b", [("i64", -5, 9), ("u8", 255, 0), ("f64", 1.5, -2.5), ("bool", True, False)]
+)
 def test_select_scalar(t, a, b):
     m = rayzor.Module()
     f = m.function("f", [rayzor.bool_, programs.ty(t), programs.ty(t)], programs.ty(t))
@@ -604,7 +615,19 @@ def test_u64_max_to_floats_rounds_up():
 
 def test_float_width_conversions():
     m = cast_fn("f64", "f32")
-    for x in [0.1, 1 / 3, 1e-40, 1e-50, -1e-50, 3.4028235e38, 3.4028236e38, 1e39, -1e300, 16777217.0, math.inf]:
+    for x in [
+        0.1,
+        1 / 3,
+        1e-40,
+        1e-50,
+        -1e-50,
+        3.4028235e38,
+        3.4028236e38,
+        1e39,
+        -1e300,
+        16777217.0,
+        math.inf,
+    ]:
         assert same_float(run(m, x), f32(x)), x
     assert same_float(run(m, -0.0), -0.0)
     assert math.isnan(run(m, math.nan))
@@ -657,7 +680,9 @@ def test_same_type_cast_is_identity():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("x", [0.0, -0.0, 1.0, -2.5, math.pi, math.inf, -math.inf, 5e-324, 1.7976931348623157e308])
+@pytest.mark.parametrize(
+    "x", [0.0, -0.0, 1.0, -2.5, math.pi, math.inf, -math.inf, 5e-324, 1.7976931348623157e308]
+)
 def test_bitcast_f64_u64_i64(x):
     bits = f64_bits(x)
     assert run(programs.bitcast_fn("f64", "u64"), x) == bits
@@ -670,11 +695,18 @@ def test_bitcast_f32_i32(x):
     bits = f32_bits(x)
     assert run(programs.bitcast_fn("f32", "i32"), x) == wrap(bits, "i32")
     assert run(programs.bitcast_fn("f32", "u32"), x) == bits
-    assert same_float(run(programs.bitcast_fn("i32", "f32"), wrap(bits, "i32")), f32(x) if math.isfinite(x) else x)
+    assert same_float(
+        run(programs.bitcast_fn("i32", "f32"), wrap(bits, "i32")), f32(x) if math.isfinite(x) else x
+    )
 
 
 def test_bitcast_preserves_nan_payloads():
-    for src, mid, bits in [("u64", "f64", 0x7FF0000000000001), ("u64", "f64", 0xFFF8DEADBEEF0001), ("u32", "f32", 0x7F800001), ("u32", "f32", 0xFFC12345)]:
+    for src, mid, bits in [
+        ("u64", "f64", 0x7FF0000000000001),
+        ("u64", "f64", 0xFFF8DEADBEEF0001),
+        ("u32", "f32", 0x7F800001),
+        ("u32", "f32", 0xFFC12345),
+    ]:
         m = rayzor.Module()
         f = m.function("f", [programs.ty(src)], programs.ty(src))
         (x,) = f.params
@@ -777,7 +809,13 @@ def _addr_diff(build) -> rayzor.Module:
 
 @pytest.mark.parametrize(
     "fields, index",
-    [((rayzor.i8, rayzor.i64, rayzor.i16), 1), ((rayzor.i8, rayzor.i64, rayzor.i16), 2), ((rayzor.u8, rayzor.u16, rayzor.u8, rayzor.f32), 3), ((rayzor.i32, rayzor.array(rayzor.i8, 3), rayzor.f64), 2), ((rayzor.i8, rayzor.struct(rayzor.i8, rayzor.i32)), 1)],
+    [
+        ((rayzor.i8, rayzor.i64, rayzor.i16), 1),
+        ((rayzor.i8, rayzor.i64, rayzor.i16), 2),
+        ((rayzor.u8, rayzor.u16, rayzor.u8, rayzor.f32), 3),
+        ((rayzor.i32, rayzor.array(rayzor.i8, 3), rayzor.f64), 2),
+        ((rayzor.i8, rayzor.struct(rayzor.i8, rayzor.i32)), 1),
+    ],
 )
 def test_field_addr_matches_c_layout(fields, index):
     s = rayzor.struct(*fields)
@@ -793,7 +831,16 @@ def test_field_addr_matches_c_layout(fields, index):
     assert got == off
 
 
-@pytest.mark.parametrize("elem, index, want", [(rayzor.i64, 3, 24), (rayzor.i64, -1, -8), (rayzor.struct(rayzor.i32, rayzor.i8), 5, 40), (rayzor.u8, 7, 7), (rayzor.array(rayzor.i16, 3), 2, 12)])
+@pytest.mark.parametrize(
+    "elem, index, want",
+    [
+        (rayzor.i64, 3, 24),
+        (rayzor.i64, -1, -8),
+        (rayzor.struct(rayzor.i32, rayzor.i8), 5, 40),
+        (rayzor.u8, 7, 7),
+        (rayzor.array(rayzor.i16, 3), 2, 12),
+    ],
+)
 def test_elem_addr(elem, index, want):
     assert run(_addr_diff(lambda f, p: f.elem_addr(elem, p, f.const(index, rayzor.i32)))) == want
 
@@ -857,7 +904,9 @@ def test_memcpy_between_allocations_and_aggregate_load():
     assert run(m) == 5 - 12 + 70 - 800
 
 
-@pytest.mark.parametrize("t, x", [("i8", -5), ("u16", 65000), ("f32", 1.5), ("f64", -0.25), ("bool", True), ("ptr", 0xABCDEF)])
+@pytest.mark.parametrize(
+    "t, x", [("i8", -5), ("u16", 65000), ("f32", 1.5), ("f64", -0.25), ("bool", True), ("ptr", 0xABCDEF)]
+)
 def test_scalar_store_load_into_user_buffer(t, x):
     m = rayzor.Module()
     f = m.function("f", [rayzor.ptr, programs.ty(t)], programs.ty(t))
@@ -921,7 +970,9 @@ def test_free_null_is_a_no_op():
     assert run(m, None) == 7
 
 
-@pytest.mark.parametrize("byte, want", [(0, False), (1, True), (2, False), (0xFE, False), (0xFF, True), (3, True)])
+@pytest.mark.parametrize(
+    "byte, want", [(0, False), (1, True), (2, False), (0xFE, False), (0xFF, True), (3, True)]
+)
 def test_bool_load_keeps_bit_zero(byte, want):
     m = rayzor.Module()
     f = m.function("f", [rayzor.ptr], rayzor.bool_)
@@ -1042,7 +1093,11 @@ def _union_module(variant: int, get: int) -> rayzor.Module:
     if get == 0:
         pv = f.cast(payload, rayzor.f64)
     elif get == 1:
-        pv = f.cast(f.extract(payload, 0), rayzor.f64) + f.extract(payload, 1) + f.cast(f.extract(payload, 2), rayzor.f64)
+        pv = (
+            f.cast(f.extract(payload, 0), rayzor.f64)
+            + f.extract(payload, 1)
+            + f.cast(f.extract(payload, 2), rayzor.f64)
+        )
     else:
         pv = f.cast(payload, rayzor.f64)
     f.ret(tag * 1000 + pv)
@@ -1082,8 +1137,26 @@ def test_union_through_memory():
     assert (tag, payload) == (1, 2.75)
 
 
-ANY_TAGS = {name: i + 1 for i, name in enumerate(["bool", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64", "ptr"])}
-ANY_SAMPLES = {"bool": True, "i8": -7, "i16": -300, "i32": -70000, "i64": -(2**40), "u8": 200, "u16": 60000, "u32": 2**32 - 2, "u64": 2**64 - 3, "f32": 1.5, "f64": -2.25, "ptr": 0x1234}
+ANY_TAGS = {
+    name: i + 1
+    for i, name in enumerate(
+        ["bool", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64", "ptr"]
+    )
+}
+ANY_SAMPLES = {
+    "bool": True,
+    "i8": -7,
+    "i16": -300,
+    "i32": -70000,
+    "i64": -(2**40),
+    "u8": 200,
+    "u16": 60000,
+    "u32": 2**32 - 2,
+    "u64": 2**64 - 3,
+    "f32": 1.5,
+    "f64": -2.25,
+    "ptr": 0x1234,
+}
 
 
 @pytest.mark.parametrize("t", sorted(ANY_TAGS))
@@ -1101,7 +1174,9 @@ def test_any_make_tag_get(t):
     assert run(m, ANY_SAMPLES[t]) == ANY_SAMPLES[t]
 
 
-@pytest.mark.parametrize("t, other", [("i32", "i64"), ("i64", "u64"), ("f32", "f64"), ("bool", "u8"), ("ptr", "u64")])
+@pytest.mark.parametrize(
+    "t, other", [("i32", "i64"), ("i64", "u64"), ("f32", "f64"), ("bool", "u8"), ("ptr", "u64")]
+)
 def test_any_get_wrong_type_is_bad_tag(t, other):
     m = rayzor.Module()
     f = m.function("f", [programs.ty(t)], programs.ty(other))
@@ -1126,7 +1201,9 @@ def test_zero_any_has_tag_zero_and_get_traps():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["hello", "h\u00e9llo \u2603", "", "quote\" back\\slash\nnl\ttab", b"\x00\xff\x7f\x80"])
+@pytest.mark.parametrize(
+    "text", ["hello", "h\u00e9llo \u2603", "", 'quote" back\\slash\nnl\ttab', b"\x00\xff\x7f\x80"]
+)
 def test_str_const_length_and_bytes(text):
     data = text.encode() if isinstance(text, str) else text
     m = rayzor.Module()
@@ -1338,6 +1415,7 @@ def test_extern_libc_labs():
     assert run(m, 41, host={"labs": addr}) == 42
 
 
+@pytest.mark.host_side_effects
 def test_extern_ctypes_callback_mixed_args():
     calls = []
 
@@ -1357,6 +1435,7 @@ def test_extern_ctypes_callback_mixed_args():
     assert calls == [(1.5, -4, 0.5, 250), (2.0, 3, 0.5, 250)]
 
 
+@pytest.mark.host_side_effects
 def test_extern_through_function_pointer():
     seen = []
 
@@ -1415,7 +1494,9 @@ def test_float_constants_are_bit_exact(t, value, bits):
 
 @pytest.mark.parametrize("bits", [0x7FF0000000000001, 0xFFF8000000000001, 0x7FFFFFFFFFFFFFFF])
 def test_nan_payload_constant_from_text(bits):
-    text = f"fn f() -> u64 {{\nblock0:\n  v0: f64 = const nan:0x{bits:x}\n  v1: u64 = bitcast v0\n  ret v1\n}}\n"
+    text = (
+        f"fn f() -> u64 {{\nblock0:\n  v0: f64 = const nan:0x{bits:x}\n  v1: u64 = bitcast v0\n  ret v1\n}}\n"
+    )
     m = rayzor.parse(text)
     assert str(m) == text
     assert run(m) == bits
@@ -1470,7 +1551,12 @@ def sat_trunc(x: float, t: str) -> int:
 def test_float_to_int_random(src, data):
     dst = data.draw(st.sampled_from(INT_NAMES))
     width = 32 if src == "f32" else 64
-    x = data.draw(st.one_of(st.floats(width=width), st.integers(-(2**65), 2**65).map(float).map(lambda v: f32(v) if width == 32 else v)))
+    x = data.draw(
+        st.one_of(
+            st.floats(width=width),
+            st.integers(-(2**65), 2**65).map(float).map(lambda v: f32(v) if width == 32 else v),
+        )
+    )
     assert run(cast_fn(src, dst), x) == sat_trunc(x, dst)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import programs
 import pytest
 
-import programs
 import rayzor
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import programs
 import pytest
 
-import programs
 import rayzor
 
 i32, i64, u8, u64, f64, ptr = rayzor.i32, rayzor.i64, rayzor.u8, rayzor.u64, rayzor.f64, rayzor.ptr
@@ -569,6 +569,34 @@ def test_value_has_no_truth_value():
             pass
 
 
+def test_everything_raised_on_bad_builder_input_is_a_rayzor_error():
+    """errors.py: everything Rayzor raises on bad input derives from RayzorError."""
+    m = rayzor.Module()
+    f = m.function("f", [rayzor.struct(i64, i64)], f64)
+    (v,) = f.params
+    bad_calls = [
+        lambda: f.const(10**400, f64),
+        lambda: f.const(np.array([1.0, 2.0]), f64),
+        lambda: f.extract(v, -1),
+        lambda: f.extract(v, 2**32),
+        lambda: f.insert(v, -1, 1),
+        lambda: f.field_addr(rayzor.struct(i64), f.zero(ptr), -1),
+        lambda: f.union_make(rayzor.union(i64), -1, 1),
+        lambda: rayzor.array(i64, -1),
+        lambda: rayzor.array(i64, 2**32),
+    ]
+    outcomes = []
+    for i, call in enumerate(bad_calls):
+        try:
+            call()
+            outcomes.append((i, "no error"))
+        except rayzor.RayzorError:
+            pass
+        except Exception as e:  # noqa: BLE001 - the point is to catch what leaks
+            outcomes.append((i, f"{type(e).__name__}: {e}"))
+    assert outcomes == []
+
+
 def test_constant_out_of_range_in_builder():
     m = rayzor.Module()
     f = m.function("f", [u8], u8)
@@ -614,6 +642,10 @@ def _ident(t) -> rayzor.Module:
         (ptr, -1),
         (ptr, 2**64),
         (ptr, 1.5),
+        pytest.param(f64, 10**400, id="f64-10**400"),
+        pytest.param(rayzor.f32, 10**400, id="f32-10**400"),
+        (i64, np.array([1, 2])),
+        (f64, np.array([1.0, 2.0])),
     ],
 )
 def test_bad_scalar_argument(t, bad):
@@ -639,6 +671,18 @@ def test_bad_scalar_argument(t, bad):
 def test_good_scalar_argument(t, good, want):
     got = rayzor.interpret(_ident(t), "f", good)
     assert got == want and type(got) is type(want)
+
+
+@pytest.mark.parametrize(
+    "t, value, want", [(f64, np.array(2.5), 2.5), (i64, np.array(7), 7), (f64, np.float64(-1.25), -1.25)]
+)
+def test_zero_dimensional_numpy_scalars(t, value, want):
+    """A 0-d array converts like the scalar it holds, or is refused with ArgumentError."""
+    try:
+        got = rayzor.interpret(_ident(t), "f", value)
+    except rayzor.ArgumentError:
+        return
+    assert got == want
 
 
 def test_wrong_argument_count():
@@ -716,7 +760,14 @@ def test_parse_type_errors(text, column):
 
 @pytest.mark.parametrize(
     "text",
-    ["{i32, [f64; 4]}", "union<i8, {i32, f64}>", "extern fn(i64, f64) -> void", "fn() -> slice<u8>", "[[any; 2]; 3]", "str"],
+    [
+        "{i32, [f64; 4]}",
+        "union<i8, {i32, f64}>",
+        "extern fn(i64, f64) -> void",
+        "fn() -> slice<u8>",
+        "[[any; 2]; 3]",
+        "str",
+    ],
 )
 def test_parse_type_round_trip(text):
     t = rayzor.parse_type(text)

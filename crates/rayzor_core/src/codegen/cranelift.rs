@@ -56,7 +56,9 @@ pub struct CraneliftBackend {
 
 fn make_isa(opt_level: &str, regalloc: &str) -> Result<OwnedTargetIsa, String> {
     let mut flags = settings::builder();
-    let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| format!("cranelift setting {k}={v}: {e}"));
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v).map_err(|e| format!("cranelift setting {k}={v}: {e}"))
+    };
     set(&mut flags, "opt_level", opt_level)?;
     set(&mut flags, "regalloc_algorithm", regalloc)?;
     set(&mut flags, "enable_probestack", "false")?;
@@ -91,7 +93,8 @@ impl CraneliftBackend {
     ) -> Result<Compiled, String> {
         let start = Instant::now();
         let isa = self.isa(tier);
-        let mut clif = ir::Function::with_name_signature(UserFuncName::user(0, id.0), jit_signature(&func.sig));
+        let mut clif =
+            ir::Function::with_name_signature(UserFuncName::user(0, id.0), jit_signature(&func.sig));
         let mut fctx = FunctionBuilderContext::new();
         {
             let b = FunctionBuilder::new(&mut clif, &mut fctx);
@@ -118,7 +121,8 @@ impl CraneliftBackend {
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
-            let (vmctx, args, rets) = (b.block_params(entry)[0], b.block_params(entry)[1], b.block_params(entry)[2]);
+            let (vmctx, args, rets) =
+                (b.block_params(entry)[0], b.block_params(entry)[1], b.block_params(entry)[2]);
             let mut call_args = vec![vmctx];
             if abi::uses_ret_area(&f.sig.ret) {
                 call_args.push(rets);
@@ -215,7 +219,8 @@ pub fn reverse_postorder(func: &Function) -> Vec<Block> {
     let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
     seen[0] = true;
     while let Some((b, i)) = stack.pop() {
-        let succs: Vec<Block> = func.terminator(b).map(|t| t.successors().iter().map(|c| c.block).collect()).unwrap_or_default();
+        let succs: Vec<Block> =
+            func.terminator(b).map(|t| t.successors().iter().map(|c| c.block).collect()).unwrap_or_default();
         if i < succs.len() {
             stack.push((b, i + 1));
             let s = succs[i];
@@ -253,7 +258,13 @@ fn mask(bits: u32) -> u64 {
 }
 
 impl<'a, 'b> Lower<'a, 'b> {
-    fn new(env: &'a CodegenEnv<'a>, id: FuncId, func: &'a Function, tier: Tier, b: FunctionBuilder<'b>) -> Self {
+    fn new(
+        env: &'a CodegenEnv<'a>,
+        id: FuncId,
+        func: &'a Function,
+        tier: Tier,
+        b: FunctionBuilder<'b>,
+    ) -> Self {
         let dummy = ir::Value::from_u32(0);
         Lower {
             env,
@@ -318,8 +329,11 @@ impl<'a, 'b> Lower<'a, 'b> {
             for (n, &inst) in insts.iter().enumerate() {
                 let data = f.inst(inst);
                 if n + 1 == insts.len() && data.kind.is_terminator() {
-                    let back_edge =
-                        data.kind.successors().iter().any(|s| rpo_index[s.block.index()] <= rpo_index[blk.index()]);
+                    let back_edge = data
+                        .kind
+                        .successors()
+                        .iter()
+                        .any(|s| rpo_index[s.block.index()] <= rpo_index[blk.index()]);
                     if back_edge {
                         self.bump_counter(COUNTER_BACKEDGES, abi::VMCTX_EDGE_TICKS);
                     }
@@ -387,14 +401,14 @@ impl<'a, 'b> Lower<'a, 'b> {
 
         let mut args = Vec::new();
         for leaf in abi::param_leaves(&self.func.sig) {
-            let v = self.from_abi(leaf, params[k]);
+            let v = self.abi_to_native(leaf, params[k]);
             args.push(BlockArg::Value(v));
             k += 1;
         }
         self.b.ins().jump(self.blocks[0], &args);
     }
 
-    fn from_abi(&mut self, s: Scalar, v: ir::Value) -> ir::Value {
+    fn abi_to_native(&mut self, s: Scalar, v: ir::Value) -> ir::Value {
         let t = clif_ty(s);
         if s.is_float() || t == types::I64 {
             v
@@ -408,7 +422,7 @@ impl<'a, 'b> Lower<'a, 'b> {
         }
     }
 
-    fn to_abi(&mut self, s: Scalar, v: ir::Value) -> ir::Value {
+    fn native_to_abi(&mut self, s: Scalar, v: ir::Value) -> ir::Value {
         if s.is_float() || clif_ty(s) == types::I64 {
             v
         } else if s.is_signed() {
@@ -446,7 +460,8 @@ impl<'a, 'b> Lower<'a, 'b> {
         if let Some(blk) = self.exit_block {
             self.b.switch_to_block(blk);
             let rets = abi::ret_leaves(&self.func.sig.ret);
-            let vals: Vec<ir::Value> = if rets.len() == 1 { vec![self.zero_of(abi_ty(rets[0]))] } else { vec![] };
+            let vals: Vec<ir::Value> =
+                if rets.len() == 1 { vec![self.zero_of(abi_ty(rets[0]))] } else { vec![] };
             self.b.ins().return_(&vals);
         }
     }
@@ -511,7 +526,13 @@ impl<'a, 'b> Lower<'a, 'b> {
         r
     }
 
-    fn call_helper(&mut self, addr: usize, params: &[ir::Type], ret: Option<ir::Type>, args: &[ir::Value]) -> Option<ir::Value> {
+    fn call_helper(
+        &mut self,
+        addr: usize,
+        params: &[ir::Type],
+        ret: Option<ir::Type>,
+        args: &[ir::Value],
+    ) -> Option<ir::Value> {
         let mut s = ir::Signature::new(CallConv::SystemV);
         s.params.extend(params.iter().map(|t| AbiParam::new(*t)));
         s.returns.extend(ret.map(AbiParam::new));
@@ -545,7 +566,7 @@ impl<'a, 'b> Lower<'a, 'b> {
                 .zip(self.leaves_of(*a).iter().copied())
                 .collect();
             for (s, v) in leaves {
-                let v = self.to_abi(s, v);
+                let v = self.native_to_abi(s, v);
                 call_args.push(v);
             }
         }
@@ -553,13 +574,13 @@ impl<'a, 'b> Lower<'a, 'b> {
         let results = self.b.inst_results(call).to_vec();
         self.check_pending_trap();
         match area {
-            None => results.iter().zip(&ret_leaves).map(|(v, s)| self.from_abi(*s, *v)).collect(),
+            None => results.iter().zip(&ret_leaves).map(|(v, s)| self.abi_to_native(*s, *v)).collect(),
             Some(a) => ret_leaves
                 .iter()
                 .enumerate()
                 .map(|(k, s)| {
                     let v = self.b.ins().load(abi_ty(*s), MemFlagsData::trusted(), a, 8 * k as i32);
-                    self.from_abi(*s, v)
+                    self.abi_to_native(*s, v)
                 })
                 .collect(),
         }
@@ -646,7 +667,12 @@ impl<'a, 'b> Lower<'a, 'b> {
                 let size = self.b.ins().iconst(types::I64, target::size_of(ty) as i64);
                 let n = self.one(*count);
                 let args = [self.vmctx, size, n];
-                let p = self.call_helper(helpers::rayzor_alloc as *const () as usize, &[types::I64; 3], Some(types::I64), &args);
+                let p = self.call_helper(
+                    helpers::rayzor_alloc as *const () as usize,
+                    &[types::I64; 3],
+                    Some(types::I64),
+                    &args,
+                );
                 self.check_pending_trap();
                 vec![p.expect("alloc returns")]
             }
@@ -704,7 +730,8 @@ impl<'a, 'b> Lower<'a, 'b> {
                 let leaves = self.leaves_of(*value).to_vec();
                 for (slot, v) in payload_slots(&vs[*variant as usize]).into_iter().zip(leaves) {
                     let bits = self.bits_u64(slot.ty, v);
-                    let shifted = if slot.shift == 0 { bits } else { self.b.ins().ishl_imm_u(bits, slot.shift as i64) };
+                    let shifted =
+                        if slot.shift == 0 { bits } else { self.b.ins().ishl_imm_u(bits, slot.shift as i64) };
                     w[slot.word as usize] = self.b.ins().bor(w[slot.word as usize], shifted);
                 }
                 out.extend(w);
@@ -722,8 +749,9 @@ impl<'a, 'b> Lower<'a, 'b> {
                     .into_iter()
                     .map(|slot| {
                         let w = leaves[1 + slot.word as usize];
-                        let sh = if slot.shift == 0 { w } else { self.b.ins().ushr_imm_u(w, slot.shift as i64) };
-                        self.from_bits_u64(slot.ty, sh)
+                        let sh =
+                            if slot.shift == 0 { w } else { self.b.ins().ushr_imm_u(w, slot.shift as i64) };
+                        self.leaf_from_word(slot.ty, sh)
                     })
                     .collect()
             }
@@ -733,7 +761,7 @@ impl<'a, 'b> Lower<'a, 'b> {
                 let v = self.one(*arg);
                 let payload = match s {
                     Scalar::F32 | Scalar::F64 => self.bits_u64(s, v),
-                    _ => self.to_abi(s, v),
+                    _ => self.native_to_abi(s, v),
                 };
                 vec![tag, payload]
             }
@@ -741,15 +769,19 @@ impl<'a, 'b> Lower<'a, 'b> {
                 let leaves = self.leaves_of(*arg).to_vec();
                 let bad = self.icmp_const(IntCC::NotEqual, leaves[0], ty.any_tag() as i64);
                 self.trap_if(bad, TrapKind::BadTag);
-                vec![self.from_bits_u64(*ty, leaves[1])]
+                vec![self.leaf_from_word(*ty, leaves[1])]
             }
             StrConst { data } => {
                 let (p, n) = self.env.data[data.index()];
                 vec![self.b.ins().iconst(types::I64, p as i64), self.b.ins().iconst(types::I64, n as i64)]
             }
             FuncAddr { callee } => match callee {
-                Callee::Func(f) => vec![self.b.ins().iconst(types::I64, (abi::FUNC_TOKEN_BASE + f.0 as u64) as i64)],
-                Callee::Extern(e) => vec![self.b.ins().iconst(types::I64, self.env.extern_addrs[e.index()] as i64)],
+                Callee::Func(f) => {
+                    vec![self.b.ins().iconst(types::I64, (abi::FUNC_TOKEN_BASE + f.0 as u64) as i64)]
+                }
+                Callee::Extern(e) => {
+                    vec![self.b.ins().iconst(types::I64, self.env.extern_addrs[e.index()] as i64)]
+                }
             },
             Call { callee, args } => match callee {
                 Callee::Func(f) => {
@@ -803,7 +835,13 @@ impl<'a, 'b> Lower<'a, 'b> {
                 let c = self.one(*cond);
                 let ta = self.block_args(then_dest);
                 let ea = self.block_args(else_dest);
-                self.b.ins().brif(c, self.blocks[then_dest.block.index()], &ta, self.blocks[else_dest.block.index()], &ea);
+                self.b.ins().brif(
+                    c,
+                    self.blocks[then_dest.block.index()],
+                    &ta,
+                    self.blocks[else_dest.block.index()],
+                    &ea,
+                );
                 vec![]
             }
             Switch { value, cases, default } => {
@@ -815,12 +853,12 @@ impl<'a, 'b> Lower<'a, 'b> {
                 let rets = abi::ret_leaves(&self.func.sig.ret);
                 let leaves = value.map(|v| self.leaves_of(v).to_vec()).unwrap_or_default();
                 if rets.len() == 1 {
-                    let v = self.to_abi(rets[0], leaves[0]);
+                    let v = self.native_to_abi(rets[0], leaves[0]);
                     self.b.ins().return_(&[v]);
                 } else {
                     let area = self.ret_area;
                     for (k, (s, v)) in rets.iter().zip(leaves).enumerate() {
-                        let v = self.to_abi(*s, v);
+                        let v = self.native_to_abi(*s, v);
                         self.b.ins().store(MemFlagsData::trusted(), v, area.expect("ret area"), 8 * k as i32);
                     }
                     self.b.ins().return_(&[]);
@@ -910,7 +948,7 @@ impl<'a, 'b> Lower<'a, 'b> {
     }
 
     /// A leaf of type `s` from the low bits of a 64-bit word (canonicalised).
-    fn from_bits_u64(&mut self, s: Scalar, w: ir::Value) -> ir::Value {
+    fn leaf_from_word(&mut self, s: Scalar, w: ir::Value) -> ir::Value {
         match s {
             Scalar::F32 => {
                 let i = self.b.ins().ireduce(types::I32, w);
@@ -968,7 +1006,11 @@ impl<'a, 'b> Lower<'a, 'b> {
                 _ => {
                     // Rem: the same Rust `%` (fmod) the interpreter uses.
                     let t = clif_ty(s);
-                    let f = if s == Scalar::F32 { helpers::rayzor_fmodf as *const () as usize } else { helpers::rayzor_fmod as *const () as usize };
+                    let f = if s == Scalar::F32 {
+                        helpers::rayzor_fmodf as *const () as usize
+                    } else {
+                        helpers::rayzor_fmod as *const () as usize
+                    };
                     return self.call_helper(f, &[t, t], Some(t), &[a, b]).expect("fmod returns");
                 }
             };
@@ -996,7 +1038,7 @@ impl<'a, 'b> Lower<'a, 'b> {
                 if !s.is_signed() {
                     return if op == BinOp::Div { self.b.ins().udiv(a, b) } else { self.b.ins().urem(a, b) };
                 }
-                let minus_one = self.icmp_const(IntCC::Equal, b, -1i64 & mask(s.bits()) as i64);
+                let minus_one = self.icmp_const(IntCC::Equal, b, -1);
                 if op == BinOp::Div {
                     let min = 1i64.wrapping_shl(s.bits() - 1) & mask(s.bits()) as i64;
                     let is_min = self.icmp_const(IntCC::Equal, a, min);
@@ -1019,6 +1061,8 @@ impl<'a, 'b> Lower<'a, 'b> {
             (UnOp::Neg, true) => ins.fneg(a),
             (UnOp::Neg, false) => ins.ineg(a),
             (UnOp::Abs, true) => ins.fabs(a),
+            // Unsigned values are their own absolute value.
+            (UnOp::Abs, false) if !s.is_signed() => a,
             (UnOp::Abs, false) => ins.iabs(a),
             (UnOp::Sqrt, _) => ins.sqrt(a),
             (UnOp::Not, _) if s == Scalar::Bool => ins.bxor_imm_u(a, 1),
@@ -1076,7 +1120,11 @@ impl<'a, 'b> Lower<'a, 'b> {
         }
         if from.is_float() {
             if to.is_float() {
-                return if to == Scalar::F64 { self.b.ins().fpromote(tt, x) } else { self.b.ins().fdemote(tt, x) };
+                return if to == Scalar::F64 {
+                    self.b.ins().fpromote(tt, x)
+                } else {
+                    self.b.ins().fdemote(tt, x)
+                };
             }
             // Saturating, NaN -> 0. Narrow targets saturate at 32 bits, then clamp.
             return match (to.bits(), to.is_signed() || to == Scalar::Ptr) {

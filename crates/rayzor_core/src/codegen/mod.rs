@@ -4,6 +4,8 @@
 pub mod abi;
 pub mod code_memory;
 pub mod cranelift;
+#[cfg(feature = "llvm")]
+pub mod llvm;
 pub mod target;
 
 /// Compilation tiers, ordered from quickest to compile to fastest code.

@@ -183,7 +183,10 @@ impl FunctionBuilder {
             }
         });
         if let Some(v) = bad {
-            return err(format!("{v} is not a value of function '{}'", module.functions[self.func.index()].name));
+            return err(format!(
+                "{v} is not a value of function '{}'",
+                module.functions[self.func.index()].name
+            ));
         }
         for s in kind.successors() {
             self.check_block(module, s.block)?;
@@ -235,7 +238,10 @@ impl FunctionBuilder {
         self.check_value(module, value)?;
         let vty = module.functions[self.func.index()].value_type(value);
         if *vty != info.ty {
-            return err(format!("variable '{}' has type {}, cannot assign a value of type {vty}", info.name, info.ty));
+            return err(format!(
+                "variable '{}' has type {}, cannot assign a value of type {vty}",
+                info.name, info.ty
+            ));
         }
         let Some(block) = self.current else {
             return err("no current block: call switch_to(block) first");
@@ -261,7 +267,8 @@ impl FunctionBuilder {
         if let Some(v) = self.var_params.get(&(block, var)) {
             return Ok(*v);
         }
-        let info = self.vars.get(var.0 as usize).ok_or_else(|| UsageError("unknown variable".into()))?.clone();
+        let info =
+            self.vars.get(var.0 as usize).ok_or_else(|| UsageError("unknown variable".into()))?.clone();
         if block == Block(0) {
             let fname = &module.functions[self.func.index()].name;
             return err(format!(

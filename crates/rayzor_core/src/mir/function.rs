@@ -121,7 +121,8 @@ pub enum UnOp {
 }
 
 impl UnOp {
-    pub const ALL: [UnOp; 7] = [UnOp::Neg, UnOp::Not, UnOp::Abs, UnOp::Sqrt, UnOp::Clz, UnOp::Ctz, UnOp::Popcnt];
+    pub const ALL: [UnOp; 7] =
+        [UnOp::Neg, UnOp::Not, UnOp::Abs, UnOp::Sqrt, UnOp::Clz, UnOp::Ctz, UnOp::Popcnt];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -254,67 +255,165 @@ pub enum Callee {
 pub enum InstKind {
     /// A scalar constant. `bits` is in canonical form for `ty`
     /// (see `Scalar::canon`); floats are given by their IEEE bits.
-    Const { ty: Scalar, bits: u64 },
+    Const {
+        ty: Scalar,
+        bits: u64,
+    },
     /// The all-zero value of any non-void type (aggregates included).
-    Zero { ty: Type },
-    Binary { op: BinOp, lhs: Value, rhs: Value },
-    Unary { op: UnOp, arg: Value },
-    Cmp { op: CmpOp, lhs: Value, rhs: Value },
+    Zero {
+        ty: Type,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Value,
+        rhs: Value,
+    },
+    Unary {
+        op: UnOp,
+        arg: Value,
+    },
+    Cmp {
+        op: CmpOp,
+        lhs: Value,
+        rhs: Value,
+    },
     /// `cond ? if_true : if_false`, any type.
-    Select { cond: Value, if_true: Value, if_false: Value },
+    Select {
+        cond: Value,
+        if_true: Value,
+        if_false: Value,
+    },
     /// Conversions between scalars: int widen (by source signedness) /
     /// narrow (truncate); int <-> float (float to int saturates, NaN gives 0);
     /// float widen/narrow (round to nearest even); bool -> number (0/1);
     /// number -> bool (`!= 0`); ptr <-> 64-bit int.
-    Cast { to: Scalar, arg: Value },
+    Cast {
+        to: Scalar,
+        arg: Value,
+    },
     /// Reinterpret the bits of a scalar as another scalar of the same width.
-    Bitcast { to: Scalar, arg: Value },
+    Bitcast {
+        to: Scalar,
+        arg: Value,
+    },
     /// Load a value of any type (aggregates leaf by leaf) from `ptr`.
-    Load { ty: Type, ptr: Value },
-    Store { ptr: Value, value: Value },
+    Load {
+        ty: Type,
+        ptr: Value,
+    },
+    Store {
+        ptr: Value,
+        value: Value,
+    },
     /// Heap allocation of `count` (u64) zeroed elements of `ty`; result `ptr`.
-    Alloc { ty: Type, count: Value },
-    Free { ptr: Value },
+    Alloc {
+        ty: Type,
+        count: Value,
+    },
+    Free {
+        ptr: Value,
+    },
     /// `memmove(dst, src, len)`, `len` is u64.
-    MemCopy { dst: Value, src: Value, len: Value },
+    MemCopy {
+        dst: Value,
+        src: Value,
+        len: Value,
+    },
     /// `memset(dst, byte, len)`, `byte` is u8, `len` is u64.
-    MemSet { dst: Value, byte: Value, len: Value },
+    MemSet {
+        dst: Value,
+        byte: Value,
+        len: Value,
+    },
     /// `ptr + offset_of(ty, field)` where `ty` is a struct.
-    FieldAddr { ty: Type, ptr: Value, field: u32 },
+    FieldAddr {
+        ty: Type,
+        ptr: Value,
+        field: u32,
+    },
     /// `ptr + index * size_of(elem)`; `index` is any integer (sign-extended if signed).
-    ElemAddr { elem: Type, ptr: Value, index: Value },
+    ElemAddr {
+        elem: Type,
+        ptr: Value,
+        index: Value,
+    },
     /// Field of a struct, element of an array, `0`=ptr / `1`=len of a slice or str.
-    ExtractValue { agg: Value, index: u32 },
-    InsertValue { agg: Value, index: u32, value: Value },
+    ExtractValue {
+        agg: Value,
+        index: u32,
+    },
+    InsertValue {
+        agg: Value,
+        index: u32,
+        value: Value,
+    },
     /// A union value holding `variant` with `value`.
-    UnionMake { ty: Type, variant: u32, value: Value },
+    UnionMake {
+        ty: Type,
+        variant: u32,
+        value: Value,
+    },
     /// The variant index (u32) a union value holds.
-    UnionTag { arg: Value },
+    UnionTag {
+        arg: Value,
+    },
     /// The payload of `variant`; traps `bad_tag` if the union holds another.
-    UnionGet { variant: u32, arg: Value },
+    UnionGet {
+        variant: u32,
+        arg: Value,
+    },
     /// Box a scalar in an `any`.
-    AnyMake { arg: Value },
+    AnyMake {
+        arg: Value,
+    },
     /// The type tag (u32) of an `any`: `Scalar::any_tag`, 0 for the zero value.
-    AnyTag { arg: Value },
+    AnyTag {
+        arg: Value,
+    },
     /// Unbox; traps `bad_tag` if the `any` holds another type.
-    AnyGet { ty: Scalar, arg: Value },
+    AnyGet {
+        ty: Scalar,
+        arg: Value,
+    },
     /// A `str` value pointing to static module data.
-    StrConst { data: DataId },
+    StrConst {
+        data: DataId,
+    },
     /// The address of a function (`fn` type) or extern function (`extern fn` type).
-    FuncAddr { callee: Callee },
-    Call { callee: Callee, args: Vec<Value> },
-    CallIndirect { callee: Value, args: Vec<Value> },
+    FuncAddr {
+        callee: Callee,
+    },
+    Call {
+        callee: Callee,
+        args: Vec<Value>,
+    },
+    CallIndirect {
+        callee: Value,
+        args: Vec<Value>,
+    },
     /// Traps `stack_overflow` exactly when a `call` made here would (the call
     /// depth limit is reached). Left where an inlined call was, so inlining
     /// keeps the depth limit exact.
     DepthCheck,
 
     // ----- terminators -----
-    Jump { dest: BlockCall },
-    Brif { cond: Value, then_dest: BlockCall, else_dest: BlockCall },
+    Jump {
+        dest: BlockCall,
+    },
+    Brif {
+        cond: Value,
+        then_dest: BlockCall,
+        else_dest: BlockCall,
+    },
     /// Jump to the case whose constant equals `value` (an integer), else `default`.
-    Switch { value: Value, cases: Vec<(u64, BlockCall)>, default: BlockCall },
-    Return { value: Option<Value> },
+    Switch {
+        value: Value,
+        cases: Vec<(u64, BlockCall)>,
+        default: BlockCall,
+    },
+    Return {
+        value: Option<Value>,
+    },
     Trap,
     Unreachable,
 }
@@ -554,7 +653,8 @@ pub struct Function {
 impl Function {
     /// A function with an entry block whose parameters match `sig`.
     pub fn new(name: impl Into<String>, sig: Signature) -> Self {
-        let mut f = Function { name: name.into(), sig, blocks: Vec::new(), insts: Vec::new(), values: Vec::new() };
+        let mut f =
+            Function { name: name.into(), sig, blocks: Vec::new(), insts: Vec::new(), values: Vec::new() };
         let entry = f.add_block();
         for ty in f.sig.params.clone() {
             f.add_block_param(entry, ty);
@@ -581,7 +681,12 @@ impl Function {
 
     /// Append an instruction to `block`; `result_ty` is the type of the value
     /// it defines (`None` or `Some(Type::Void)` for none).
-    pub fn push_inst(&mut self, block: Block, kind: InstKind, result_ty: Option<Type>) -> (Inst, Option<Value>) {
+    pub fn push_inst(
+        &mut self,
+        block: Block,
+        kind: InstKind,
+        result_ty: Option<Type>,
+    ) -> (Inst, Option<Value>) {
         let inst = Inst(self.insts.len() as u32);
         let result = match result_ty {
             Some(ty) if !ty.is_void() => {

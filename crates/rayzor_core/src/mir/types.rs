@@ -174,7 +174,10 @@ pub enum Type {
     Union(Vec<Type>),
     /// A pointer to a module function (`fn(...) -> T`) or, when `host` is
     /// set, to a host function with the C calling convention (`extern fn`).
-    FnPtr { sig: Box<Signature>, host: bool },
+    FnPtr {
+        sig: Box<Signature>,
+        host: bool,
+    },
     /// A tagged dynamic scalar: `u32` type tag at 0, 64-bit payload at 8.
     Any,
     /// A string: `{ptr, u64 len}` of UTF-8 bytes.

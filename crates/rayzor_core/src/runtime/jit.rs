@@ -82,6 +82,16 @@ fn cranelift() -> Result<&'static CraneliftBackend, JitError> {
         .map_err(|e| JitError::Unavailable { tier: Tier::T0, reason: e.clone() })
 }
 
+/// The LLVM backend (one process-wide LLJIT), made on first use.
+#[cfg(feature = "llvm")]
+fn llvm() -> Result<&'static crate::codegen::llvm::LlvmBackend, JitError> {
+    static BACKEND: OnceLock<Result<crate::codegen::llvm::LlvmBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(crate::codegen::llvm::LlvmBackend::new)
+        .as_ref()
+        .map_err(|e| JitError::Unavailable { tier: Tier::T3, reason: e.clone() })
+}
+
 pub struct Jit {
     module: Module,
     slots: Box<[AtomicUsize]>,
@@ -277,7 +287,14 @@ impl Jit {
 
     /// Make `code` the entry of `f` and retire the previous code. Returns
     /// false (and drops `code`) if `only_upgrade` and `f` is already at `tier` or above.
-    fn publish(&self, f: FuncId, tier: Tier, code: Box<dyn MachineCode>, time: Duration, only_upgrade: bool) -> bool {
+    fn publish(
+        &self,
+        f: FuncId,
+        tier: Tier,
+        code: Box<dyn MachineCode>,
+        time: Duration,
+        only_upgrade: bool,
+    ) -> bool {
         let state = &self.funcs[f.index()];
         let mut inner = state.inner.lock();
         if only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier) {
@@ -300,9 +317,18 @@ impl Jit {
     }
 
     /// T3: LLVM at O3 on the T2-optimised MIR, when this build has LLVM.
+    #[cfg(not(feature = "llvm"))]
     fn compile_t3(&self, f: FuncId) -> Result<Box<dyn MachineCode>, JitError> {
         let _ = f;
         Err(JitError::Unavailable { tier: Tier::T3, reason: super::T3_UNAVAILABLE.into() })
+    }
+
+    /// T3: LLVM at O3 on the T2-optimised MIR (small leaf callees already inlined).
+    #[cfg(feature = "llvm")]
+    fn compile_t3(&self, f: FuncId) -> Result<Box<dyn MachineCode>, JitError> {
+        let backend = llvm()?;
+        let optimized = crate::mir::opt::optimize_function(&self.module, f);
+        backend.compile_function(&self.env(), f, &optimized).map_err(|m| self.compile_error(f, Tier::T3, m))
     }
 
     /// Make every later compile at `tier` fail, to exercise the failure path.
@@ -358,7 +384,7 @@ impl Jit {
         let mut ctx = VmCtx {
             depth: 0,
             trap: 0,
-            stack_limit: super::stack::stack_limit(),
+            stack_limit: 0,
             trap_func: 0,
             call_ticks: call_ticks.clamp(1, n),
             edge_ticks: edge_ticks.clamp(1, n),
@@ -366,10 +392,13 @@ impl Jit {
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
         // keeps every piece of code reachable from the slots alive.
-        unsafe {
-            let entry: HostEntry = std::mem::transmute::<usize, HostEntry>(self.entries[f.index()].address());
-            entry(&mut ctx, args.as_ptr(), rets.as_mut_ptr());
-        }
+        let entry: HostEntry =
+            unsafe { std::mem::transmute::<usize, HostEntry>(self.entries[f.index()].address()) };
+        super::stack::on_jit_stack(|limit| {
+            ctx.stack_limit = limit;
+            // SAFETY: as above; the stack limit keeps frames above the guard page.
+            unsafe { entry(&mut ctx, args.as_ptr(), rets.as_mut_ptr()) }
+        });
         drop(guard);
         TICKS.with(|t| t.set((ctx.call_ticks, ctx.edge_ticks)));
         if ctx.trap != 0 {
@@ -395,11 +424,8 @@ impl Jit {
     /// Bytes of executable memory currently held (whole pages).
     pub fn code_bytes(&self) -> usize {
         let entries: usize = self.entries.iter().map(CodeBlob::mapped_bytes).sum();
-        let funcs: usize = self
-            .funcs
-            .iter()
-            .map(|f| f.inner.lock().current.as_ref().map_or(0, |c| c.held_bytes()))
-            .sum();
+        let funcs: usize =
+            self.funcs.iter().map(|f| f.inner.lock().current.as_ref().map_or(0, |c| c.held_bytes())).sum();
         entries + funcs
     }
 

@@ -4,8 +4,8 @@
 pub mod helpers;
 pub mod jit;
 pub mod profile;
-pub mod worker;
 pub mod stack;
+pub mod worker;
 
 pub use jit::{CompileEvent, CompileReason, FunctionInfo, Jit, JitError};
 

@@ -107,7 +107,12 @@ impl TieredConfig {
             enable_background_optimization: true,
             optimization_check_interval_ms: 10,
             max_parallel_optimizations: 2,
-            profile: ProfileConfig { warm_threshold: 30, hot_threshold: 300, blazing_threshold: 3_000, sample_rate: 1 },
+            profile: ProfileConfig {
+                warm_threshold: 30,
+                hot_threshold: 300,
+                blazing_threshold: 3_000,
+                sample_rate: 1,
+            },
             verbosity: 1,
         }
     }

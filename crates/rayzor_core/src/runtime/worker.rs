@@ -48,7 +48,12 @@ impl Promoter {
             jit,
             config,
             top_tier,
-            queue: Mutex::new(Queue { pending: VecDeque::new(), seen: HashSet::new(), running: 0, stop: false }),
+            queue: Mutex::new(Queue {
+                pending: VecDeque::new(),
+                seen: HashSet::new(),
+                running: 0,
+                stop: false,
+            }),
             wake: Condvar::new(),
         });
         let mut threads = Vec::new();
@@ -56,7 +61,11 @@ impl Promoter {
         threads.push(std::thread::Builder::new().name("rayzor-monitor".into()).spawn(move || monitor(&s))?);
         for i in 0..config.max_parallel_optimizations {
             let s = shared.clone();
-            threads.push(std::thread::Builder::new().name(format!("rayzor-compile-{i}")).spawn(move || compiler(&s))?);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("rayzor-compile-{i}"))
+                    .spawn(move || compiler(&s))?,
+            );
         }
         Ok(Promoter { shared, threads })
     }

@@ -1,0 +1,184 @@
+"""Differential fuzzing of the tiers against the reference interpreter.
+
+Property: for a random well-typed module (``mir_strategies.modules()``) and
+random inputs, ``rayzor.interpret`` (the oracle) and the jit with every
+function compiled at T0, T1, T2 (and T3 when LLVM is available) return the same
+result -- floats bit for bit, except that any NaN equals any NaN -- or raise
+``rayzor.Trap`` with the same kind. Every generated module also round-trips
+through text.
+
+Sizing: ``RAYZOR_FUZZ_EXAMPLES`` (default 1000, derandomized so CI is
+reproducible). ``RAYZOR_FUZZ_SEED=<int>`` runs a randomized search from that
+seed; ``--hypothesis-profile=long`` uses the profile's ``max_examples`` and
+random seeds. ``RAYZOR_FUZZ_NOSHRINK=1`` skips shrinking.
+
+Regression corpus: ``tests/fuzz_regressions/*.mir``. Each file is MIR text
+whose comment header lists inputs for ``main``, one call per line::
+
+    ; args: 1, -2.5, true
+    ; args: nan, inf, -0.0, 0x10
+
+(`true`/`false`, ints (decimal or 0x hex), floats incl. `nan`, `inf`,
+`-inf`). ``test_regressions`` runs the same differential check on each. A
+``; xfail: <reason>`` (or ``; xfail(T3): <reason>``, only when T3 runs) line
+marks a known bug that is not fixed yet (strict xfail: the test fails once the
+bug is fixed, so the line gets removed).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import struct
+
+import mir_strategies as ms
+import pytest
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+import rayzor
+from rayzor import Tier
+
+REGRESSIONS = pathlib.Path(__file__).parent / "fuzz_regressions"
+
+
+def tiers() -> list[Tier]:
+    ts = [Tier.T0, Tier.T1, Tier.T2]
+    llvm = getattr(rayzor, "llvm_available", None)
+    if callable(llvm) and llvm():
+        ts.append(Tier.T3)
+    # RAYZOR_FUZZ_MAX_TIER=2 leaves T3 out (e.g. to fuzz Cranelift alone).
+    top = int(os.environ.get("RAYZOR_FUZZ_MAX_TIER", "3"))
+    return [t for t in ts if t <= top]
+
+
+TIERS = tiers()
+
+
+def _outcome(fn, ret: str):
+    """('ok', canonical value) or ('trap', kind)."""
+    try:
+        v = fn()
+    except rayzor.Trap as e:
+        return ("trap", e.kind)
+    except BaseException as e:  # a Rust panic (pyo3 PanicException) is a BaseException
+        if type(e).__name__ != "PanicException":
+            raise
+        raise AssertionError(f"panic: {e}") from None
+    if ret in ms.FLOATS:
+        return ("ok", "nan" if math.isnan(v) else struct.pack("<d", v).hex())
+    return ("ok", type(v).__name__, v)
+
+
+def check_module(module: rayzor.Module, ret: str, arg_sets, text: str = "") -> None:
+    """Assert every tier agrees with the interpreter on every argument tuple."""
+    expected = [_outcome(lambda a=a: rayzor.interpret(module, "main", *a), ret) for a in arg_sets]
+    cfg = rayzor.TieredConfig(enable_background_optimization=False)
+    with rayzor.TieredJit(module, cfg) as jit:
+        for tier in TIERS:
+            for name in jit.functions:
+                try:
+                    jit.compile(name, tier)
+                except BaseException as e:  # a Rust panic is a BaseException: make it shrinkable
+                    if type(e).__name__ != "PanicException":
+                        raise
+                    raise AssertionError(
+                        f"{tier} compile of {name!r} panicked: {e}\n{text or module}"
+                    ) from None
+            main = jit["main"]
+            for a, want in zip(arg_sets, expected, strict=True):
+                got = _outcome(lambda a=a, main=main: main(*a), ret)
+                assert got == want, (
+                    f"{tier} disagrees with the interpreter on main{tuple(a)}: "
+                    f"interpreter {want}, {tier} {got}\n{text or module}"
+                )
+
+
+def _round_trip(module: rayzor.Module) -> None:
+    text = str(module)
+    again = rayzor.parse(text)
+    assert str(again) == text
+    again.verify()
+
+
+def _examples() -> int:
+    return int(os.environ.get("RAYZOR_FUZZ_EXAMPLES", "1000"))
+
+
+def _fuzz_settings(test):
+    """CI: RAYZOR_FUZZ_EXAMPLES derandomized examples. The "long" profile, or an
+    explicit RAYZOR_FUZZ_SEED, searches randomly (the profile's size for "long")."""
+    getname = getattr(settings, "get_current_profile_name", None)
+    current = getname() if getname else getattr(settings, "_current_profile", None)
+    common = dict(
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+    if os.environ.get("RAYZOR_FUZZ_NOSHRINK"):
+        # Report the first failure as found (measuring detection, or huge modules).
+        common["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
+    if current == "long":
+        test = settings(**common)(test)
+    else:
+        seeded = "RAYZOR_FUZZ_SEED" in os.environ
+        test = settings(max_examples=_examples(), derandomize=not seeded, **common)(test)
+        if seeded:
+            test = seed(int(os.environ["RAYZOR_FUZZ_SEED"]))(test)
+    return test
+
+
+@_fuzz_settings
+@given(prog=ms.modules(budget=int(os.environ.get("RAYZOR_FUZZ_BUDGET", "24"))), data=st.data())
+def test_tiers_agree_with_interpreter(prog: ms.GenModule, data) -> None:
+    _round_trip(prog.module)
+    arg_sets = data.draw(st.lists(ms.arguments(prog.params), min_size=1, max_size=4), label="args")
+    check_module(prog.module, prog.ret, arg_sets, prog.text)
+
+
+# ---------------------------------------------------------------------------
+# Regression corpus
+# ---------------------------------------------------------------------------
+
+
+def _parse_arg(tok: str, ty: str):
+    tok = tok.strip()
+    if ty == "bool":
+        assert tok in ("true", "false"), tok
+        return tok == "true"
+    if ty in ms.FLOATS:
+        return float(tok)
+    return int(tok, 0)
+
+
+def load_regression(path: pathlib.Path):
+    text = path.read_text()
+    module = rayzor.parse(text)
+    module.verify()
+    params, ret = module.signature("main")
+    ptys, rty = [str(p) for p in params], str(ret)
+    arg_sets = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("; args:"):
+            body = line[len("; args:") :].strip()
+            toks = [t for t in body.split(",")] if body else []
+            assert len(toks) == len(ptys), f"{path.name}: {line!r} does not match main{tuple(ptys)}"
+            arg_sets.append(tuple(_parse_arg(t, ty) for t, ty in zip(toks, ptys, strict=False)))
+    assert arg_sets, f"{path.name}: no '; args:' line"
+    return module, rty, arg_sets, text
+
+
+@pytest.mark.parametrize("path", sorted(REGRESSIONS.glob("*.mir")), ids=lambda p: p.name)
+def test_regressions(path: pathlib.Path, request) -> None:
+    module, ret, arg_sets, text = load_regression(path)
+    for line in text.splitlines():
+        # A known, not yet fixed bug: must still fail (strict), so a fix is noticed.
+        # `; xfail(T3): ...` applies only when that tier is being tested.
+        if line.startswith("; xfail"):
+            cond, _, reason = line[len("; xfail") :].partition(":")
+            tier = cond.strip("()")
+            if not tier or Tier[tier] in TIERS:
+                request.node.add_marker(pytest.mark.xfail(reason=reason.strip(), strict=True))
+    _round_trip(module)
+    check_module(module, ret, arg_sets, text)
