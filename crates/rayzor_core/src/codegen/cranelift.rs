@@ -12,8 +12,8 @@ use super::code_memory::CodeBlob;
 use super::target::{self, payload_slots};
 use super::Tier;
 use crate::mir::{
-    BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, InstKind, Module, Scalar, Signature, TrapKind,
-    Type, UnOp, Value, MAX_CALL_DEPTH,
+    BinOp, BlockCall, Callee, CmpOp, FuncId, Function, InstKind, Module, Scalar, Signature, TrapKind, Type,
+    UnOp, Value, MAX_CALL_DEPTH,
 };
 use crate::runtime::helpers;
 use cranelift_codegen::control::ControlPlane;
@@ -211,31 +211,6 @@ fn host_signature(sig: &Signature) -> ir::Signature {
     s
 }
 
-/// Reverse postorder of the reachable blocks.
-pub fn reverse_postorder(func: &Function) -> Vec<Block> {
-    let n = func.blocks.len();
-    let mut seen = vec![false; n];
-    let mut post = Vec::with_capacity(n);
-    let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
-    seen[0] = true;
-    while let Some((b, i)) = stack.pop() {
-        let succs: Vec<Block> =
-            func.terminator(b).map(|t| t.successors().iter().map(|c| c.block).collect()).unwrap_or_default();
-        if i < succs.len() {
-            stack.push((b, i + 1));
-            let s = succs[i];
-            if !seen[s.index()] {
-                seen[s.index()] = true;
-                stack.push((s, 0));
-            }
-        } else {
-            post.push(b);
-        }
-    }
-    post.reverse();
-    post
-}
-
 struct Lower<'a, 'b> {
     env: &'a CodegenEnv<'a>,
     id: FuncId,
@@ -318,7 +293,7 @@ impl<'a, 'b> Lower<'a, 'b> {
             }
         }
         self.prologue();
-        let order = reverse_postorder(f);
+        let order = f.reverse_postorder();
         let mut rpo_index = vec![usize::MAX; f.blocks.len()];
         for (i, b) in order.iter().enumerate() {
             rpo_index[b.index()] = i;

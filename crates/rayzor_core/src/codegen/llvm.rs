@@ -17,8 +17,8 @@
 //! compile is added under a fresh resource tracker, so dropping the returned
 //! `MachineCode` frees exactly that code.
 
-use super::abi::{self, COUNTER_BACKEDGES, COUNTER_CALLS, VMCTX_DEPTH, VMCTX_STACK_LIMIT, VMCTX_TRAP};
-use super::cranelift::{reverse_postorder, CodegenEnv};
+use super::abi::{self, COUNTER_CALLS, VMCTX_DEPTH, VMCTX_STACK_LIMIT, VMCTX_TRAP};
+use super::cranelift::CodegenEnv;
 use super::target::{self, payload_slots};
 use super::{MachineCode, Tier};
 use crate::mir::{
@@ -626,32 +626,22 @@ impl<'a> Lower<'a> {
         }
         LLVMPositionBuilderAtEnd(self.b, entry);
         self.prologue();
-        let order = reverse_postorder(f);
-        let mut rpo_index = vec![usize::MAX; f.blocks.len()];
-        for (i, b) in order.iter().enumerate() {
-            rpo_index[b.index()] = i;
-        }
+        // T3 is the top tier: nothing is promoted on its loop counts, so its
+        // loops are not counted and LLVM optimises them unhindered (a counter
+        // store per iteration blocks vectorisation). Calls are still counted.
+        let order = f.reverse_postorder();
+        let mut reached = vec![false; f.blocks.len()];
         for &blk in &order {
+            reached[blk.index()] = true;
             LLVMPositionBuilderAtEnd(self.b, self.blocks[blk.index()]);
-            let insts = &f.blocks[blk.index()].insts;
-            for (n, &inst) in insts.iter().enumerate() {
+            for &inst in &f.blocks[blk.index()].insts {
                 let data = f.inst(inst);
-                if n + 1 == insts.len() && data.kind.is_terminator() {
-                    let back_edge = data
-                        .kind
-                        .successors()
-                        .iter()
-                        .any(|s| rpo_index[s.block.index()] <= rpo_index[blk.index()]);
-                    if back_edge {
-                        self.bump_counter(COUNTER_BACKEDGES, abi::VMCTX_EDGE_TICKS);
-                    }
-                }
                 self.inst(&data.kind, data.result)?;
             }
         }
         // Blocks no path reaches (none in verified MIR) still need a terminator.
         for (i, bb) in self.blocks.clone().into_iter().enumerate() {
-            if rpo_index[i] == usize::MAX {
+            if !reached[i] {
                 LLVMPositionBuilderAtEnd(self.b, bb);
                 LLVMBuildUnreachable(self.b);
             }

@@ -719,6 +719,34 @@ impl Function {
         (0..self.blocks.len() as u32).map(Block)
     }
 
+    /// Reverse postorder of the blocks reachable from the entry (dominators first).
+    pub fn reverse_postorder(&self) -> Vec<Block> {
+        let func = self;
+        let n = func.blocks.len();
+        let mut seen = vec![false; n];
+        let mut post = Vec::with_capacity(n);
+        let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
+        seen[0] = true;
+        while let Some((b, i)) = stack.pop() {
+            let succs: Vec<Block> = func
+                .terminator(b)
+                .map(|t| t.successors().iter().map(|c| c.block).collect())
+                .unwrap_or_default();
+            if i < succs.len() {
+                stack.push((b, i + 1));
+                let s = succs[i];
+                if s.index() < n && !seen[s.index()] {
+                    seen[s.index()] = true;
+                    stack.push((s, 0));
+                }
+            } else {
+                post.push(b);
+            }
+        }
+        post.reverse();
+        post
+    }
+
     /// Predecessor lists, indexed by block (one entry per edge).
     pub fn predecessors(&self) -> Vec<Vec<Block>> {
         let mut preds = vec![Vec::new(); self.blocks.len()];

@@ -45,31 +45,6 @@ pub fn optimize_function(module: &Module, f: FuncId) -> Function {
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// Reverse postorder of the blocks reachable from the entry.
-fn reverse_postorder(func: &Function) -> Vec<Block> {
-    let n = func.blocks.len();
-    let mut seen = vec![false; n];
-    let mut post = Vec::with_capacity(n);
-    let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
-    seen[0] = true;
-    while let Some((b, i)) = stack.pop() {
-        let succs: Vec<Block> =
-            func.terminator(b).map(|t| t.successors().iter().map(|c| c.block).collect()).unwrap_or_default();
-        if i < succs.len() {
-            stack.push((b, i + 1));
-            let s = succs[i];
-            if s.index() < n && !seen[s.index()] {
-                seen[s.index()] = true;
-                stack.push((s, 0));
-            }
-        } else {
-            post.push(b);
-        }
-    }
-    post.reverse();
-    post
-}
-
 fn resolve(alias: &[Option<Value>], mut v: Value) -> Value {
     while let Some(a) = alias.get(v.index()).copied().flatten() {
         v = a;
@@ -292,7 +267,7 @@ fn fold_constants(func: &mut Function) -> bool {
     let mut alias: Vec<Option<Value>> = vec![None; func.values.len()];
     let mut changed = false;
     let checked_in = depth_checked_on_entry(func);
-    for b in reverse_postorder(func) {
+    for b in func.reverse_postorder() {
         let mut depth_checked = checked_in[b.index()];
         let mut drop: Vec<Inst> = Vec::new();
         for k in 0..func.blocks[b.index()].insts.len() {
@@ -413,7 +388,7 @@ fn identity_operand(func: &Function, kind: &InstKind) -> Option<Value> {
 /// For each block: is the call depth certainly checked (by a `depth.check`
 /// or a call of a module function) on every path from the entry to it?
 fn depth_checked_on_entry(func: &Function) -> Vec<bool> {
-    let order = reverse_postorder(func);
+    let order = func.reverse_postorder();
     let nb = func.blocks.len();
     let checks = |b: Block| {
         func.blocks[b.index()].insts.iter().any(|i| {
@@ -461,7 +436,7 @@ fn merge_blocks(func: &mut Function) -> bool {
     let nb = func.blocks.len();
     let mut preds: Vec<Vec<Block>> = func.predecessors();
     // Only edges from reachable blocks count.
-    let order = reverse_postorder(func);
+    let order = func.reverse_postorder();
     let mut reachable = vec![false; nb];
     for b in &order {
         reachable[b.index()] = true;
@@ -520,7 +495,7 @@ fn eliminate_dead_code(func: &Function) -> (Function, bool) {
     let nb = func.blocks.len();
     let nv = func.values.len();
     let ni = func.insts.len();
-    let order = reverse_postorder(func);
+    let order = func.reverse_postorder();
     let mut reachable = vec![false; nb];
     for b in &order {
         reachable[b.index()] = true;
