@@ -131,9 +131,20 @@ def _fuzz_settings(test):
 @_fuzz_settings
 @given(prog=ms.modules(budget=int(os.environ.get("RAYZOR_FUZZ_BUDGET", "24"))), data=st.data())
 def test_tiers_agree_with_interpreter(prog: ms.GenModule, data) -> None:
+    _EXAMPLES_RUN[0] += 1
     _round_trip(prog.module)
     arg_sets = data.draw(st.lists(ms.arguments(prog.params), min_size=1, max_size=4), label="args")
-    check_module(prog.module, prog.ret, arg_sets, prog.text)
+    try:
+        check_module(prog.module, prog.ret, arg_sets, prog.text)
+    except AssertionError:
+        if os.environ.get("RAYZOR_FUZZ_REPORT"):
+            # For measuring how fast a planted bug is found (use with RAYZOR_FUZZ_NOSHRINK=1).
+            print(f"\nfirst disagreement at example {_EXAMPLES_RUN[0]}", flush=True)
+        raise
+
+
+#: Examples run so far in this process (for RAYZOR_FUZZ_REPORT).
+_EXAMPLES_RUN = [0]
 
 
 # ---------------------------------------------------------------------------
