@@ -110,11 +110,6 @@ pub struct Jit {
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
 
-thread_local! {
-    /// Sampling countdowns of this thread, carried from one host call to the next.
-    static TICKS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((1, 1)) };
-}
-
 /// Why code was compiled, for stats.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CompileReason {
@@ -380,27 +375,22 @@ impl Jit {
         let guard = crossbeam_epoch::pin();
         debug_assert!(args.len() == self.arity(f).0 && rets.len() >= self.arity(f).1.max(1));
         let n = self.sample_rate;
-        let (call_ticks, edge_ticks) = TICKS.with(|t| t.get());
-        let mut ctx = VmCtx {
-            depth: 0,
-            trap: 0,
-            stack_limit: 0,
-            trap_func: 0,
-            call_ticks: call_ticks.clamp(1, n),
-            edge_ticks: edge_ticks.clamp(1, n),
-        };
+        let mut ctx = VmCtx { depth: 0, trap: 0, stack_limit: 0, trap_func: 0, call_ticks: 0, edge_ticks: 0 };
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
         // keeps every piece of code reachable from the slots alive.
         let entry: HostEntry =
             unsafe { std::mem::transmute::<usize, HostEntry>(self.entries[f.index()].address()) };
-        super::stack::on_jit_stack(|limit| {
+        super::stack::on_jit_stack(|limit, thread| {
+            let (call_ticks, edge_ticks) = thread.ticks.get();
             ctx.stack_limit = limit;
+            ctx.call_ticks = call_ticks.clamp(1, n);
+            ctx.edge_ticks = edge_ticks.clamp(1, n);
             // SAFETY: as above; the stack limit keeps frames above the guard page.
-            unsafe { entry(&mut ctx, args.as_ptr(), rets.as_mut_ptr()) }
+            unsafe { entry(&mut ctx, args.as_ptr(), rets.as_mut_ptr()) };
+            thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
         });
         drop(guard);
-        TICKS.with(|t| t.set((ctx.call_ticks, ctx.edge_ticks)));
         if ctx.trap != 0 {
             let kind = TrapKind::from_code(ctx.trap as u32).unwrap_or(TrapKind::User);
             let function = (ctx.trap_func as usize)

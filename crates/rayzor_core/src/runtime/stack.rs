@@ -30,69 +30,88 @@ impl Drop for JitStack {
     }
 }
 
-thread_local! {
-    static STACK: Cell<Option<*mut u8>> = const { Cell::new(None) };
-    static OWNER: std::cell::RefCell<Option<JitStack>> = const { std::cell::RefCell::new(None) };
+/// Everything a host call needs from thread-local storage, in one place: in a
+/// shared library every distinct thread-local costs a `__tls_get_addr` call.
+pub struct ThreadState {
+    stack: Cell<*mut u8>,
+    owner: std::cell::RefCell<Option<JitStack>>,
     /// Limit of the stack compiled code is running on now (0: not inside compiled code).
-    static ACTIVE_LIMIT: Cell<u64> = const { Cell::new(0) };
-    static THREAD_LIMIT: Cell<u64> = const { Cell::new(0) };
+    active_limit: Cell<u64>,
+    thread_limit: Cell<u64>,
+    /// Sampling countdowns (calls, back-edges), carried from one host call to the next.
+    pub ticks: Cell<(u64, u64)>,
 }
 
-fn jit_stack() -> Option<*mut u8> {
-    if let Some(p) = STACK.with(Cell::get) {
-        return Some(p);
-    }
-    // SAFETY: anonymous private reservation; checked for failure; the lowest
-    // GUARD bytes are made inaccessible as a guard.
-    let base = unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            JIT_STACK_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return None;
+thread_local! {
+    static STATE: ThreadState = const {
+        ThreadState {
+            stack: Cell::new(std::ptr::null_mut()),
+            owner: std::cell::RefCell::new(None),
+            active_limit: Cell::new(0),
+            thread_limit: Cell::new(0),
+            ticks: Cell::new((1, 1)),
         }
-        libc::mprotect(p, GUARD, libc::PROT_NONE);
-        p as *mut u8
     };
-    OWNER.with(|o| *o.borrow_mut() = Some(JitStack { base }));
-    STACK.with(|s| s.set(Some(base)));
-    Some(base)
+}
+
+impl ThreadState {
+    fn jit_stack(&self) -> Option<*mut u8> {
+        let p = self.stack.get();
+        if !p.is_null() {
+            return Some(p);
+        }
+        // SAFETY: anonymous private reservation; checked for failure; the lowest
+        // GUARD bytes are made inaccessible as a guard.
+        let base = unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                JIT_STACK_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return None;
+            }
+            libc::mprotect(p, GUARD, libc::PROT_NONE);
+            p as *mut u8
+        };
+        *self.owner.borrow_mut() = Some(JitStack { base });
+        self.stack.set(base);
+        Some(base)
+    }
+
+    fn thread_stack_limit(&self) -> u64 {
+        if self.thread_limit.get() == 0 {
+            self.thread_limit.set(compute());
+        }
+        self.thread_limit.get()
+    }
 }
 
 /// Run `f` (a call into compiled code) on this thread's compiled-code stack;
-/// `f` gets the stack limit its prologues must respect. Nested calls (compiled
-/// code -> host -> compiled code) stay on the stack they are on.
-pub fn on_jit_stack<R>(f: impl FnOnce(u64) -> R) -> R {
-    let active = ACTIVE_LIMIT.with(Cell::get);
-    if active != 0 {
-        return f(active);
-    }
-    let Some(base) = jit_stack() else {
-        // No memory for a private stack: run here, with this thread's limit.
-        return f(thread_stack_limit());
-    };
-    let limit = base as u64 + (GUARD + HEADROOM) as u64;
-    ACTIVE_LIMIT.with(|a| a.set(limit));
-    // SAFETY: `base..base + JIT_STACK_BYTES` is a live mapping owned by this
-    // thread and not in use (ACTIVE_LIMIT was 0); `f` does not unwind (it only
-    // calls compiled code, which never panics or unwinds).
-    let r = unsafe { psm::on_stack(base, JIT_STACK_BYTES, || f(limit)) };
-    ACTIVE_LIMIT.with(|a| a.set(0));
-    r
-}
-
-/// Lowest address frames may reach on this thread's own stack.
-pub fn thread_stack_limit() -> u64 {
-    THREAD_LIMIT.with(|l| {
-        if l.get() == 0 {
-            l.set(compute());
+/// `f` gets the stack limit its prologues must respect and the thread's state.
+/// Nested calls (compiled code -> host -> compiled code) stay on the stack
+/// they are on.
+pub fn on_jit_stack<R>(f: impl FnOnce(u64, &ThreadState) -> R) -> R {
+    STATE.with(|st| {
+        let active = st.active_limit.get();
+        if active != 0 {
+            return f(active, st);
         }
-        l.get()
+        let Some(base) = st.jit_stack() else {
+            // No memory for a private stack: run here, with this thread's limit.
+            return f(st.thread_stack_limit(), st);
+        };
+        let limit = base as u64 + (GUARD + HEADROOM) as u64;
+        st.active_limit.set(limit);
+        // SAFETY: `base..base + JIT_STACK_BYTES` is a live mapping owned by this
+        // thread and not in use (active_limit was 0); `f` does not unwind (it
+        // only calls compiled code, which never panics or unwinds).
+        let r = unsafe { psm::on_stack(base, JIT_STACK_BYTES, || f(limit, st)) };
+        st.active_limit.set(0);
+        r
     })
 }
 
