@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="watch fibonacci climb the tiers while it runs")
     d.add_argument("--preset", choices=["development", "production"], default="development")
-    d.add_argument("--calls", type=int, default=2000, help="calls from Python (default 2000)")
+    d.add_argument("--calls", type=int, default=5000, help="calls from Python (default 5000)")
     d.add_argument("--n", type=int, default=20, help="fib argument (default 20)")
     d.add_argument("--json", metavar="PATH", help="write the promotion timeline as JSON")
     d.add_argument("--plot", metavar="PATH", help="write a PNG of per-call latency with promotions")
