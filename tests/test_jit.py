@@ -261,3 +261,17 @@ def test_buffers_and_gil_modes() -> None:
             fill.gil = "sometimes"
         with pytest.raises(rayzor.ArgumentError):
             fill(b"read-only bytes", 1)
+
+
+def test_profiling_can_be_compiled_out() -> None:
+    off = rayzor.TieredConfig(
+        enable_background_optimization=False, profile_config=rayzor.ProfileConfig(sample_rate=0)
+    )
+    with rayzor.TieredJit(caller_callee_module(), off) as jit:
+        for tier in CRANELIFT_TIERS:
+            jit.compile("step", tier)
+            jit.compile("total", tier)
+            assert jit["total"](100) == sum(i * 3 + 1 for i in range(100))
+        assert jit.info("step").calls == {} and jit.info("total").backedges == 0
+    with pytest.raises(rayzor.ConfigError, match="enable_background_optimization=False"):
+        rayzor.TieredConfig(profile_config=rayzor.ProfileConfig(sample_rate=0))

@@ -21,7 +21,8 @@ class ProfileConfig:
     counter on every N-th event of a thread instead of 1 on every event: shared counters
     are written N times less often and stay accurate to within N per thread; the
     countdown persists across calls, so a function called once per Python call still
-    gets promoted.
+    gets promoted. ``sample_rate = 0`` compiles no counting code at all; it requires
+    ``enable_background_optimization=False`` (nothing could be promoted).
     """
 
     warm_threshold: int = 2_000

@@ -324,6 +324,9 @@ impl<'a, 'b> Lower<'a, 'b> {
     /// `sample_rate`-th event of this thread (countdown at `ticks` in VmCtx)
     /// adds `sample_rate`.
     fn bump_counter(&mut self, offset: i32, ticks: i32) {
+        if self.env.sample_rate == 0 {
+            return; // profiling compiled out
+        }
         let n = self.env.sample_rate.max(1) as i64;
         if n == 1 {
             let c = self.b.ins().load(types::I64, MemFlagsData::trusted(), self.counters, offset);

@@ -662,6 +662,9 @@ impl<'a> Lower<'a> {
 
     /// Count one event in the counter at `offset` (see cranelift.rs `bump_counter`).
     unsafe fn bump_counter(&mut self, offset: i32, ticks: i32) {
+        if self.env.sample_rate == 0 {
+            return; // profiling compiled out
+        }
         let n = self.env.sample_rate.max(1);
         let counters = self.cptr(self.env.counters_base + 64 * self.id.index());
         if n == 1 {

@@ -139,11 +139,9 @@ pub struct CompileEvent {
 
 impl Jit {
     /// Verify `module`, bind its externs to `extern_addrs` (one per extern, in
-    /// order) and compile every function at T0.
+    /// order) and compile every function at T0. `sample_rate` as in
+    /// `ProfileConfig` (0: no counting code).
     pub fn new(module: Module, extern_addrs: Vec<usize>, sample_rate: u64) -> Result<Jit, JitError> {
-        if sample_rate == 0 {
-            return Err(JitError::Usage("sample_rate must be at least 1".into()));
-        }
         verify::verify_module(&module).map_err(|e| JitError::Usage(e.to_string()))?;
         if extern_addrs.len() != module.externs.len() {
             return Err(JitError::Usage(format!(
@@ -374,7 +372,7 @@ impl Jit {
     pub fn call(&self, f: FuncId, args: &[u64], rets: &mut [u64]) -> Result<(), Trap> {
         let guard = crossbeam_epoch::pin();
         debug_assert!(args.len() == self.arity(f).0 && rets.len() >= self.arity(f).1.max(1));
-        let n = self.sample_rate;
+        let n = self.sample_rate.max(1);
         let mut ctx = VmCtx { depth: 0, trap: 0, stack_limit: 0, trap_func: 0, call_ticks: 0, edge_ticks: 0 };
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard

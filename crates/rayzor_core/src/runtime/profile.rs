@@ -50,7 +50,9 @@ pub struct ProfileConfig {
     pub warm_threshold: u64,
     pub hot_threshold: u64,
     pub blazing_threshold: u64,
-    /// `1` counts every event. `N > 1` samples: each thread keeps a countdown
+    /// `0` compiles no counting code at all (only without background
+    /// optimisation: nothing could be promoted). `1` counts every event.
+    /// `N > 1` samples: each thread keeps a countdown
     /// per event kind and adds `N` to the shared counter on every N-th event,
     /// so shared counters are written N times less often (less contention
     /// between threads) and stay accurate to within `N` per thread. Countdowns
@@ -81,8 +83,8 @@ impl ProfileConfig {
                 self.warm_threshold, self.hot_threshold, self.blazing_threshold
             ));
         }
-        if self.sample_rate == 0 || self.sample_rate > 1 << 20 {
-            return Err(format!("sample_rate must be between 1 and 1048576, got {}", self.sample_rate));
+        if self.sample_rate > 1 << 20 {
+            return Err(format!("sample_rate must be between 0 and 1048576, got {}", self.sample_rate));
         }
         Ok(())
     }
@@ -138,6 +140,11 @@ impl TieredConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         self.profile.validate()?;
+        if self.profile.sample_rate == 0 && self.enable_background_optimization {
+            return Err("sample_rate=0 compiles no counters, so nothing could be promoted: \
+                        it needs enable_background_optimization=False"
+                .into());
+        }
         if self.optimization_check_interval_ms == 0 || self.optimization_check_interval_ms > 3_600_000 {
             return Err(format!(
                 "optimization_check_interval_ms must be between 1 and 3600000, got {}",
@@ -185,7 +192,9 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("warm <= hot"));
         let mut c = TieredConfig::development();
         c.profile.sample_rate = 0;
-        assert!(c.validate().is_err());
+        assert!(c.validate().unwrap_err().contains("enable_background_optimization=False"));
+        c.enable_background_optimization = false;
+        c.validate().unwrap();
         let mut c = TieredConfig::development();
         c.max_parallel_optimizations = 0;
         assert!(c.validate().is_err());
