@@ -86,6 +86,12 @@ pub fn py_to_bits(obj: &Bound<'_, PyAny>, s: Scalar, what: &str) -> PyResult<u64
                     }
                 },
             };
+            if s == Scalar::F32 && x.is_finite() && (x as f32).is_infinite() {
+                return Err(errors::argument_error(
+                    py,
+                    format!("{what} = {x} is outside the range of f32 (largest finite: {:e})", f32::MAX),
+                ));
+            }
             Ok(if s == Scalar::F32 { (x as f32).to_bits() as u64 } else { x.to_bits() })
         }
         _ => {

@@ -36,6 +36,8 @@ pub struct PyJit {
     pub core: Arc<Jit>,
     promoter: Mutex<Option<Promoter>>,
     config: TieredConfig,
+    /// The host objects (ctypes functions) the code calls: kept alive as long as the code.
+    _host_objects: Vec<Py<PyAny>>,
 }
 
 /// The config as a flat tuple, the form Python passes it in.
@@ -117,6 +119,12 @@ impl PyJit {
         module.borrow_mut().finish_and_verify(py)?;
         let core = module.borrow().core.clone();
         let addrs = extern_addresses(py, &core, host)?;
+        let mut host_objects = Vec::new();
+        if let Some(h) = host {
+            for v in h.call_method0("values")?.try_iter()? {
+                host_objects.push(v?.unbind());
+            }
+        }
         let mut by_index = vec![0usize; core.externs.len()];
         for (id, a) in addrs {
             by_index[id.index()] = a;
@@ -139,7 +147,7 @@ impl PyJit {
         } else {
             None
         };
-        Ok(PyJit { core, promoter: Mutex::new(promoter), config })
+        Ok(PyJit { core, promoter: Mutex::new(promoter), config, _host_objects: host_objects })
     }
 
     /// (highest tier reachable, reason it is not T3 or None).

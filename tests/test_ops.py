@@ -769,7 +769,10 @@ def test_f64_arithmetic_random(op, a, b):
 def test_f32_argument_conversion_rounds():
     m = unary_fn("neg", "f32")
     assert run(m, 0.1) == -f32(0.1)
-    assert run(m, 1e39) == -math.inf
+    assert run(m, math.inf) == -math.inf
+    # A finite value beyond f32's range is refused rather than silently made infinite.
+    with pytest.raises(rayzor.ArgumentError, match="range of f32"):
+        run(m, 1e39)
 
 
 # ---------------------------------------------------------------------------

@@ -42,6 +42,13 @@ pub const VMCTX_TRAP_FUNC: i32 = 24;
 pub const VMCTX_CALL_TICKS: i32 = 32;
 pub const VMCTX_EDGE_TICKS: i32 = 40;
 
+/// Largest native stack frame a compiled function may have. Compiled code runs
+/// on a stack with `MAX_FRAME_BYTES` (plus room for host helpers) kept free
+/// below the limit its prologues check, so a frame, which is allocated before
+/// the check runs, can never reach the guard page; and with `MAX_CALL_DEPTH`
+/// frames this large the compiled-code stack still suffices.
+pub const MAX_FRAME_BYTES: u64 = 256 << 10;
+
 /// Module-function pointers are tokens, not addresses: `FUNC_TOKEN_BASE + index`.
 /// Calls through them go through the dispatch table, so they always reach
 /// the current code of the function and never keep retired code alive.

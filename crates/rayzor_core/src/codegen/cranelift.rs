@@ -150,6 +150,15 @@ fn emit(isa: &OwnedTargetIsa, clif: ir::Function, name: &str) -> Result<CodeBlob
     let compiled = ctx
         .compile(&**isa, &mut ControlPlane::default())
         .map_err(|e| format!("cranelift failed to compile '{name}': {:?}", e.inner))?;
+    let frame = compiled.buffer.frame_layout().map_or(0, |l| l.frame_to_fp_offset as u64);
+    if frame > abi::MAX_FRAME_BYTES {
+        return Err(format!(
+            "'{name}' needs a {} KiB stack frame, over the {} KiB limit: split the function or \
+             keep fewer large aggregate values live at once",
+            frame.div_ceil(1024),
+            abi::MAX_FRAME_BYTES >> 10
+        ));
+    }
     if !compiled.buffer.relocs().is_empty() {
         return Err(format!("internal error: code for '{name}' needs relocations"));
     }

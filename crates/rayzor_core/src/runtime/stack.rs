@@ -8,13 +8,16 @@
 //! Prologues check the stack pointer against a limit near its bottom and
 //! trap `stack_overflow` rather than touch the guard page.
 
+use crate::codegen::abi::MAX_FRAME_BYTES;
 use std::cell::Cell;
 
-/// Virtual size of each thread's compiled-code stack. Pages are committed
-/// only when touched.
-pub const JIT_STACK_BYTES: usize = 256 << 20;
-/// Room kept free below the limit for host helpers (alloc, memmove) and callbacks.
-const HEADROOM: usize = 256 << 10;
+/// Virtual size of each thread's compiled-code stack: room for
+/// `MAX_CALL_DEPTH` frames of `MAX_FRAME_BYTES`. It is only reserved; pages
+/// are committed when touched.
+pub const JIT_STACK_BYTES: usize = 4 << 30;
+/// Room kept free below the limit: one frame of the largest size (allocated
+/// before its prologue checks the limit) plus host helpers and callbacks.
+const HEADROOM: usize = MAX_FRAME_BYTES as usize + (256 << 10);
 const GUARD: usize = 64 << 10;
 
 struct JitStack {
@@ -130,7 +133,7 @@ fn compute() -> u64 {
         if rc != 0 || addr.is_null() {
             return 1;
         }
-        let margin = (size / 8).clamp(64 << 10, 256 << 10);
+        let margin = HEADROOM + GUARD;
         addr as u64 + margin as u64
     }
 }

@@ -39,6 +39,9 @@ struct Shared {
 pub struct Promoter {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The process that started the threads: after `fork` the child has none
+    /// of them (and may have inherited a held lock), so it must not touch them.
+    pid: u32,
 }
 
 impl Promoter {
@@ -67,11 +70,18 @@ impl Promoter {
                     .spawn(move || compiler(&s))?,
             );
         }
-        Ok(Promoter { shared, threads })
+        Ok(Promoter { shared, threads, pid: std::process::id() })
     }
 
     /// Ask the threads to stop and wait for them (a compile in progress finishes first).
     pub fn stop(&mut self) {
+        if std::process::id() != self.pid {
+            // A forked child: the threads do not exist here; joining would panic.
+            for t in self.threads.drain(..) {
+                std::mem::forget(t);
+            }
+            return;
+        }
         self.shared.queue.lock().stop = true;
         self.shared.wake.notify_all();
         for t in self.threads.drain(..) {
@@ -81,6 +91,9 @@ impl Promoter {
 
     /// Promotions waiting or running.
     pub fn busy(&self) -> usize {
+        if std::process::id() != self.pid {
+            return 0;
+        }
         let q = self.shared.queue.lock();
         q.pending.len() + q.running
     }
