@@ -321,6 +321,12 @@ impl Jit {
     fn compile_t3(&self, f: FuncId) -> Result<Box<dyn MachineCode>, JitError> {
         let backend = llvm()?;
         let optimized = crate::mir::opt::optimize_function(&self.module, f);
+        // LLVM's frame size is not visible through ORC; Cranelift's for the same
+        // MIR is (and is refused over MAX_FRAME_BYTES), so it stands in as the
+        // gate: the compiled-code stack keeps as much again in reserve.
+        cranelift()?
+            .compile_function(&self.env(), f, &optimized, Tier::T2)
+            .map_err(|m| self.compile_error(f, Tier::T3, m))?;
         backend.compile_function(&self.env(), f, &optimized).map_err(|m| self.compile_error(f, Tier::T3, m))
     }
 
