@@ -27,7 +27,8 @@ ensure_venv() {
     fi
     # shellcheck disable=SC1091
     source "$VENV/bin/activate"
-    local want=("maturin>=1.5,<2" "pytest>=7" "hypothesis>=6.100" "numpy>=1.24" "rich>=13" "matplotlib>=3.7" "ruff")
+    local want=("maturin>=1.5,<2" "pytest>=7" "hypothesis>=6.100" "numpy>=1.24" "rich>=13" "matplotlib>=3.7"
+                "ruff==0.17.6" "mypy==2.4.1")
     if ! python - "${want[@]}" <<'PY' >/dev/null 2>&1
 import sys
 from importlib.metadata import version

@@ -5,6 +5,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_toolchain
 ensure_venv
 ensure_llvm
+log "lint: cargo fmt, ruff, mypy"
+(cd "$ROOT" && cargo fmt --all --check)
+(cd "$ROOT" && ruff check python tests benches && ruff format --check python tests benches)
+(cd "$ROOT/python" && mypy rayzor --ignore-missing-imports)
 log "cargo test"
 core_features=()
 if [ "${#CARGO_FEATURE_ARGS[@]}" -eq 0 ] && grep -q "^llvm *=" crates/rayzor_core/Cargo.toml; then core_features=(--features llvm); fi
