@@ -8,6 +8,7 @@
 //! `ud2` and no signal handler is needed.
 
 use super::abi::{self, VmCtx, COUNTER_BACKEDGES, COUNTER_CALLS, VMCTX_DEPTH, VMCTX_STACK_LIMIT, VMCTX_TRAP};
+use super::cast::{cast_plan, CastPlan};
 use super::code_memory::CodeBlob;
 use super::target::{self, payload_slots};
 use super::Tier;
@@ -1089,37 +1090,24 @@ impl<'a, 'b> Lower<'a, 'b> {
     }
 
     fn cast(&mut self, from: Scalar, to: Scalar, x: ir::Value) -> ir::Value {
-        if from == to {
-            return x;
-        }
-        let (ft, tt) = (clif_ty(from), clif_ty(to));
-        if to == Scalar::Bool {
-            return if from.is_float() {
-                let z = if from == Scalar::F32 {
-                    self.b.ins().f32const(Ieee32::with_bits(0))
-                } else {
-                    self.b.ins().f64const(Ieee64::with_bits(0))
-                };
+        let tt = clif_ty(to);
+        match cast_plan(from, to) {
+            CastPlan::Same => x,
+            CastPlan::Truncate => self.b.ins().ireduce(tt, x),
+            CastPlan::SignExtend => self.b.ins().sextend(tt, x),
+            CastPlan::ZeroExtend => self.b.ins().uextend(tt, x),
+            CastPlan::IntToBool => self.icmp_const(IntCC::NotEqual, x, 0),
+            CastPlan::FloatToBool => {
+                let z = self.zero_of(clif_ty(from));
                 self.b.ins().fcmp(FloatCC::NotEqual, x, z)
-            } else {
-                self.icmp_const(IntCC::NotEqual, x, 0)
-            };
-        }
-        if from.is_float() {
-            if to.is_float() {
-                return if to == Scalar::F64 {
-                    self.b.ins().fpromote(tt, x)
-                } else {
-                    self.b.ins().fdemote(tt, x)
-                };
             }
-            // Saturating, NaN -> 0. Narrow targets saturate at 32 bits, then clamp.
-            return match (to.bits(), to.is_signed() || to == Scalar::Ptr) {
-                (64, _) if to == Scalar::U64 => self.b.ins().fcvt_to_uint_sat(types::I64, x),
-                (64, _) => self.b.ins().fcvt_to_sint_sat(types::I64, x),
-                (32, true) => self.b.ins().fcvt_to_sint_sat(types::I32, x),
-                (32, false) => self.b.ins().fcvt_to_uint_sat(types::I32, x),
-                (bits, true) => {
+            CastPlan::FloatWiden => self.b.ins().fpromote(tt, x),
+            CastPlan::FloatNarrow => self.b.ins().fdemote(tt, x),
+            // Cranelift saturates to 32 or 64 bits; narrower targets clamp after.
+            CastPlan::FloatToSignedSat => match to.bits() {
+                64 => self.b.ins().fcvt_to_sint_sat(types::I64, x),
+                32 => self.b.ins().fcvt_to_sint_sat(types::I32, x),
+                bits => {
                     let w = self.b.ins().fcvt_to_sint_sat(types::I32, x);
                     let lo = self.b.ins().iconst(types::I32, -(1i64 << (bits - 1)) & 0xffff_ffff);
                     let hi = self.b.ins().iconst(types::I32, (1i64 << (bits - 1)) - 1);
@@ -1127,40 +1115,22 @@ impl<'a, 'b> Lower<'a, 'b> {
                     let w = self.b.ins().smin(w, hi);
                     self.b.ins().ireduce(tt, w)
                 }
-                (bits, false) => {
+            },
+            CastPlan::FloatToUnsignedSat => match to.bits() {
+                64 => self.b.ins().fcvt_to_uint_sat(types::I64, x),
+                32 => self.b.ins().fcvt_to_uint_sat(types::I32, x),
+                bits => {
                     let w = self.b.ins().fcvt_to_uint_sat(types::I32, x);
                     let hi = self.b.ins().iconst(types::I32, (1i64 << bits) - 1);
                     let w = self.b.ins().umin(w, hi);
                     self.b.ins().ireduce(tt, w)
                 }
-            };
-        }
-        // From an integer-class value (int, bool, ptr).
-        let signed = from.is_signed();
-        if to.is_float() {
-            return if from == Scalar::U64 || from == Scalar::Ptr {
-                self.b.ins().fcvt_from_uint(tt, x)
-            } else {
-                let wide = if ft == types::I64 {
-                    x
-                } else if signed {
-                    self.b.ins().sextend(types::I64, x)
-                } else {
-                    self.b.ins().uextend(types::I64, x)
-                };
+            },
+            CastPlan::Int64ToFloat => {
+                let wide = self.extend_to_i64(from, x);
                 self.b.ins().fcvt_from_sint(tt, wide)
-            };
-        }
-        if tt.bits() < ft.bits() {
-            self.b.ins().ireduce(tt, x)
-        } else if tt.bits() > ft.bits() {
-            if signed {
-                self.b.ins().sextend(tt, x)
-            } else {
-                self.b.ins().uextend(tt, x)
             }
-        } else {
-            x
+            CastPlan::U64ToFloat => self.b.ins().fcvt_from_uint(tt, x),
         }
     }
 }

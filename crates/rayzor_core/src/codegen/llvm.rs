@@ -18,6 +18,7 @@
 //! `MachineCode` frees exactly that code.
 
 use super::abi::{self, COUNTER_CALLS, VMCTX_DEPTH, VMCTX_STACK_LIMIT, VMCTX_TRAP};
+use super::cast::{cast_plan, CastPlan};
 use super::cranelift::CodegenEnv;
 use super::target::{self, payload_slots};
 use super::{MachineCode, Tier};
@@ -1450,53 +1451,30 @@ impl<'a> Lower<'a> {
     }
 
     unsafe fn cast(&self, from: Scalar, to: Scalar, x: LLVMValueRef) -> LLVMValueRef {
-        if from == to {
-            return x;
-        }
         let (ft, tt) = (self.lty(from), self.lty(to));
-        if to == Scalar::Bool {
-            let c = if from.is_float() {
-                // NaN != 0 is true: unordered-or-not-equal.
-                LLVMBuildFCmp(self.b, LLVMRealPredicate::LLVMRealUNE, x, LLVMConstNull(ft), NONAME)
-            } else {
-                self.icmp_const(LLVMIntPredicate::LLVMIntNE, x, 0)
-            };
-            return self.bool_leaf(c);
-        }
-        if from.is_float() {
-            if to.is_float() {
-                return if to == Scalar::F64 {
-                    LLVMBuildFPExt(self.b, x, tt, NONAME)
-                } else {
-                    LLVMBuildFPTrunc(self.b, x, tt, NONAME)
-                };
+        match cast_plan(from, to) {
+            CastPlan::Same => x,
+            CastPlan::Truncate => LLVMBuildTrunc(self.b, x, tt, NONAME),
+            CastPlan::SignExtend => LLVMBuildSExt(self.b, x, tt, NONAME),
+            CastPlan::ZeroExtend => LLVMBuildZExt(self.b, x, tt, NONAME),
+            CastPlan::IntToBool => {
+                let c = self.icmp_const(LLVMIntPredicate::LLVMIntNE, x, 0);
+                self.bool_leaf(c)
             }
-            // Saturating at the target width, NaN -> 0 (as Cranelift's clamped conversions).
-            let name =
-                if to.is_signed() || to == Scalar::Ptr { "llvm.fptosi.sat" } else { "llvm.fptoui.sat" };
-            return self.call_intrinsic(name, &[tt, ft], &[x]);
-        }
-        // From an integer-class value (int, bool, ptr).
-        let signed = from.is_signed();
-        if to.is_float() {
-            return if from == Scalar::U64 || from == Scalar::Ptr {
-                LLVMBuildUIToFP(self.b, x, tt, NONAME)
-            } else {
+            CastPlan::FloatToBool => {
+                // NaN != 0 is true: unordered-or-not-equal.
+                let c = LLVMBuildFCmp(self.b, LLVMRealPredicate::LLVMRealUNE, x, LLVMConstNull(ft), NONAME);
+                self.bool_leaf(c)
+            }
+            CastPlan::FloatWiden => LLVMBuildFPExt(self.b, x, tt, NONAME),
+            CastPlan::FloatNarrow => LLVMBuildFPTrunc(self.b, x, tt, NONAME),
+            CastPlan::FloatToSignedSat => self.call_intrinsic("llvm.fptosi.sat", &[tt, ft], &[x]),
+            CastPlan::FloatToUnsignedSat => self.call_intrinsic("llvm.fptoui.sat", &[tt, ft], &[x]),
+            CastPlan::Int64ToFloat => {
                 let wide = self.extend_to_i64(from, x);
                 LLVMBuildSIToFP(self.b, wide, tt, NONAME)
-            };
-        }
-        let (fw, tw) = (LLVMGetIntTypeWidth(ft), LLVMGetIntTypeWidth(tt));
-        if tw < fw {
-            LLVMBuildTrunc(self.b, x, tt, NONAME)
-        } else if tw > fw {
-            if signed {
-                LLVMBuildSExt(self.b, x, tt, NONAME)
-            } else {
-                LLVMBuildZExt(self.b, x, tt, NONAME)
             }
-        } else {
-            x
+            CastPlan::U64ToFloat => LLVMBuildUIToFP(self.b, x, tt, NONAME),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and every backend.
 
 pub mod abi;
+pub mod cast;
 pub mod code_memory;
 pub mod cranelift;
 #[cfg(feature = "llvm")]
