@@ -13,6 +13,9 @@ use rayzor_core::mir::{BinOp, CmpOp, ExternId, Module, Scalar, UnOp};
 use rayzor_core::runtime::Jit;
 use std::fmt::Write;
 
+mod common;
+use common::FIB;
+
 type Outcome = Result<Vec<u64>, String>;
 
 fn interp_run(i: &mut Interpreter<'_>, m: &Module, name: &str, args: &[u64]) -> Outcome {
@@ -84,47 +87,6 @@ impl Harness {
 // ---------------------------------------------------------------------------
 // Programs
 // ---------------------------------------------------------------------------
-
-const FIB: &str = r#"
-fn fib(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 2
-  v2: bool = lt v0, v1
-  brif v2, block1, block2
-block1:
-  ret v0
-block2:
-  v3: i64 = const 1
-  v4: i64 = sub v0, v3
-  v5: i64 = call fib(v4)
-  v6: i64 = const 2
-  v7: i64 = sub v0, v6
-  v8: i64 = call fib(v7)
-  v9: i64 = add v5, v8
-  ret v9
-}
-
-fn div(i32, i32) -> i32 {
-block0(v0: i32, v1: i32):
-  v2: i32 = div v0, v1
-  ret v2
-}
-
-fn down(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 0
-  v2: bool = eq v0, v1
-  brif v2, block1, block2
-block1:
-  ret v0
-block2:
-  v3: i64 = const 1
-  v4: i64 = sub v0, v3
-  v5: i64 = call down(v4)
-  v6: i64 = add v5, v3
-  ret v6
-}
-"#;
 
 #[test]
 fn fib_divide_and_recursion_at_t3() {
