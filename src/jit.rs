@@ -209,10 +209,11 @@ impl PyJit {
             .collect()
     }
 
-    /// Heat (calls + loop back-edges) counted for `name` so far.
-    fn heat(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
+    /// Heat (calls + loop back-edges) counted for `name` so far, and its hotness class.
+    fn heat(&self, py: Python<'_>, name: &str) -> PyResult<(u64, &'static str)> {
         let id = lookup(py, self.core.module(), name)?;
-        Ok(self.core.heat(id))
+        let heat = self.core.heat(id);
+        Ok((heat, self.config.profile.classify(heat).name()))
     }
 
     /// Seconds since the jit was created.
@@ -320,6 +321,8 @@ pub struct JitFunction {
     ret: Type,
     n_args: usize,
     n_rets: usize,
+    /// Some parameter or the result is an aggregate: not callable from Python.
+    aggregate_boundary: bool,
     gil_mode: AtomicU8,
     /// In adaptive mode: score of recent sampled calls, +1 for a long one and
     /// -1 for a short one, kept in 0..=3; the GIL is released at 2 or more, so
@@ -333,11 +336,13 @@ impl JitFunction {
         let f = jit.module().func(id);
         let (params, ret) = (f.sig.params.clone(), f.sig.ret.clone());
         let (n_args, n_rets) = jit.arity(id);
+        let aggregate_boundary = n_args > params.len() || n_rets > 1;
         JitFunction {
             jit,
             id,
             params,
             ret,
+            aggregate_boundary,
             n_args,
             n_rets,
             gil_mode: AtomicU8::new(GilMode::Adaptive as u8),
@@ -391,7 +396,7 @@ impl JitFunction {
         if self.jit.is_closed() {
             return Err(errors::closed_error(py));
         }
-        if self.n_args > self.params.len() || self.n_rets > 1 {
+        if self.aggregate_boundary {
             return Err(errors::argument_error(
                 py,
                 format!("function '{}' has aggregate parameters or results: call it from MIR", self.name()),

@@ -55,5 +55,6 @@ def test_demo_run_measures_every_call() -> None:
     result = demo.run("production", calls=300, n=12, live=False)
     assert result.result_ok
     assert len(result.latencies_ns) == len(result.tiers) == 300
-    assert all(t >= Tier.T0 for t in result.tiers)
+    # Promotion only moves up: the tier each call started in never decreases.
+    assert all(a <= b for a, b in zip(result.tiers, result.tiers[1:], strict=False))
     assert result.stats is not None and "fib" in result.stats.functions

@@ -105,20 +105,10 @@ class TieredJit:
     def stats(self) -> Stats:
         events = self.events()
         top, why = self.top_tier()
-        prof = self.config.profile_config
         functions: dict[str, FunctionStats] = {}
         for name in self.functions:
             info = self.info(name)
-            heat = self._core.heat(name)
-            hotness = (
-                "blazing"
-                if heat >= prof.blazing_threshold
-                else "hot"
-                if heat >= prof.hot_threshold
-                else "warm"
-                if heat >= prof.warm_threshold
-                else "cold"
-            )
+            heat, hotness = self._core.heat(name)
             mine = [e for e in events if e.function == name]
             functions[name] = FunctionStats(
                 name=name,

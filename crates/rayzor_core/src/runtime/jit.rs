@@ -16,7 +16,7 @@ use crate::error::Trap;
 use crate::mir::{verify, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -450,6 +450,3 @@ fn retire(code: Box<dyn MachineCode>) {
     guard.defer(move || drop(code));
     guard.flush();
 }
-
-/// Keep `Arc` in the public surface stable for callers that share a jit.
-pub type SharedJit = Arc<Jit>;
