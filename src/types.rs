@@ -3,7 +3,7 @@
 use crate::errors;
 use pyo3::prelude::*;
 use pyo3::types::PyAny;
-use rayzor_core::codegen::target::{self, MAX_TYPE_DEPTH};
+use rayzor_core::mir::layout::{self, MAX_TYPE_DEPTH};
 use rayzor_core::mir::{Scalar, Signature, Type};
 
 #[pyclass(name = "Type", module = "rayzor", frozen, eq, hash, skip_from_py_object)]
@@ -34,20 +34,20 @@ impl PyType {
     /// Size in bytes (x86-64 layout shared by every tier).
     #[getter]
     fn size(&self) -> u64 {
-        target::size_of(&self.ty)
+        layout::size_of(&self.ty)
     }
 
     /// Alignment in bytes.
     #[getter]
     fn align(&self) -> u64 {
-        target::align_of(&self.ty)
+        layout::align_of(&self.ty)
     }
 
     /// Byte offset of field `index` of a struct type.
     fn offset_of(&self, py: Python<'_>, index: &Bound<'_, PyAny>) -> PyResult<u64> {
         let index = crate::convert::index_arg(index, "field index")? as usize;
         match &self.ty {
-            Type::Struct(fields) if index < fields.len() => Ok(target::field_offset(fields, index)),
+            Type::Struct(fields) if index < fields.len() => Ok(layout::field_offset(fields, index)),
             _ => Err(errors::build_error(py, format!("{} has no field {index}", self.ty))),
         }
     }

@@ -1,7 +1,7 @@
 //! Cost of one host-to-JIT call of an identity function, without Python.
-use rayzor_core::codegen::Tier;
 use rayzor_core::mir::text::parse_module;
 use rayzor_core::runtime::Jit;
+use rayzor_core::runtime::Tier;
 use std::time::Instant;
 
 fn main() {

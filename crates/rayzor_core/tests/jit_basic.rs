@@ -1,10 +1,10 @@
 //! Native execution at every Cranelift tier agrees with the interpreter.
 
-use rayzor_core::codegen::Tier;
 use rayzor_core::mir::interp::Interpreter;
 use rayzor_core::mir::text::parse_module;
 use rayzor_core::mir::TrapKind;
 use rayzor_core::runtime::Jit;
+use rayzor_core::runtime::Tier;
 
 mod common;
 use common::FIB;

@@ -5,12 +5,12 @@
 #![allow(unused_must_use)] // `check` asserts; its result is only sometimes inspected
 
 use rayzor_core::codegen::abi;
-use rayzor_core::codegen::Tier;
 use rayzor_core::error::RunError;
 use rayzor_core::mir::interp::Interpreter;
 use rayzor_core::mir::text::parse_module;
 use rayzor_core::mir::{BinOp, CmpOp, ExternId, Module, Scalar, UnOp};
 use rayzor_core::runtime::Jit;
+use rayzor_core::runtime::Tier;
 use std::fmt::Write;
 
 mod common;

@@ -15,7 +15,8 @@
 //! Python enters through a per-function *host entry* with the signature
 //! `extern "C" fn(*mut VmCtx, args: *const u64, rets: *mut u64)`.
 
-use crate::codegen::target;
+use crate::codegen::emit::{Ext, NativeSig, Ty};
+use crate::mir::layout;
 use crate::mir::{Scalar, Signature, Type};
 
 /// Per-call state shared by all frames of one native call (one per thread).
@@ -35,12 +36,13 @@ pub struct VmCtx {
     pub edge_ticks: u64,
 }
 
-pub const VMCTX_DEPTH: i32 = 0;
-pub const VMCTX_TRAP: i32 = 8;
-pub const VMCTX_STACK_LIMIT: i32 = 16;
-pub const VMCTX_TRAP_FUNC: i32 = 24;
-pub const VMCTX_CALL_TICKS: i32 = 32;
-pub const VMCTX_EDGE_TICKS: i32 = 40;
+/// Byte offsets of `VmCtx` fields, for generated code.
+pub const VMCTX_DEPTH: i32 = std::mem::offset_of!(VmCtx, depth) as i32;
+pub const VMCTX_TRAP: i32 = std::mem::offset_of!(VmCtx, trap) as i32;
+pub const VMCTX_STACK_LIMIT: i32 = std::mem::offset_of!(VmCtx, stack_limit) as i32;
+pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;
+pub const VMCTX_CALL_TICKS: i32 = std::mem::offset_of!(VmCtx, call_ticks) as i32;
+pub const VMCTX_EDGE_TICKS: i32 = std::mem::offset_of!(VmCtx, edge_ticks) as i32;
 
 /// Largest native stack frame a compiled function may have. Compiled code runs
 /// on a stack with `MAX_FRAME_BYTES` (plus room for host helpers) kept free
@@ -52,7 +54,7 @@ pub const MAX_FRAME_BYTES: u64 = 256 << 10;
 /// Module-function pointers are tokens, not addresses: `FUNC_TOKEN_BASE + index`.
 /// Calls through them go through the dispatch table, so they always reach
 /// the current code of the function and never keep retired code alive.
-pub const FUNC_TOKEN_BASE: u64 = 0x7ead_0000_0000_0000;
+pub use crate::mir::interp::FUNC_TOKEN_BASE;
 
 /// Profiling counters of one function, written by its code without atomics
 /// (increments may occasionally be lost under contention; counts are approximate).
@@ -65,8 +67,10 @@ pub struct FunctionCounters {
     pub backedges: std::sync::atomic::AtomicU64,
 }
 
-pub const COUNTER_CALLS: i32 = 0;
-pub const COUNTER_BACKEDGES: i32 = 32;
+/// Byte offsets of `FunctionCounters` fields, and the stride of the counters array.
+pub const COUNTER_CALLS: i32 = std::mem::offset_of!(FunctionCounters, calls) as i32;
+pub const COUNTER_BACKEDGES: i32 = std::mem::offset_of!(FunctionCounters, backedges) as i32;
+pub const COUNTERS_STRIDE: usize = std::mem::size_of::<FunctionCounters>();
 
 /// How a leaf travels in the native calling convention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,14 +90,70 @@ pub fn abi_class(s: Scalar) -> AbiClass {
 
 /// The leaves of every parameter of `sig`, concatenated.
 pub fn param_leaves(sig: &Signature) -> Vec<Scalar> {
-    sig.params.iter().flat_map(|t| target::leaves(t).into_iter().map(|l| l.ty)).collect()
+    sig.params.iter().flat_map(|t| layout::leaves(t).into_iter().map(|l| l.ty)).collect()
 }
 
 pub fn ret_leaves(ty: &Type) -> Vec<Scalar> {
-    target::leaves(ty).into_iter().map(|l| l.ty).collect()
+    layout::leaves(ty).into_iter().map(|l| l.ty).collect()
 }
 
 /// Whether results come back through a `ret_area` pointer.
 pub fn uses_ret_area(ty: &Type) -> bool {
-    target::leaf_count(ty) >= 2
+    layout::leaf_count(ty) >= 2
+}
+
+/// The native type a leaf of scalar type `s` has inside generated code
+/// (bool is an `I8` holding 0 or 1; `ptr` is an `I64`).
+pub fn native_ty(s: Scalar) -> Ty {
+    match s {
+        Scalar::Bool | Scalar::I8 | Scalar::U8 => Ty::I8,
+        Scalar::I16 | Scalar::U16 => Ty::I16,
+        Scalar::I32 | Scalar::U32 => Ty::I32,
+        Scalar::F32 => Ty::F32,
+        Scalar::F64 => Ty::F64,
+        Scalar::I64 | Scalar::U64 | Scalar::Ptr => Ty::I64,
+    }
+}
+
+/// The native type a leaf travels as across calls between compiled functions.
+pub fn abi_ty(s: Scalar) -> Ty {
+    match abi_class(s) {
+        AbiClass::I64 => Ty::I64,
+        AbiClass::F32 => Ty::F32,
+        AbiClass::F64 => Ty::F64,
+    }
+}
+
+/// The native signature of compiled MIR functions: `fn(vmctx, [ret_area,] leaves...) -> [leaf]`.
+pub fn jit_signature(sig: &Signature) -> NativeSig {
+    let mut params = vec![Ty::Addr];
+    if uses_ret_area(&sig.ret) {
+        params.push(Ty::Addr);
+    }
+    params.extend(param_leaves(sig).into_iter().map(abi_ty));
+    let rets = ret_leaves(&sig.ret);
+    NativeSig::new(&params, if rets.len() == 1 { Some(abi_ty(rets[0])) } else { None })
+}
+
+/// The C signature of a host function (scalars only; narrow ints extended per the C rules).
+pub fn host_signature(sig: &Signature) -> NativeSig {
+    let param = |t: &Type| {
+        let s = t.scalar().unwrap_or(Scalar::I64);
+        let ty = native_ty(s);
+        let ext = match s {
+            _ if ty == Ty::I64 || s.is_float() => Ext::None,
+            _ if s.is_signed() => Ext::Sign,
+            _ => Ext::Zero,
+        };
+        (ty, ext)
+    };
+    NativeSig {
+        params: sig.params.iter().map(param).collect(),
+        ret: if sig.ret.is_void() { None } else { Some(param(&sig.ret)) },
+    }
+}
+
+/// The host entry of every function: `extern "C" fn(*mut VmCtx, args: *const u64, rets: *mut u64)`.
+pub fn host_entry_signature() -> NativeSig {
+    NativeSig::new(&[Ty::Addr, Ty::Addr, Ty::Addr], None)
 }

@@ -1,43 +1,47 @@
-//! Machine-code generation. `target` and `abi` are shared by the interpreter
-//! and every backend.
+//! Machine-code generation: one lowering of MIR (`lower`) over a narrow
+//! emitter interface (`emit`), with one emitter per backend: Cranelift
+//! (`cranelift`) and LLVM (`llvm`, cargo feature `llvm`). Codegen knows
+//! nothing of tiers: the runtime's tier policy picks a backend and options.
 
 pub mod abi;
+pub mod builtins;
 pub mod cast;
 pub mod code_memory;
 pub mod cranelift;
+pub mod emit;
 #[cfg(feature = "llvm")]
 pub mod llvm;
-pub mod target;
+pub mod lower;
 
-/// Compilation tiers, ordered from quickest to compile to fastest code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Tier {
-    /// Cranelift, no optimisation, single-pass register allocation.
-    T0 = 0,
-    /// Cranelift `opt_level=speed`, backtracking register allocation.
-    T1 = 1,
-    /// T1 plus MIR-level optimisation (inlining, constant folding, dead code).
-    T2 = 2,
-    /// LLVM at O3.
-    T3 = 3,
+use crate::mir::{FuncId, Function, Module};
+
+/// Addresses the generated code embeds: they live as long as the jit.
+pub struct CodegenEnv<'a> {
+    pub module: &'a Module,
+    /// `AtomicUsize` entry slot of function `i` is at `slots_base + 8 * i`.
+    pub slots_base: usize,
+    /// `FunctionCounters` of function `i` at `counters_base + COUNTERS_STRIDE * i`.
+    pub counters_base: usize,
+    /// Host address of each extern.
+    pub extern_addrs: &'a [usize],
+    /// (pointer, length) of each static data item.
+    pub data: &'a [(usize, usize)],
+    /// `ProfileConfig::sample_rate` the counting code implements (0: no counting code).
+    pub sample_rate: u64,
+    /// Address of each builtin, indexed by `Builtin as usize`.
+    pub builtins: &'a builtins::BuiltinTable,
 }
 
-impl Tier {
-    pub const ALL: [Tier; 4] = [Tier::T0, Tier::T1, Tier::T2, Tier::T3];
-
-    pub fn from_index(i: usize) -> Option<Tier> {
-        Tier::ALL.get(i).copied()
-    }
-
-    pub fn name(self) -> &'static str {
-        ["T0", "T1", "T2", "T3"][self as usize]
-    }
-}
-
-impl std::fmt::Display for Tier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
+/// How to compile one function (chosen by the runtime's tier policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodegenOptions {
+    /// Optimise (Cranelift `speed`, LLVM O3) or compile as fast as possible.
+    pub optimize: bool,
+    /// Which of `FunctionCounters::calls` the prologue counts entries in.
+    pub call_counter: usize,
+    /// Count loop back-edges (code that may still be promoted) or not (the
+    /// top tier: a counter store per iteration keeps LLVM from vectorising).
+    pub count_backedges: bool,
 }
 
 /// Executable code of one compiled function, from any backend. Dropping it
@@ -61,4 +65,50 @@ impl MachineCode for code_memory::CodeBlob {
     fn held_bytes(&self) -> usize {
         self.mapped_bytes()
     }
+}
+
+/// One function to compile: `func` is function `id` of `env.module`,
+/// possibly optimised.
+pub struct CompileUnit<'a> {
+    pub env: &'a CodegenEnv<'a>,
+    pub id: FuncId,
+    pub func: &'a Function,
+    pub opts: CodegenOptions,
+}
+
+/// A code generator: compiles one MIR function to machine code following `codegen::abi`.
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn compile(&self, unit: &CompileUnit<'_>) -> Result<Box<dyn MachineCode>, String>;
+}
+
+/// The Cranelift backend (its ISAs are built once per process).
+pub fn cranelift_backend() -> Result<&'static dyn Backend, String> {
+    cranelift::CraneliftBackend::shared().map(|b| b as &dyn Backend)
+}
+
+/// The LLVM backend (one process-wide LLJIT), or why this build has none.
+pub fn llvm_backend() -> Result<&'static dyn Backend, String> {
+    #[cfg(feature = "llvm")]
+    {
+        static BACKEND: std::sync::OnceLock<Result<llvm::LlvmBackend, String>> = std::sync::OnceLock::new();
+        BACKEND.get_or_init(llvm::LlvmBackend::new).as_ref().map(|b| b as &dyn Backend).map_err(Clone::clone)
+    }
+    #[cfg(not(feature = "llvm"))]
+    {
+        Err(NO_LLVM.into())
+    }
+}
+
+/// Why T3 cannot be used in a build without the `llvm` feature.
+pub const NO_LLVM: &str = "this build of rayzor has no LLVM backend (T3)";
+
+/// The error message a frame-size check reports (the same for every backend).
+pub fn frame_too_large(name: &str, frame: u64) -> String {
+    format!(
+        "'{name}' needs a {} KiB stack frame, over the {} KiB limit: split the function or \
+         keep fewer large aggregate values live at once",
+        frame.div_ceil(1024),
+        abi::MAX_FRAME_BYTES >> 10
+    )
 }

@@ -11,9 +11,9 @@
 
 use super::function::*;
 use super::types::{Scalar, Signature, Type};
-use crate::codegen::target::MAX_TYPE_DEPTH;
-use crate::error::UsageError;
+use crate::mir::layout::MAX_TYPE_DEPTH;
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Var(pub u32);
@@ -341,6 +341,19 @@ fn describe(kind: &InstKind) -> String {
     let s = format!("{kind:?}");
     s.split([' ', '{']).next().unwrap_or("instruction").to_string()
 }
+
+/// Misuse of the builder or of an entry point (wrong names, arity, kinds of
+/// values), reported before anything runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 //! definition, what every compiled tier must compute, bit for bit.
 //!
 //! Values are held as their canonical scalar leaves (`Scalar::canon`,
-//! `target::leaves` order) in one flat slot array per frame. Calls use an
+//! `layout::leaves` order) in one flat slot array per frame. Calls use an
 //! explicit frame stack on the heap, so deep MIR recursion never touches the
 //! native stack; a call that would make the depth exceed `MAX_CALL_DEPTH`
 //! traps with `stack_overflow`.
@@ -24,9 +24,10 @@ use super::function::{
     MAX_CALL_DEPTH,
 };
 use super::types::{Scalar, Signature, Type};
-use crate::codegen::target;
-use crate::error::{RunError, Trap, UsageError};
+use crate::mir::builder::UsageError;
+use crate::mir::layout;
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 
 /// In the interpreter, `func.addr` of module function `i` is `FUNC_TOKEN_BASE + i`.
 pub const FUNC_TOKEN_BASE: u64 = 0x7ead_0000_0000_0000;
@@ -75,8 +76,8 @@ fn prepare(m: &Module, f: &Function) -> FuncInfo {
     let mut off = 0usize;
     let mut invalid = None;
     for (i, v) in f.values.iter().enumerate() {
-        let len = target::leaf_count(&v.ty);
-        if len > target::MAX_VALUE_LEAVES || off + len > MAX_FRAME_SLOTS {
+        let len = layout::leaf_count(&v.ty);
+        if len > layout::MAX_VALUE_LEAVES || off + len > MAX_FRAME_SLOTS {
             invalid = Some(format!("value v{i} of function '{}' is too large to interpret", f.name));
             break;
         }
@@ -105,7 +106,7 @@ fn validate(m: &Module, f: &Function, info: &mut FuncInfo) -> Result<(), String>
         }
         pl += info.vals[p.index()].len as usize;
     }
-    let sig_leaves: usize = f.sig.params.iter().map(target::leaf_count).sum();
+    let sig_leaves: usize = f.sig.params.iter().map(layout::leaf_count).sum();
     if pl != sig_leaves {
         return Err("entry block parameters do not match the signature".into());
     }
@@ -366,7 +367,7 @@ fn int_binary(op: BinOp, s: Scalar, a: u64, b: u64) -> Result<u64, TrapKind> {
             if signed {
                 ((s.canon(a) as i64) >> amt) as u64
             } else {
-                (a & target::low_mask(w)) >> amt
+                (a & layout::low_mask(w)) >> amt
             }
         }
         BinOp::Rotl => rotate(a, amt, w, true),
@@ -463,7 +464,7 @@ fn unary(op: UnOp, s: Scalar, a: u64) -> u64 {
         _ => {}
     }
     let w = s.bits();
-    let x = a & target::low_mask(w);
+    let x = a & layout::low_mask(w);
     let r = match op {
         UnOp::Neg => a.wrapping_neg(),
         UnOp::Not => !a,
@@ -817,7 +818,7 @@ impl<'m> Interpreter<'m> {
         let mut k = 0;
         for p in &f.blocks[0].params {
             let vi = info.vals[p.index()];
-            for (j, leaf) in target::leaves(f.value_type(*p)).iter().enumerate() {
+            for (j, leaf) in layout::leaves(f.value_type(*p)).iter().enumerate() {
                 slots[vi.off as usize + j] = leaf.ty.canon(args[k]);
                 k += 1;
             }
@@ -911,7 +912,7 @@ impl<'m> Interpreter<'m> {
                         let v = unsafe { read_leaf(p, s) };
                         put1(info, slots, res, v)?;
                     } else {
-                        let ls = target::leaves(ty);
+                        let ls = layout::leaves(ty);
                         let r = result_range(info, res, ls.len())?;
                         for l in &ls {
                             heap.check(p.wrapping_add(l.offset as u64), l.ty.bytes() as u64).map_err(trap)?;
@@ -931,7 +932,7 @@ impl<'m> Interpreter<'m> {
                         // SAFETY: checked by the safety net or trusted (caller memory).
                         unsafe { write_leaf(p, s, slots[vi.off as usize]) };
                     } else {
-                        let ls = target::leaves(f.value_type(*value));
+                        let ls = layout::leaves(f.value_type(*value));
                         if ls.len() != vi.len as usize {
                             return Err(usage(format!(
                                 "stored value {value} has the wrong number of leaves"
@@ -951,9 +952,9 @@ impl<'m> Interpreter<'m> {
                 }
                 InstKind::Alloc { ty, count } => {
                     let (_, n) = scalar(info, slots, *count)?;
-                    let size = target::size_of(ty)
+                    let size = layout::size_of(ty)
                         .checked_mul(n)
-                        .filter(|s| *s <= target::MAX_TYPE_SIZE)
+                        .filter(|s| *s <= layout::MAX_TYPE_SIZE)
                         .ok_or_else(|| trap(TrapKind::OutOfMemory))?;
                     let p = heap.alloc(size).map_err(trap)?;
                     put1(info, slots, res, p)?;
@@ -993,7 +994,7 @@ impl<'m> Interpreter<'m> {
                     let (_, p) = scalar(info, slots, *ptr)?;
                     let off = match ty {
                         Type::Struct(fields) if (*field as usize) < fields.len() => {
-                            target::field_offset(fields, *field as usize)
+                            layout::field_offset(fields, *field as usize)
                         }
                         _ => return Err(usage(format!("field.addr: {ty} has no field {field}"))),
                     };
@@ -1004,12 +1005,12 @@ impl<'m> Interpreter<'m> {
                     let (_, p) = scalar(info, slots, *ptr)?;
                     // Canonical bits are already sign- or zero-extended by the index type.
                     let (_, i) = scalar(info, slots, *index)?;
-                    put1(info, slots, res, p.wrapping_add(i.wrapping_mul(target::size_of(elem))))?;
+                    put1(info, slots, res, p.wrapping_add(i.wrapping_mul(layout::size_of(elem))))?;
                     Act::Next
                 }
                 InstKind::ExtractValue { agg, index } => {
                     let a = info.vals[agg.index()];
-                    let range = target::field_leaf_range(f.value_type(*agg), *index)
+                    let range = layout::field_leaf_range(f.value_type(*agg), *index)
                         .filter(|r| r.end <= a.len as usize)
                         .ok_or_else(|| usage(format!("extract: {agg} has no field {index}")))?;
                     let r = result_range(info, res, range.len())?;
@@ -1020,7 +1021,7 @@ impl<'m> Interpreter<'m> {
                 InstKind::InsertValue { agg, index, value } => {
                     let a = info.vals[agg.index()];
                     let v = info.vals[value.index()];
-                    let range = target::field_leaf_range(f.value_type(*agg), *index)
+                    let range = layout::field_leaf_range(f.value_type(*agg), *index)
                         .filter(|r| r.end <= a.len as usize && r.len() == v.len as usize)
                         .ok_or_else(|| usage(format!("insert: {agg} has no field {index} of this shape")))?;
                     let r = result_range(info, res, a.len as usize)?;
@@ -1033,8 +1034,8 @@ impl<'m> Interpreter<'m> {
                         Type::Union(vs) if (*variant as usize) < vs.len() => vs,
                         _ => return Err(usage(format!("union.make: {ty} has no variant {variant}"))),
                     };
-                    let words = target::union_payload_words(vs) as usize;
-                    let ps = target::payload_slots(&vs[*variant as usize]);
+                    let words = layout::union_payload_words(vs) as usize;
+                    let ps = layout::payload_slots(&vs[*variant as usize]);
                     let v = info.vals[value.index()];
                     if ps.len() != v.len as usize || ps.iter().any(|s| s.word as usize >= words) {
                         return Err(usage(format!("union.make: {value} does not fit variant {variant}")));
@@ -1043,7 +1044,7 @@ impl<'m> Interpreter<'m> {
                     slots[r.clone()].fill(0);
                     slots[r.start] = *variant as u64;
                     for (k, s) in ps.iter().enumerate() {
-                        let leaf = slots[v.off as usize + k] & target::low_mask(s.ty.bits());
+                        let leaf = slots[v.off as usize + k] & layout::low_mask(s.ty.bits());
                         slots[r.start + 1 + s.word as usize] |= leaf << s.shift;
                     }
                     Act::Next
@@ -1062,7 +1063,7 @@ impl<'m> Interpreter<'m> {
                         t => return Err(usage(format!("union.get: {t} has no variant {variant}"))),
                     };
                     let a = info.vals[arg.index()];
-                    let ps = target::payload_slots(&vs[*variant as usize]);
+                    let ps = layout::payload_slots(&vs[*variant as usize]);
                     if ps.iter().any(|s| 1 + s.word as usize >= a.len as usize) {
                         return Err(usage(format!("union.get: {arg} is malformed")));
                     }
@@ -1255,6 +1256,56 @@ impl<'m> Interpreter<'m> {
                 }
             }
         }
+    }
+}
+
+/// A program trapped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trap {
+    pub kind: TrapKind,
+    /// The function the trap happened in, when known.
+    pub function: Option<String>,
+}
+
+impl fmt::Display for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "trap: {}", self.kind)?;
+        if let Some(func) = &self.function {
+            write!(f, " in function '{func}'")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Trap {}
+
+/// Why a run did not produce a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunError {
+    Trap(Trap),
+    Usage(UsageError),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Trap(t) => t.fmt(f),
+            RunError::Usage(u) => u.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<Trap> for RunError {
+    fn from(t: Trap) -> Self {
+        RunError::Trap(t)
+    }
+}
+
+impl From<UsageError> for RunError {
+    fn from(u: UsageError) -> Self {
+        RunError::Usage(u)
     }
 }
 

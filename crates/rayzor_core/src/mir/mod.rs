@@ -4,6 +4,7 @@
 pub mod builder;
 pub mod function;
 pub mod interp;
+pub mod layout;
 pub mod opt;
 pub mod text;
 pub mod types;

@@ -633,13 +633,13 @@ fn count_listed(func: &Function) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codegen::Tier;
     use crate::error::RunError;
     use crate::mir::function::{TrapKind, MAX_CALL_DEPTH};
     use crate::mir::interp::Interpreter;
     use crate::mir::text::{parse_module, print_function};
     use crate::mir::verify::verify_module;
     use crate::runtime::Jit;
+    use crate::runtime::Tier;
 
     /// The module with function `name` replaced by its optimised version (verified).
     fn optimized(m: &Module, name: &str) -> Module {

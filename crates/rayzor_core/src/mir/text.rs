@@ -17,8 +17,8 @@
 
 use super::function::*;
 use super::types::{Scalar, Signature, Type};
-use crate::codegen::target::MAX_TYPE_DEPTH;
-use crate::error::ParseError;
+use crate::mir::layout::MAX_TYPE_DEPTH;
+
 use std::collections::HashMap;
 use std::fmt::{self, Write};
 
@@ -1615,6 +1615,22 @@ pub fn parse_type(src: &str) -> Result<Type, ParseError> {
     }
     Ok(ty)
 }
+
+/// A syntax or name error in MIR text, with a 1-based line and column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 //!
 //! Scalars are the things a machine register holds. Every other type is an
 //! aggregate whose value is, in every tier, the ordered list of its scalar
-//! *leaves* (see `codegen::target::Layout::leaves`). Signedness lives in the
+//! *leaves* (see `mir::layout::Layout::leaves`). Signedness lives in the
 //! type: `div` on `u32` is unsigned, on `i32` signed, on `f64` a float divide.
 
 use std::fmt;

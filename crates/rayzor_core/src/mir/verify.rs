@@ -12,8 +12,7 @@
 //! entry parameters, control flow (targets, reachability), then every
 //! instruction in block order.
 
-use crate::codegen::target::{leaf_count, size_of, MAX_TYPE_DEPTH, MAX_TYPE_SIZE, MAX_VALUE_LEAVES};
-use crate::error::VerifyError;
+use crate::mir::layout::{leaf_count, size_of, MAX_TYPE_DEPTH, MAX_TYPE_SIZE, MAX_VALUE_LEAVES};
 use crate::mir::{Block, Callee, Function, Inst, InstKind, Module, Scalar, Signature, Type, Value, ValueDef};
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
@@ -1236,6 +1235,32 @@ impl<'m> Verifier<'m> {
         Ok(())
     }
 }
+
+/// A rule of the verifier that a module breaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyError {
+    pub function: String,
+    pub block: Option<Block>,
+    pub inst: Option<Inst>,
+    /// A short stable name of the rule, e.g. `operand-type`, `dominance`.
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "in function '{}'", self.function)?;
+        if let Some(b) = self.block {
+            write!(f, ", {b}")?;
+        }
+        if let Some(i) = self.inst {
+            write!(f, ", {i}")?;
+        }
+        write!(f, ": [{}] {}", self.rule, self.message)
+    }
+}
+
+impl std::error::Error for VerifyError {}
 
 #[cfg(test)]
 mod tests {

@@ -8,15 +8,16 @@
 //! the native call, and retired code is freed only once no pinned call can
 //! still be running it.
 
+use super::Tier;
 use crate::codegen::abi::{FunctionCounters, VmCtx};
+use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
-use crate::codegen::cranelift::{CodegenEnv, CraneliftBackend};
-use crate::codegen::{target, MachineCode, Tier};
-use crate::error::Trap;
-use crate::mir::{verify, FuncId, Module, TrapKind};
+use crate::codegen::cranelift::CraneliftBackend;
+use crate::codegen::{CodegenEnv, CompileUnit, MachineCode};
+use crate::mir::interp::Trap;
+use crate::mir::{layout, verify, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,31 +74,13 @@ struct FuncInner {
 
 const NO_TIER: u8 = u8::MAX;
 
-/// The Cranelift ISAs are expensive to build and immutable: share one set.
-fn cranelift() -> Result<&'static CraneliftBackend, JitError> {
-    static BACKEND: OnceLock<Result<CraneliftBackend, String>> = OnceLock::new();
-    BACKEND
-        .get_or_init(CraneliftBackend::new)
-        .as_ref()
-        .map_err(|e| JitError::Unavailable { tier: Tier::T0, reason: e.clone() })
-}
-
-/// The LLVM backend (one process-wide LLJIT), made on first use.
-#[cfg(feature = "llvm")]
-fn llvm() -> Result<&'static crate::codegen::llvm::LlvmBackend, JitError> {
-    static BACKEND: OnceLock<Result<crate::codegen::llvm::LlvmBackend, String>> = OnceLock::new();
-    BACKEND
-        .get_or_init(crate::codegen::llvm::LlvmBackend::new)
-        .as_ref()
-        .map_err(|e| JitError::Unavailable { tier: Tier::T3, reason: e.clone() })
-}
-
 pub struct Jit {
     module: Module,
     slots: Box<[AtomicUsize]>,
     counters: Box<[FunctionCounters]>,
     data: Vec<(usize, usize)>,
     extern_addrs: Vec<usize>,
+    builtins: BuiltinTable,
     entries: Vec<CodeBlob>,
     funcs: Vec<FuncState>,
     closed: AtomicBool,
@@ -160,6 +143,7 @@ impl Jit {
             counters: (0..n).map(|_| FunctionCounters::default()).collect(),
             data,
             extern_addrs,
+            builtins: Builtin::host_table(),
             entries: Vec::with_capacity(n),
             funcs: (0..n)
                 .map(|_| FuncState { tier: AtomicU8::new(NO_TIER), inner: Mutex::new(FuncInner::default()) })
@@ -171,7 +155,8 @@ impl Jit {
             events: Mutex::new(Vec::new()),
             module,
         };
-        let backend = cranelift()?;
+        let backend =
+            CraneliftBackend::shared().map_err(|reason| JitError::Unavailable { tier: Tier::T0, reason })?;
         for i in 0..n {
             let entry = backend
                 .compile_host_entry(&jit.env(), FuncId(i as u32))
@@ -192,6 +177,7 @@ impl Jit {
             extern_addrs: &self.extern_addrs,
             data: &self.data,
             sample_rate: self.sample_rate,
+            builtins: &self.builtins,
         }
     }
 
@@ -232,20 +218,10 @@ impl Jit {
         let from = self.tier_of(f);
         let start = std::time::Instant::now();
         let injected = self.failing_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
-        let compiled = match tier {
-            _ if injected => Err(self.compile_error(f, tier, "failure injected for testing".into())),
-            Tier::T0 | Tier::T1 => cranelift().and_then(|b| {
-                b.compile_function(&self.env(), f, self.module.func(f), tier)
-                    .map(|c| Box::new(c.code) as Box<dyn MachineCode>)
-                    .map_err(|m| self.compile_error(f, tier, m))
-            }),
-            Tier::T2 => cranelift().and_then(|b| {
-                let optimized = crate::mir::opt::optimize_function(&self.module, f);
-                b.compile_function(&self.env(), f, &optimized, tier)
-                    .map(|c| Box::new(c.code) as Box<dyn MachineCode>)
-                    .map_err(|m| self.compile_error(f, tier, m))
-            }),
-            Tier::T3 => self.compile_t3(f),
+        let compiled = if injected {
+            Err(self.compile_error(f, tier, "failure injected for testing".into()))
+        } else {
+            self.compile_code(f, tier)
         };
         let compile_time = start.elapsed();
         let mut event = CompileEvent {
@@ -309,25 +285,19 @@ impl Jit {
         ev.get(from..).map(<[CompileEvent]>::to_vec).unwrap_or_default()
     }
 
-    /// T3: LLVM at O3 on the T2-optimised MIR, when this build has LLVM.
-    #[cfg(not(feature = "llvm"))]
-    fn compile_t3(&self, f: FuncId) -> Result<Box<dyn MachineCode>, JitError> {
-        let _ = f;
-        Err(JitError::Unavailable { tier: Tier::T3, reason: super::T3_UNAVAILABLE.into() })
-    }
-
-    /// T3: LLVM at O3 on the T2-optimised MIR (small leaf callees already inlined).
-    #[cfg(feature = "llvm")]
-    fn compile_t3(&self, f: FuncId) -> Result<Box<dyn MachineCode>, JitError> {
-        let backend = llvm()?;
-        let optimized = crate::mir::opt::optimize_function(&self.module, f);
-        // LLVM's frame size is not visible through ORC; Cranelift's for the same
-        // MIR is (and is refused over MAX_FRAME_BYTES), so it stands in as the
-        // gate: the compiled-code stack keeps as much again in reserve.
-        cranelift()?
-            .compile_function(&self.env(), f, &optimized, Tier::T2)
-            .map_err(|m| self.compile_error(f, Tier::T3, m))?;
-        backend.compile_function(&self.env(), f, &optimized).map_err(|m| self.compile_error(f, Tier::T3, m))
+    /// Machine code for `f` at `tier`, from the tier's backend.
+    fn compile_code(&self, f: FuncId, tier: Tier) -> Result<Box<dyn MachineCode>, JitError> {
+        let backend = tier.backend().map_err(|reason| JitError::Unavailable { tier, reason })?;
+        let optimized;
+        let func = if tier.optimizes_mir() {
+            optimized = crate::mir::opt::optimize_function(&self.module, f);
+            &optimized
+        } else {
+            self.module.func(f)
+        };
+        let env = self.env();
+        let unit = CompileUnit { env: &env, id: f, func, opts: tier.codegen_options() };
+        backend.compile(&unit).map_err(|m| self.compile_error(f, tier, m))
     }
 
     /// Make every later compile at `tier` fail, to exercise the failure path.
@@ -370,7 +340,7 @@ impl Jit {
     /// Number of leaves `f` takes and returns (for sizing call buffers).
     pub fn arity(&self, f: FuncId) -> (usize, usize) {
         let sig = &self.module.func(f).sig;
-        (sig.params.iter().map(target::leaf_count).sum(), target::leaf_count(&sig.ret))
+        (sig.params.iter().map(layout::leaf_count).sum(), layout::leaf_count(&sig.ret))
     }
 
     /// Run `f` natively. `args` are the canonical leaves of the parameters;

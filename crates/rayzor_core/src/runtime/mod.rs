@@ -1,13 +1,14 @@
 //! The tiered runtime: dispatch table, entry from the host, per-function
 //! compilation, code reclamation, and host helpers for generated code.
 
-pub mod helpers;
 pub mod jit;
 pub mod profile;
 pub mod stack;
+pub mod tier;
 pub mod worker;
 
 pub use jit::{CompileEvent, CompileReason, FunctionInfo, Jit, JitError};
+pub use tier::Tier;
 
-/// Why T3 cannot be used in this build (until the LLVM backend lands).
-pub const T3_UNAVAILABLE: &str = "this build of rayzor has no LLVM backend (T3)";
+/// Why T3 cannot be used in this build.
+pub use crate::codegen::NO_LLVM as T3_UNAVAILABLE;

@@ -5,7 +5,7 @@
 //! its tier thresholds. Heat classifies it as cold, warm, hot or blazing,
 //! which selects T0, T1, T2 or T3.
 
-use crate::codegen::Tier;
+use crate::runtime::Tier;
 use std::fmt;
 
 /// How hot a function is, by its heat against the thresholds.

@@ -9,8 +9,8 @@
 
 use super::jit::{CompileReason, Jit, JitError};
 use super::profile::TieredConfig;
-use crate::codegen::Tier;
 use crate::mir::FuncId;
+use crate::runtime::Tier;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;

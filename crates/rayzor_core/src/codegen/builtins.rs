@@ -1,0 +1,117 @@
+//! Builtins: host functions that generated code calls, declared once here
+//! (an id, a native signature and the implementation); the addresses reach
+//! the code through `CodegenEnv::builtins`, so the lowering embeds whatever
+//! the environment supplies. They never panic (a panic must not unwind
+//! through JIT frames) and report failures through `VmCtx`.
+
+use crate::codegen::abi::VmCtx;
+use crate::codegen::emit::{NativeSig, Ty};
+use crate::mir::layout::MAX_TYPE_SIZE;
+use crate::mir::TrapKind;
+
+/// Every builtin generated code may call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    Alloc,
+    Free,
+    MemMove,
+    MemSet,
+    Fmod,
+    Fmodf,
+}
+
+/// Address of each builtin, indexed by `Builtin as usize`.
+pub type BuiltinTable = [usize; Builtin::COUNT];
+
+impl Builtin {
+    pub const COUNT: usize = 6;
+
+    pub fn signature(self) -> NativeSig {
+        use Ty::*;
+        match self {
+            Builtin::Alloc => NativeSig::new(&[Addr, I64, I64], Some(I64)),
+            Builtin::Free => NativeSig::new(&[I64], None),
+            Builtin::MemMove | Builtin::MemSet => NativeSig::new(&[I64, I64, I64], None),
+            Builtin::Fmod => NativeSig::new(&[F64, F64], Some(F64)),
+            Builtin::Fmodf => NativeSig::new(&[F32, F32], Some(F32)),
+        }
+    }
+
+    /// The in-process implementations, as the runtime supplies them.
+    pub fn host_table() -> BuiltinTable {
+        [
+            rayzor_alloc as *const () as usize,
+            rayzor_free as *const () as usize,
+            rayzor_memmove as *const () as usize,
+            rayzor_memset as *const () as usize,
+            rayzor_fmod as *const () as usize,
+            rayzor_fmodf as *const () as usize,
+        ]
+    }
+}
+
+extern "C" {
+    fn calloc(n: usize, size: usize) -> *mut u8;
+    fn free(p: *mut u8);
+}
+
+/// `alloc`: zeroed memory for `count` elements of `elem_size` bytes.
+///
+/// # Safety
+/// `vmctx` must point to the live `VmCtx` of the current call.
+pub unsafe extern "C" fn rayzor_alloc(vmctx: *mut VmCtx, elem_size: u64, count: u64) -> u64 {
+    let size = match elem_size.checked_mul(count) {
+        Some(s) if s <= MAX_TYPE_SIZE => s,
+        _ => 0,
+    };
+    let p = if size == 0 && !(elem_size == 0 || count == 0) {
+        std::ptr::null_mut()
+    } else {
+        // SAFETY: calloc with a non-zero size.
+        unsafe { calloc(size.max(1) as usize, 1) }
+    };
+    if p.is_null() {
+        // SAFETY: generated code passes its live VmCtx.
+        unsafe { (*vmctx).trap = TrapKind::OutOfMemory.code() as u64 };
+    }
+    p as u64
+}
+
+/// `free`.
+///
+/// # Safety
+/// `p` came from `rayzor_alloc` and was not freed, or is null.
+pub unsafe extern "C" fn rayzor_free(p: u64) {
+    // SAFETY: the caller's contract (MIR `free` semantics).
+    unsafe { free(p as *mut u8) }
+}
+
+/// `memcpy` (overlap allowed).
+///
+/// # Safety
+/// `src..src+len` must be readable and `dst..dst+len` writable.
+pub unsafe extern "C" fn rayzor_memmove(dst: u64, src: u64, len: u64) {
+    if len > 0 {
+        // SAFETY: the caller's contract (MIR `memcpy` semantics).
+        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, len as usize) }
+    }
+}
+
+/// `memset`.
+///
+/// # Safety
+/// `dst..dst+len` must be writable.
+pub unsafe extern "C" fn rayzor_memset(dst: u64, byte: u64, len: u64) {
+    if len > 0 {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::write_bytes(dst as *mut u8, byte as u8, len as usize) }
+    }
+}
+
+pub extern "C" fn rayzor_fmod(a: f64, b: f64) -> f64 {
+    a % b
+}
+
+pub extern "C" fn rayzor_fmodf(a: f32, b: f32) -> f32 {
+    a % b
+}

@@ -1,0 +1,881 @@
+//! The one lowering of MIR to machine code, for every backend.
+//!
+//! `Lower` walks a verified MIR function and drives an `Emitter`. Every
+//! decision the semantics contract (docs/mir.md) makes about generated code is
+//! made here, once: values are lists of native scalar leaves (bool as an `I8`
+//! 0/1, `ptr` as an `I64`), converted to the canonical ABI form
+//! (`codegen::abi`) only at call boundaries; every operation that could fault
+//! (division, tag checks, bad function tokens) is guarded by an explicit check
+//! that stores the trap in `VmCtx` and returns; every caller checks
+//! `VmCtx::trap` after a call into MIR code and returns at once; the prologue
+//! counts the entry (sampled), checks the call depth and the native stack
+//! limit; loop back-edges are counted unless the options say not to.
+
+use super::abi::{
+    self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
+    COUNTER_CALLS, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_STACK_LIMIT, VMCTX_TRAP,
+    VMCTX_TRAP_FUNC,
+};
+use super::builtins::Builtin;
+use super::cast::{cast_plan, CastPlan};
+use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Ty, UnaryOp};
+use super::{CodegenEnv, CodegenOptions, CompileUnit};
+use crate::mir::layout::{self, low_mask, payload_slots};
+use crate::mir::{
+    BinOp, BlockCall, Callee, CmpOp, FuncId, Function, InstKind, Scalar, Signature, TrapKind, Type, UnOp,
+    Value, MAX_CALL_DEPTH,
+};
+
+/// Lower `unit` into `e`, which is positioned in the entry block of a function with signature
+/// `abi::jit_signature(&func.sig)`.
+pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(), String> {
+    let CompileUnit { env, id, func, opts } = *unit;
+    let params = e.params();
+    let vmctx = params[0];
+    let mut l = Lower {
+        e,
+        env,
+        id,
+        func,
+        opts,
+        blocks: Vec::with_capacity(func.blocks.len()),
+        vals: vec![Vec::new(); func.values.len()],
+        vmctx,
+        ret_area: None,
+        depth: vmctx,
+        counters: vmctx,
+        exit_block: None,
+        trap_blocks: Vec::new(),
+    };
+    l.run(&params)
+}
+
+/// Lower the host entry of function `id` into `e` (signature
+/// `abi::host_entry_signature()`): load the argument leaves from `args`, call
+/// the function's current code through its slot, store a register result to `rets`.
+pub fn lower_host_entry<E: Emitter>(e: &mut E, env: &CodegenEnv<'_>, id: FuncId) {
+    let sig = &env.module.func(id).sig;
+    let p = e.params();
+    let (vmctx, args, rets) = (p[0], p[1], p[2]);
+    let mut call_args = vec![vmctx];
+    if abi::uses_ret_area(&sig.ret) {
+        call_args.push(rets);
+    }
+    for (k, leaf) in abi::param_leaves(sig).into_iter().enumerate() {
+        call_args.push(e.load(Mem::Vm, abi_ty(leaf), args, 8 * k as i32));
+    }
+    let slot = e.constant(Ty::Addr, (env.slots_base + 8 * id.index()) as u64);
+    let code = e.load(Mem::Slot, Ty::Addr, slot, 0);
+    if let Some(r) = e.call(&jit_signature(sig), code, &call_args) {
+        e.store(Mem::Vm, r, rets, 0);
+    }
+    e.ret(None);
+}
+
+struct Lower<'e, 'a, E: Emitter> {
+    e: &'e mut E,
+    env: &'a CodegenEnv<'a>,
+    id: FuncId,
+    func: &'a Function,
+    opts: CodegenOptions,
+    blocks: Vec<E::Block>,
+    /// The native leaves of every MIR value defined so far.
+    vals: Vec<Vec<E::Value>>,
+    vmctx: E::Value,
+    ret_area: Option<E::Value>,
+    /// The call depth on entry (this frame's depth is one more).
+    depth: E::Value,
+    /// Address of this function's `FunctionCounters`.
+    counters: E::Value,
+    /// Returns to the caller with a dummy result (a trap is pending).
+    exit_block: Option<E::Block>,
+    trap_blocks: Vec<(TrapKind, E::Block)>,
+}
+
+impl<E: Emitter> Lower<'_, '_, E> {
+    fn run(&mut self, params: &[E::Value]) -> Result<(), String> {
+        let f = self.func;
+        for bd in &f.blocks {
+            let tys: Vec<Ty> = bd
+                .params
+                .iter()
+                .flat_map(|p| layout::leaves(f.value_type(*p)).into_iter().map(|l| native_ty(l.ty)))
+                .collect();
+            let b = self.e.create_block(&tys);
+            let mut leaves = self.e.block_params(b).into_iter();
+            for p in &bd.params {
+                let n = layout::leaf_count(f.value_type(*p));
+                self.vals[p.index()] = leaves.by_ref().take(n).collect();
+            }
+            self.blocks.push(b);
+        }
+        self.prologue(params);
+        let order = f.reverse_postorder();
+        let mut rpo_index = vec![usize::MAX; f.blocks.len()];
+        for (i, b) in order.iter().enumerate() {
+            rpo_index[b.index()] = i;
+        }
+        for &blk in &order {
+            self.e.switch_to(self.blocks[blk.index()]);
+            let insts = &f.blocks[blk.index()].insts;
+            for (n, &inst) in insts.iter().enumerate() {
+                let data = f.inst(inst);
+                if self.opts.count_backedges && n + 1 == insts.len() && data.kind.is_terminator() {
+                    let back_edge = data
+                        .kind
+                        .successors()
+                        .iter()
+                        .any(|s| rpo_index[s.block.index()] <= rpo_index[blk.index()]);
+                    if back_edge {
+                        self.bump_counter(COUNTER_BACKEDGES, VMCTX_EDGE_TICKS);
+                    }
+                }
+                self.inst(&data.kind, data.result)?;
+            }
+        }
+        self.finish_cold_blocks();
+        Ok(())
+    }
+
+    /// Count the call, check depth and stack, convert ABI params, enter block 0.
+    fn prologue(&mut self, params: &[E::Value]) {
+        let mut k = 1;
+        if abi::uses_ret_area(&self.func.sig.ret) {
+            self.ret_area = Some(params[1]);
+            k = 2;
+        }
+        let counters_addr = self.env.counters_base + COUNTERS_STRIDE * self.id.index();
+        self.counters = self.e.constant(Ty::Addr, counters_addr as u64);
+        self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
+        self.bump_counter(COUNTER_CALLS + 8 * self.opts.call_counter as i32, VMCTX_CALL_TICKS);
+
+        let max = self.e.constant(Ty::I64, MAX_CALL_DEPTH as u64);
+        let too_deep = self.e.icmp(IntCC::UGe, self.depth, max);
+        self.trap_if(too_deep, TrapKind::StackOverflow);
+        let sp = self.e.stack_pointer();
+        let limit = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_STACK_LIMIT);
+        let low = self.e.icmp(IntCC::ULt, sp, limit);
+        self.trap_if(low, TrapKind::StackOverflow);
+        let d1 = self.add_const(self.depth, 1);
+        self.e.store(Mem::Vm, d1, self.vmctx, VMCTX_DEPTH);
+
+        let args: Vec<E::Value> = abi::param_leaves(&self.func.sig)
+            .into_iter()
+            .zip(&params[k..])
+            .map(|(leaf, v)| self.abi_to_native(leaf, *v))
+            .collect();
+        self.e.jump(self.blocks[0], &args);
+    }
+
+    /// Count one event in the counter at `offset`; with sampling, only every
+    /// `sample_rate`-th event of this thread (countdown at `ticks` in VmCtx)
+    /// adds `sample_rate`.
+    fn bump_counter(&mut self, offset: i32, ticks: i32) {
+        if self.env.sample_rate == 0 {
+            return; // profiling compiled out
+        }
+        let n = self.env.sample_rate.max(1);
+        if n == 1 {
+            let c = self.e.load(Mem::Vm, Ty::I64, self.counters, offset);
+            let c1 = self.add_const(c, 1);
+            self.e.store(Mem::Vm, c1, self.counters, offset);
+            return;
+        }
+        let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, ticks);
+        let t1 = self.add_const(t, u64::MAX);
+        self.e.store(Mem::Vm, t1, self.vmctx, ticks);
+        let sample = self.e.create_block(&[]);
+        let cont = self.e.create_block(&[]);
+        self.e.set_cold(sample);
+        self.e.brif(t1, cont, &[], sample, &[]);
+        self.e.switch_to(sample);
+        let reload = self.e.constant(Ty::I64, n);
+        self.e.store(Mem::Vm, reload, self.vmctx, ticks);
+        let c = self.e.load(Mem::Vm, Ty::I64, self.counters, offset);
+        let c1 = self.add_const(c, n);
+        self.e.store(Mem::Vm, c1, self.counters, offset);
+        self.e.jump(cont, &[]);
+        self.e.switch_to(cont);
+    }
+
+    fn add_const(&mut self, x: E::Value, c: u64) -> E::Value {
+        let k = self.e.constant(Ty::I64, c);
+        self.e.int_op(IntOp::Add, x, k)
+    }
+
+    fn exit_block(&mut self) -> E::Block {
+        if let Some(b) = self.exit_block {
+            return b;
+        }
+        let b = self.e.create_block(&[]);
+        self.e.set_cold(b);
+        self.exit_block = Some(b);
+        b
+    }
+
+    fn trap_block(&mut self, kind: TrapKind) -> E::Block {
+        if let Some((_, b)) = self.trap_blocks.iter().find(|(k, _)| *k == kind) {
+            return *b;
+        }
+        let b = self.e.create_block(&[]);
+        self.e.set_cold(b);
+        self.trap_blocks.push((kind, b));
+        b
+    }
+
+    /// Branch to a trap of `kind` when the bool `cond` is set; continue otherwise.
+    fn trap_if(&mut self, cond: E::Value, kind: TrapKind) {
+        let trap = self.trap_block(kind);
+        let cont = self.e.create_block(&[]);
+        self.e.brif(cond, trap, &[], cont, &[]);
+        self.e.switch_to(cont);
+    }
+
+    /// After a call into MIR code (or a builtin that may trap): leave at once if a trap is pending.
+    fn check_pending_trap(&mut self) {
+        let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_TRAP);
+        let exit = self.exit_block();
+        let cont = self.e.create_block(&[]);
+        self.e.brif(t, exit, &[], cont, &[]);
+        self.e.switch_to(cont);
+    }
+
+    /// Fill the trap and exit blocks; called after all other code.
+    fn finish_cold_blocks(&mut self) {
+        let mut traps = std::mem::take(&mut self.trap_blocks);
+        traps.sort_by_key(|(k, _)| k.code());
+        for (kind, blk) in traps {
+            let exit = self.exit_block();
+            self.e.switch_to(blk);
+            let code = self.e.constant(Ty::I64, kind.code() as u64);
+            self.e.store(Mem::Vm, code, self.vmctx, VMCTX_TRAP);
+            let fid = self.e.constant(Ty::I64, self.id.0 as u64 + 1);
+            self.e.store(Mem::Vm, fid, self.vmctx, VMCTX_TRAP_FUNC);
+            self.e.jump(exit, &[]);
+        }
+        if let Some(blk) = self.exit_block {
+            self.e.switch_to(blk);
+            let rets = abi::ret_leaves(&self.func.sig.ret);
+            let v = (rets.len() == 1).then(|| self.e.constant(abi_ty(rets[0]), 0));
+            self.e.ret(v);
+        }
+    }
+
+    fn leaves_of(&self, v: Value) -> &[E::Value] {
+        &self.vals[v.index()]
+    }
+
+    fn one(&self, v: Value) -> E::Value {
+        self.vals[v.index()][0]
+    }
+
+    fn scalar_of(&self, v: Value) -> Scalar {
+        self.func.value_type(v).scalar().unwrap_or(Scalar::I64)
+    }
+
+    /// A constant of scalar type `s` from its bits (masked to the width).
+    fn konst(&mut self, s: Scalar, bits: u64) -> E::Value {
+        let bits = if s.is_float() { bits } else { bits & low_mask(s.bits()) };
+        self.e.constant(native_ty(s), bits)
+    }
+
+    fn i64c(&mut self, x: u64) -> E::Value {
+        self.e.constant(Ty::I64, x)
+    }
+
+    /// `x <cc> c` for `x` of scalar type `s` and a constant given by its bits.
+    fn icmp_const(&mut self, cc: IntCC, s: Scalar, x: E::Value, bits: u64) -> E::Value {
+        let c = self.konst(s, bits);
+        self.e.icmp(cc, x, c)
+    }
+
+    fn mask_bool(&mut self, v: E::Value) -> E::Value {
+        let one = self.e.constant(Ty::I8, 1);
+        self.e.int_op(IntOp::And, v, one)
+    }
+
+    /// ABI (canonical i64/f32/f64) to native form.
+    fn abi_to_native(&mut self, s: Scalar, v: E::Value) -> E::Value {
+        let t = native_ty(s);
+        if s.is_float() || t == Ty::I64 {
+            return v;
+        }
+        let r = self.e.convert(Conv::Trunc, t, v);
+        if s == Scalar::Bool {
+            self.mask_bool(r)
+        } else {
+            r
+        }
+    }
+
+    /// Native to ABI form: integers extended to i64 by their own signedness.
+    fn native_to_abi(&mut self, s: Scalar, v: E::Value) -> E::Value {
+        if s.is_float() || native_ty(s) == Ty::I64 {
+            v
+        } else if s.is_signed() {
+            self.e.convert(Conv::SExt, Ty::I64, v)
+        } else {
+            self.e.convert(Conv::ZExt, Ty::I64, v)
+        }
+    }
+
+    /// The raw bits of a leaf, zero-extended to 64 (for union payload packing).
+    fn bits_u64(&mut self, s: Scalar, v: E::Value) -> E::Value {
+        match s {
+            Scalar::F32 => {
+                let i = self.e.convert(Conv::Bitcast, Ty::I32, v);
+                self.e.convert(Conv::ZExt, Ty::I64, i)
+            }
+            Scalar::F64 => self.e.convert(Conv::Bitcast, Ty::I64, v),
+            _ if native_ty(s) == Ty::I64 => v,
+            _ => self.e.convert(Conv::ZExt, Ty::I64, v),
+        }
+    }
+
+    /// A leaf of type `s` from the low bits of a 64-bit word (canonicalised).
+    fn leaf_from_word(&mut self, s: Scalar, w: E::Value) -> E::Value {
+        match s {
+            Scalar::F32 => {
+                let i = self.e.convert(Conv::Trunc, Ty::I32, w);
+                self.e.convert(Conv::Bitcast, Ty::F32, i)
+            }
+            Scalar::F64 => self.e.convert(Conv::Bitcast, Ty::F64, w),
+            _ if native_ty(s) == Ty::I64 => w,
+            Scalar::Bool => {
+                let r = self.e.convert(Conv::Trunc, Ty::I8, w);
+                self.mask_bool(r)
+            }
+            _ => self.e.convert(Conv::Trunc, native_ty(s), w),
+        }
+    }
+
+    /// (base, offset) for an access at `p + offset`, folding offsets that fit.
+    fn addr(&mut self, p: E::Value, offset: u64) -> (E::Value, i32) {
+        if offset <= i32::MAX as u64 {
+            (p, offset as i32)
+        } else {
+            (self.add_const(p, offset), 0)
+        }
+    }
+
+    fn load_leaves(&mut self, ty: &Type, p: E::Value) -> Vec<E::Value> {
+        layout::leaves(ty)
+            .into_iter()
+            .map(|l| {
+                let (base, off) = self.addr(p, l.offset as u64);
+                let v = self.e.load(Mem::Heap, native_ty(l.ty), base, off);
+                if l.ty == Scalar::Bool {
+                    self.mask_bool(v)
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    fn store_leaf(&mut self, s: Scalar, v: E::Value, p: E::Value, offset: u64) {
+        let (base, off) = self.addr(p, offset);
+        let v = if s == Scalar::Bool { self.mask_bool(v) } else { v };
+        self.e.store(Mem::Heap, v, base, off);
+    }
+
+    fn call_builtin(&mut self, b: Builtin, args: &[E::Value]) -> Option<E::Value> {
+        let addr = self.e.constant(Ty::Addr, self.env.builtins[b as usize] as u64);
+        self.e.call(&b.signature(), addr, args)
+    }
+
+    /// Call compiled MIR code at `code` with MIR arguments; returns the result leaves.
+    fn call_mir(&mut self, sig: &Signature, code: E::Value, args: &[Value]) -> Vec<E::Value> {
+        let mut call_args = vec![self.vmctx];
+        let ret_leaves = abi::ret_leaves(&sig.ret);
+        let area = (ret_leaves.len() >= 2).then(|| self.e.stack_slot(8 * ret_leaves.len() as u32));
+        call_args.extend(area);
+        for a in args {
+            let tys = layout::leaves(self.func.value_type(*a));
+            for (l, v) in tys.into_iter().zip(self.leaves_of(*a).to_vec()) {
+                let v = self.native_to_abi(l.ty, v);
+                call_args.push(v);
+            }
+        }
+        let r = self.e.call(&jit_signature(sig), code, &call_args);
+        self.check_pending_trap();
+        match area {
+            None => r.into_iter().zip(&ret_leaves).map(|(v, s)| self.abi_to_native(*s, v)).collect(),
+            Some(a) => ret_leaves
+                .iter()
+                .enumerate()
+                .map(|(k, s)| {
+                    let v = self.e.load(Mem::Vm, abi_ty(*s), a, 8 * k as i32);
+                    self.abi_to_native(*s, v)
+                })
+                .collect(),
+        }
+    }
+
+    fn call_host(&mut self, sig: &Signature, addr: E::Value, args: &[Value]) -> Vec<E::Value> {
+        let vals: Vec<E::Value> = args.iter().map(|a| self.one(*a)).collect();
+        let r = self.e.call(&host_signature(sig), addr, &vals);
+        match (sig.ret.scalar(), r) {
+            (Some(Scalar::Bool), Some(v)) => vec![self.mask_bool(v)],
+            (_, r) => r.into_iter().collect(),
+        }
+    }
+
+    /// The current code of module function `func`, from its slot.
+    fn slot_code(&mut self, func: FuncId) -> E::Value {
+        let slot = self.e.constant(Ty::Addr, (self.env.slots_base + 8 * func.index()) as u64);
+        self.e.load(Mem::Slot, Ty::Addr, slot, 0)
+    }
+
+    fn block_args(&self, call: &BlockCall) -> Vec<E::Value> {
+        call.args.iter().flat_map(|a| self.leaves_of(*a).iter().copied()).collect()
+    }
+
+    fn set(&mut self, result: Option<Value>, leaves: Vec<E::Value>) {
+        if let Some(r) = result {
+            self.vals[r.index()] = leaves;
+        }
+    }
+
+    fn inst(&mut self, kind: &InstKind, result: Option<Value>) -> Result<(), String> {
+        use InstKind::*;
+        let out: Vec<E::Value> = match kind {
+            Const { ty, bits } => vec![self.konst(*ty, *bits)],
+            Zero { ty } => layout::leaves(ty).into_iter().map(|l| self.konst(l.ty, 0)).collect(),
+            Binary { op, lhs, rhs } => {
+                let s = self.scalar_of(*lhs);
+                let (a, b) = (self.one(*lhs), self.one(*rhs));
+                vec![self.binary(*op, s, a, b)]
+            }
+            Unary { op, arg } => {
+                let s = self.scalar_of(*arg);
+                let a = self.one(*arg);
+                vec![self.unary(*op, s, a)]
+            }
+            Cmp { op, lhs, rhs } => {
+                let s = self.scalar_of(*lhs);
+                let (a, b) = (self.one(*lhs), self.one(*rhs));
+                vec![self.compare(*op, s, a, b)]
+            }
+            Select { cond, if_true, if_false } => {
+                let c = self.one(*cond);
+                let t = self.leaves_of(*if_true).to_vec();
+                let f = self.leaves_of(*if_false).to_vec();
+                t.into_iter().zip(f).map(|(x, y)| self.e.select(c, x, y)).collect()
+            }
+            Cast { to, arg } => {
+                let from = self.scalar_of(*arg);
+                let a = self.one(*arg);
+                vec![self.cast(from, *to, a)]
+            }
+            Bitcast { to, arg } => {
+                let from = self.scalar_of(*arg);
+                let a = self.one(*arg);
+                let (ft, tt) = (native_ty(from), native_ty(*to));
+                vec![if ft == tt { a } else { self.e.convert(Conv::Bitcast, tt, a) }]
+            }
+            Load { ty, ptr } => {
+                let p = self.one(*ptr);
+                self.load_leaves(ty, p)
+            }
+            Store { ptr, value } => {
+                let p = self.one(*ptr);
+                let tys = layout::leaves(self.func.value_type(*value));
+                for (l, v) in tys.into_iter().zip(self.leaves_of(*value).to_vec()) {
+                    self.store_leaf(l.ty, v, p, l.offset as u64);
+                }
+                vec![]
+            }
+            Alloc { ty, count } => {
+                let size = self.i64c(layout::size_of(ty));
+                let n = self.one(*count);
+                let p = self.call_builtin(Builtin::Alloc, &[self.vmctx, size, n]).ok_or("alloc returns")?;
+                self.check_pending_trap();
+                vec![p]
+            }
+            Free { ptr } => {
+                let p = self.one(*ptr);
+                self.call_builtin(Builtin::Free, &[p]);
+                vec![]
+            }
+            MemCopy { dst, src, len } => {
+                let a = [self.one(*dst), self.one(*src), self.one(*len)];
+                self.call_builtin(Builtin::MemMove, &a);
+                vec![]
+            }
+            MemSet { dst, byte, len } => {
+                let byte = self.e.convert(Conv::ZExt, Ty::I64, self.one(*byte));
+                let a = [self.one(*dst), byte, self.one(*len)];
+                self.call_builtin(Builtin::MemSet, &a);
+                vec![]
+            }
+            FieldAddr { ty, ptr, field } => {
+                let off = match ty {
+                    Type::Struct(fields) => layout::field_offset(fields, *field as usize),
+                    _ => return Err("field on a non-struct type".into()),
+                };
+                let p = self.one(*ptr);
+                vec![self.add_const(p, off)]
+            }
+            ElemAddr { elem, ptr, index } => {
+                let s = self.scalar_of(*index);
+                let i = self.one(*index);
+                let i = self.native_to_abi(s, i);
+                let size = self.i64c(layout::size_of(elem));
+                let scaled = self.e.int_op(IntOp::Mul, i, size);
+                vec![self.e.int_op(IntOp::Add, self.one(*ptr), scaled)]
+            }
+            ExtractValue { agg, index } => {
+                let ty = self.func.value_type(*agg);
+                let r = layout::field_leaf_range(ty, *index).ok_or("extract of a missing field")?;
+                self.leaves_of(*agg)[r].to_vec()
+            }
+            InsertValue { agg, index, value } => {
+                let ty = self.func.value_type(*agg);
+                let r = layout::field_leaf_range(ty, *index).ok_or("insert into a missing field")?;
+                let mut leaves = self.leaves_of(*agg).to_vec();
+                leaves.splice(r, self.leaves_of(*value).iter().copied());
+                leaves
+            }
+            UnionMake { ty, variant, value } => {
+                let Type::Union(vs) = ty else { return Err("union.make of a non-union".into()) };
+                let words = layout::union_payload_words(vs) as usize;
+                let mut out = vec![self.e.constant(Ty::I32, *variant as u64)];
+                let mut w: Vec<E::Value> = (0..words).map(|_| self.i64c(0)).collect();
+                let leaves = self.leaves_of(*value).to_vec();
+                for (slot, v) in payload_slots(&vs[*variant as usize]).into_iter().zip(leaves) {
+                    let bits = self.bits_u64(slot.ty, v);
+                    let shifted = if slot.shift == 0 {
+                        bits
+                    } else {
+                        let sh = self.i64c(slot.shift as u64);
+                        self.e.int_op(IntOp::Shl, bits, sh)
+                    };
+                    w[slot.word as usize] = self.e.int_op(IntOp::Or, w[slot.word as usize], shifted);
+                }
+                out.extend(w);
+                out
+            }
+            UnionTag { arg } | AnyTag { arg } => vec![self.leaves_of(*arg)[0]],
+            UnionGet { variant, arg } => {
+                let Type::Union(vs) = self.func.value_type(*arg).clone() else {
+                    return Err("union.get of a non-union".into());
+                };
+                let leaves = self.leaves_of(*arg).to_vec();
+                let bad = self.icmp_const(IntCC::Ne, Scalar::U32, leaves[0], *variant as u64);
+                self.trap_if(bad, TrapKind::BadTag);
+                payload_slots(&vs[*variant as usize])
+                    .into_iter()
+                    .map(|slot| {
+                        let w = leaves[1 + slot.word as usize];
+                        let w = if slot.shift == 0 {
+                            w
+                        } else {
+                            let sh = self.i64c(slot.shift as u64);
+                            self.e.int_op(IntOp::UShr, w, sh)
+                        };
+                        self.leaf_from_word(slot.ty, w)
+                    })
+                    .collect()
+            }
+            AnyMake { arg } => {
+                let s = self.scalar_of(*arg);
+                let tag = self.e.constant(Ty::I32, s.any_tag() as u64);
+                let v = self.one(*arg);
+                let payload = if s.is_float() { self.bits_u64(s, v) } else { self.native_to_abi(s, v) };
+                vec![tag, payload]
+            }
+            AnyGet { ty, arg } => {
+                let leaves = self.leaves_of(*arg).to_vec();
+                let bad = self.icmp_const(IntCC::Ne, Scalar::U32, leaves[0], ty.any_tag() as u64);
+                self.trap_if(bad, TrapKind::BadTag);
+                vec![self.leaf_from_word(*ty, leaves[1])]
+            }
+            StrConst { data } => {
+                let (p, n) = self.env.data[data.index()];
+                vec![self.i64c(p as u64), self.i64c(n as u64)]
+            }
+            FuncAddr { callee } => match callee {
+                Callee::Func(f) => vec![self.i64c(abi::FUNC_TOKEN_BASE + f.0 as u64)],
+                Callee::Extern(e) => vec![self.i64c(self.env.extern_addrs[e.index()] as u64)],
+            },
+            Call { callee, args } => match callee {
+                Callee::Func(f) => {
+                    let sig = &self.env.module.func(*f).sig;
+                    let code = self.slot_code(*f);
+                    self.call_mir(sig, code, args)
+                }
+                Callee::Extern(e) => {
+                    let sig = &self.env.module.externs[e.index()].sig;
+                    let addr = self.e.constant(Ty::Addr, self.env.extern_addrs[e.index()] as u64);
+                    self.call_host(sig, addr, args)
+                }
+            },
+            CallIndirect { callee, args } => {
+                let Type::FnPtr { sig, host } = self.func.value_type(*callee).clone() else {
+                    return Err("call_indirect through a non-function type".into());
+                };
+                let p = self.one(*callee);
+                if host {
+                    let bad = self.icmp_const(IntCC::ULt, Scalar::U64, p, 4096);
+                    self.trap_if(bad, TrapKind::MemoryFault);
+                    self.call_host(&sig, p, args)
+                } else {
+                    let code = self.token_code(&sig, p);
+                    self.call_mir(&sig, code, args)
+                }
+            }
+            DepthCheck => {
+                // A call from this frame would enter with depth + 1 and trap if that reaches the limit.
+                let d1 = self.add_const(self.depth, 1);
+                let too_deep = self.icmp_const(IntCC::UGe, Scalar::U64, d1, MAX_CALL_DEPTH as u64);
+                self.trap_if(too_deep, TrapKind::StackOverflow);
+                vec![]
+            }
+            Jump { dest } => {
+                let args = self.block_args(dest);
+                self.e.jump(self.blocks[dest.block.index()], &args);
+                vec![]
+            }
+            Brif { cond, then_dest, else_dest } => {
+                let c = self.one(*cond);
+                let ta = self.block_args(then_dest);
+                let ea = self.block_args(else_dest);
+                let (tb, eb) = (self.blocks[then_dest.block.index()], self.blocks[else_dest.block.index()]);
+                self.e.brif(c, tb, &ta, eb, &ea);
+                vec![]
+            }
+            Switch { value, cases, default } => {
+                self.switch(*value, cases, default);
+                vec![]
+            }
+            Return { value } => {
+                self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
+                let rets = abi::ret_leaves(&self.func.sig.ret);
+                let leaves = value.map(|v| self.leaves_of(v).to_vec()).unwrap_or_default();
+                if rets.len() == 1 {
+                    let v = self.native_to_abi(rets[0], leaves[0]);
+                    self.e.ret(Some(v));
+                } else {
+                    for (k, (s, v)) in rets.iter().zip(leaves).enumerate() {
+                        let area = self.ret_area.ok_or("internal error: no return area")?;
+                        let v = self.native_to_abi(*s, v);
+                        self.e.store(Mem::Vm, v, area, 8 * k as i32);
+                    }
+                    self.e.ret(None);
+                }
+                vec![]
+            }
+            Trap => {
+                let t = self.trap_block(TrapKind::User);
+                self.e.jump(t, &[]);
+                vec![]
+            }
+            Unreachable => {
+                let t = self.trap_block(TrapKind::Unreachable);
+                self.e.jump(t, &[]);
+                vec![]
+            }
+        };
+        self.set(result, out);
+        Ok(())
+    }
+
+    /// The code of the module function a `func.addr` token `p` names, checked:
+    /// a token `FUNC_TOKEN_BASE + i` with `i < #functions` whose signature is
+    /// `sig`; anything else traps with `memory_fault`.
+    fn token_code(&mut self, sig: &Signature, p: E::Value) -> E::Value {
+        let base = self.i64c(abi::FUNC_TOKEN_BASE);
+        let idx = self.e.int_op(IntOp::Sub, p, base);
+        let functions = &self.env.module.functions;
+        let bad = self.icmp_const(IntCC::UGe, Scalar::U64, idx, functions.len() as u64);
+        self.trap_if(bad, TrapKind::MemoryFault);
+        let matching: Vec<u64> =
+            functions.iter().enumerate().filter(|(_, f)| f.sig == *sig).map(|(i, _)| i as u64).collect();
+        if matching.len() < functions.len() {
+            let mut ok = self.e.constant(Ty::I8, 0);
+            for i in matching {
+                let eq = self.icmp_const(IntCC::Eq, Scalar::U64, idx, i);
+                ok = self.e.int_op(IntOp::Or, ok, eq);
+            }
+            let one = self.e.constant(Ty::I8, 1);
+            let mismatch = self.e.int_op(IntOp::Xor, ok, one);
+            self.trap_if(mismatch, TrapKind::MemoryFault);
+        }
+        let three = self.i64c(3);
+        let off = self.e.int_op(IntOp::Shl, idx, three);
+        let slots = self.i64c(self.env.slots_base as u64);
+        let slot = self.e.int_op(IntOp::Add, slots, off);
+        self.e.load(Mem::Slot, Ty::Addr, slot, 0)
+    }
+
+    fn switch(&mut self, value: Value, cases: &[(u64, BlockCall)], default: &BlockCall) {
+        let s = self.scalar_of(value);
+        let v = self.one(value);
+        let mut seen = std::collections::HashSet::new();
+        let mut pads = Vec::new();
+        for (k, call) in cases {
+            let key = k & low_mask(s.bits());
+            if seen.insert(key) {
+                pads.push((key, self.e.create_block(&[]), call));
+            }
+        }
+        let dpad = self.e.create_block(&[]);
+        let keys: Vec<(u64, E::Block)> = pads.iter().map(|(k, b, _)| (*k, *b)).collect();
+        self.e.switch(v, native_ty(s), &keys, dpad);
+        for (pad, call) in pads.into_iter().map(|(_, b, c)| (b, c)).chain(std::iter::once((dpad, default))) {
+            self.e.switch_to(pad);
+            let args = self.block_args(call);
+            self.e.jump(self.blocks[call.block.index()], &args);
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, s: Scalar, a: E::Value, b: E::Value) -> E::Value {
+        if s.is_float() {
+            let fop = match op {
+                BinOp::Add => FloatOp::Add,
+                BinOp::Sub => FloatOp::Sub,
+                BinOp::Mul => FloatOp::Mul,
+                BinOp::Div => FloatOp::Div,
+                BinOp::Min => FloatOp::Min,
+                BinOp::Max => FloatOp::Max,
+                // Rem: the same Rust `%` (fmod) the interpreter uses.
+                _ => {
+                    let f = if s == Scalar::F32 { Builtin::Fmodf } else { Builtin::Fmod };
+                    return self.call_builtin(f, &[a, b]).expect("fmod returns");
+                }
+            };
+            return self.e.float_op(fop, a, b);
+        }
+        let signed = s.is_signed();
+        let iop = match op {
+            BinOp::Add => IntOp::Add,
+            BinOp::Sub => IntOp::Sub,
+            BinOp::Mul => IntOp::Mul,
+            BinOp::And => IntOp::And,
+            BinOp::Or => IntOp::Or,
+            BinOp::Xor => IntOp::Xor,
+            BinOp::Shl => IntOp::Shl,
+            BinOp::Shr if signed => IntOp::SShr,
+            BinOp::Shr => IntOp::UShr,
+            BinOp::Rotl => IntOp::Rotl,
+            BinOp::Rotr => IntOp::Rotr,
+            BinOp::Min if signed => IntOp::SMin,
+            BinOp::Min => IntOp::UMin,
+            BinOp::Max if signed => IntOp::SMax,
+            BinOp::Max => IntOp::UMax,
+            BinOp::Div | BinOp::Rem => return self.divide(op, s, a, b),
+        };
+        self.e.int_op(iop, a, b)
+    }
+
+    /// Integer division and remainder, with the checks the contract asks for.
+    fn divide(&mut self, op: BinOp, s: Scalar, a: E::Value, b: E::Value) -> E::Value {
+        let zero = self.icmp_const(IntCC::Eq, s, b, 0);
+        self.trap_if(zero, TrapKind::DivisionByZero);
+        if !s.is_signed() {
+            let iop = if op == BinOp::Div { IntOp::UDiv } else { IntOp::URem };
+            return self.e.int_op(iop, a, b);
+        }
+        let minus_one = self.icmp_const(IntCC::Eq, s, b, u64::MAX);
+        if op == BinOp::Div {
+            let is_min = self.icmp_const(IntCC::Eq, s, a, 1 << (s.bits() - 1));
+            let overflow = self.e.int_op(IntOp::And, is_min, minus_one);
+            self.trap_if(overflow, TrapKind::IntegerOverflow);
+            self.e.int_op(IntOp::SDiv, a, b)
+        } else {
+            // x % -1 == 0 for every x; avoid the hardware fault on MIN % -1.
+            let one = self.konst(s, 1);
+            let safe = self.e.select(minus_one, one, b);
+            self.e.int_op(IntOp::SRem, a, safe)
+        }
+    }
+
+    fn unary(&mut self, op: UnOp, s: Scalar, a: E::Value) -> E::Value {
+        let uop = match (op, s.is_float()) {
+            (UnOp::Neg, true) => UnaryOp::FNeg,
+            (UnOp::Neg, false) => UnaryOp::INeg,
+            (UnOp::Abs, true) => UnaryOp::FAbs,
+            // Unsigned values are their own absolute value.
+            (UnOp::Abs, false) if !s.is_signed() => return a,
+            (UnOp::Abs, false) => UnaryOp::IAbs,
+            (UnOp::Sqrt, _) => UnaryOp::Sqrt,
+            (UnOp::Not, _) if s == Scalar::Bool => {
+                let one = self.e.constant(Ty::I8, 1);
+                return self.e.int_op(IntOp::Xor, a, one);
+            }
+            (UnOp::Not, _) => UnaryOp::Not,
+            (UnOp::Clz, _) => UnaryOp::Clz,
+            (UnOp::Ctz, _) => UnaryOp::Ctz,
+            (UnOp::Popcnt, _) => UnaryOp::Popcnt,
+        };
+        self.e.unary(uop, a)
+    }
+
+    fn compare(&mut self, op: CmpOp, s: Scalar, a: E::Value, b: E::Value) -> E::Value {
+        if s.is_float() {
+            let cc = match op {
+                CmpOp::Eq => FloatCC::Eq,
+                CmpOp::Ne => FloatCC::Une,
+                CmpOp::Lt => FloatCC::Lt,
+                CmpOp::Le => FloatCC::Le,
+                CmpOp::Gt => FloatCC::Gt,
+                CmpOp::Ge => FloatCC::Ge,
+            };
+            return self.e.fcmp(cc, a, b);
+        }
+        let signed = s.is_signed();
+        let cc = match op {
+            CmpOp::Eq => IntCC::Eq,
+            CmpOp::Ne => IntCC::Ne,
+            CmpOp::Lt if signed => IntCC::SLt,
+            CmpOp::Le if signed => IntCC::SLe,
+            CmpOp::Gt if signed => IntCC::SGt,
+            CmpOp::Ge if signed => IntCC::SGe,
+            CmpOp::Lt => IntCC::ULt,
+            CmpOp::Le => IntCC::ULe,
+            CmpOp::Gt => IntCC::UGt,
+            CmpOp::Ge => IntCC::UGe,
+        };
+        self.e.icmp(cc, a, b)
+    }
+
+    fn cast(&mut self, from: Scalar, to: Scalar, x: E::Value) -> E::Value {
+        let tt = native_ty(to);
+        match cast_plan(from, to) {
+            CastPlan::Same => x,
+            CastPlan::Truncate => self.e.convert(Conv::Trunc, tt, x),
+            CastPlan::SignExtend => self.e.convert(Conv::SExt, tt, x),
+            CastPlan::ZeroExtend => self.e.convert(Conv::ZExt, tt, x),
+            CastPlan::IntToBool => self.icmp_const(IntCC::Ne, from, x, 0),
+            CastPlan::FloatToBool => {
+                let z = self.konst(from, 0);
+                self.e.fcmp(FloatCC::Une, x, z)
+            }
+            CastPlan::FloatWiden => self.e.convert(Conv::FPromote, tt, x),
+            CastPlan::FloatNarrow => self.e.convert(Conv::FDemote, tt, x),
+            // The emitters saturate to 32 or 64 bits; narrower targets clamp after.
+            CastPlan::FloatToSignedSat if to.bits() < 32 => {
+                let w = self.e.convert(Conv::FToSSat, Ty::I32, x);
+                let lo = self.e.constant(Ty::I32, (-(1i64 << (to.bits() - 1))) as u64);
+                let hi = self.e.constant(Ty::I32, (1u64 << (to.bits() - 1)) - 1);
+                let w = self.e.int_op(IntOp::SMax, w, lo);
+                let w = self.e.int_op(IntOp::SMin, w, hi);
+                self.e.convert(Conv::Trunc, tt, w)
+            }
+            CastPlan::FloatToUnsignedSat if to.bits() < 32 => {
+                let w = self.e.convert(Conv::FToUSat, Ty::I32, x);
+                let hi = self.e.constant(Ty::I32, (1u64 << to.bits()) - 1);
+                let w = self.e.int_op(IntOp::UMin, w, hi);
+                self.e.convert(Conv::Trunc, tt, w)
+            }
+            CastPlan::FloatToSignedSat => self.e.convert(Conv::FToSSat, tt, x),
+            CastPlan::FloatToUnsignedSat => self.e.convert(Conv::FToUSat, tt, x),
+            CastPlan::Int64ToFloat => {
+                let wide = self.native_to_abi(from, x);
+                self.e.convert(Conv::SToF, tt, wide)
+            }
+            CastPlan::U64ToFloat => self.e.convert(Conv::UToF, tt, x),
+        }
+    }
+}

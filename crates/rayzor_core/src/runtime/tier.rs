@@ -1,0 +1,57 @@
+//! The tiers a function moves through. Which backend, which codegen options
+//! and which MIR optimisation each tier uses is decided here, not in codegen.
+
+use crate::codegen::{self, Backend, CodegenOptions};
+
+/// Compilation tiers, ordered from quickest to compile to fastest code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    /// Cranelift, no optimisation, single-pass register allocation.
+    T0 = 0,
+    /// Cranelift `opt_level=speed`, backtracking register allocation.
+    T1 = 1,
+    /// T1 plus MIR-level optimisation (inlining, constant folding, dead code).
+    T2 = 2,
+    /// LLVM at O3.
+    T3 = 3,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 4] = [Tier::T0, Tier::T1, Tier::T2, Tier::T3];
+
+    pub fn from_index(i: usize) -> Option<Tier> {
+        Tier::ALL.get(i).copied()
+    }
+
+    pub fn name(self) -> &'static str {
+        ["T0", "T1", "T2", "T3"][self as usize]
+    }
+
+    /// The backend that compiles this tier: Cranelift for T0-T2, LLVM for T3.
+    pub fn backend(self) -> Result<&'static dyn Backend, String> {
+        match self {
+            Tier::T0 | Tier::T1 | Tier::T2 => codegen::cranelift_backend(),
+            Tier::T3 => codegen::llvm_backend(),
+        }
+    }
+
+    /// Whether the tier compiles the MIR after `mir::opt` (inlining, folding, DCE).
+    pub fn optimizes_mir(self) -> bool {
+        self >= Tier::T2
+    }
+
+    pub fn codegen_options(self) -> CodegenOptions {
+        CodegenOptions {
+            optimize: self != Tier::T0,
+            call_counter: self as usize,
+            // T3 is the top tier: nothing is promoted on its loop counts.
+            count_backedges: self != Tier::T3,
+        }
+    }
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
