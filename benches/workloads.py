@@ -373,8 +373,8 @@ def mir_nbody() -> rayzor.Module:
 
     f = m.function("nbody", [ptr, i64], f64)
     b, steps = f.params
-    f.call("nbody_offset", b)
-    f.call("nbody_advance", b, steps, 0.01)
+    f.call_void("nbody_offset", b)
+    f.call_void("nbody_advance", b, steps, 0.01)
     f.ret(f.call("nbody_energy", b))
     m.verify()
     return m

@@ -45,10 +45,16 @@ PY
 }
 
 # LLVM 19 for the T3 tier. Without it (and without a way to install it) Rayzor
-# builds with T0-T2 only; RAYZOR_NO_LLVM=1 forces that.
+# builds with T0-T2 only; RAYZOR_NO_LLVM=1 forces that. RAYZOR_REQUIRE_LLVM=1 (set
+# by .ci/run) makes a missing LLVM an error instead, so CI cannot pass without T3.
 CARGO_FEATURE_ARGS=()
 ensure_llvm() {
+    local require="${RAYZOR_REQUIRE_LLVM:-0}"
     if [ "${RAYZOR_NO_LLVM:-0}" = "1" ]; then
+        if [ "$require" = "1" ]; then
+            echo "error: RAYZOR_NO_LLVM=1 (build without T3) contradicts RAYZOR_REQUIRE_LLVM=1 (T3 required); unset one of them" >&2
+            exit 1
+        fi
         CARGO_FEATURE_ARGS=(--no-default-features)
         return
     fi
@@ -57,12 +63,20 @@ ensure_llvm() {
         [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
         if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ]; }; then
             log "installing LLVM 19 development packages"
-            $sudo apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-                llvm-19-dev libpolly-19-dev libzstd-dev zlib1g-dev >/dev/null
+            if ! { $sudo apt-get update -qq &&
+                DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+                    llvm-19-dev libpolly-19-dev libzstd-dev zlib1g-dev >/dev/null; }; then
+                echo "warning: installing LLVM 19 with apt-get failed" >&2
+            fi
         fi
     fi
     if [ ! -x "$LLVM_SYS_191_PREFIX/bin/llvm-config" ]; then
+        if [ "$require" = "1" ]; then
+            echo "error: RAYZOR_REQUIRE_LLVM=1 but LLVM 19 is not at LLVM_SYS_191_PREFIX=$LLVM_SYS_191_PREFIX" \
+                "(no bin/llvm-config) and could not be installed: the build would have no T3 tier." \
+                "Install llvm-19-dev (apt) or point LLVM_SYS_191_PREFIX at an LLVM 19 install." >&2
+            exit 1
+        fi
         echo "warning: LLVM 19 not found at $LLVM_SYS_191_PREFIX; building without the T3 tier" >&2
         CARGO_FEATURE_ARGS=(--no-default-features)
     fi

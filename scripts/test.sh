@@ -5,17 +5,25 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_toolchain
 ensure_venv
 ensure_llvm
-log "lint: cargo fmt, ruff, mypy"
+log "lint: cargo fmt, ruff, mypy, clippy"
 (cd "$ROOT" && cargo fmt --all --check)
 (cd "$ROOT" && ruff check python tests benches && ruff format --check python tests benches)
 (cd "$ROOT/python" && mypy rayzor --ignore-missing-imports)
+# The workspace's default features include llvm (T3) unless ensure_llvm turned it off.
+(cd "$ROOT" && cargo clippy --workspace --all-targets "${CARGO_FEATURE_ARGS[@]}" -q -- -D warnings)
 log "cargo test"
 core_features=()
 if [ "${#CARGO_FEATURE_ARGS[@]}" -eq 0 ] && grep -q "^llvm *=" crates/rayzor_core/Cargo.toml; then core_features=(--features llvm); fi
 (cd "$ROOT" && cargo test --release -p rayzor_core "${core_features[@]}" -q)
 build_extension
-log "pytest"
 cd "$ROOT"
+if [ "${RAYZOR_REQUIRE_LLVM:-0}" = "1" ] && ! python -c "import rayzor, sys; sys.exit(not rayzor.llvm_available())"; then
+    echo "error: RAYZOR_REQUIRE_LLVM=1 but the built extension has no T3 (LLVM)" >&2
+    exit 1
+fi
+log "stubtest: the stubs match the extension"
+python -m mypy.stubtest rayzor._rayzor --allowlist scripts/stubtest-allowlist.txt
+log "pytest"
 set +e
 python -m pytest tests -q "$@"
 rc=$?

@@ -40,50 +40,176 @@ pub struct PyJit {
     _host_objects: Vec<Py<PyAny>>,
 }
 
-/// The config as a flat tuple, the form Python passes it in.
-type ConfigTuple = (bool, u64, usize, u64, u64, u64, u64, u8);
+/// The tiering configuration in the core's terms; `rayzor.TieredConfig` builds
+/// one (by keyword) to pass in, and presets come back as one.
+#[pyclass(name = "RawConfig", module = "rayzor._rayzor", frozen, eq)]
+#[derive(PartialEq)]
+pub struct RawConfig {
+    #[pyo3(get)]
+    enable_background_optimization: bool,
+    #[pyo3(get)]
+    optimization_check_interval_ms: u64,
+    #[pyo3(get)]
+    max_parallel_optimizations: usize,
+    #[pyo3(get)]
+    warm_threshold: u64,
+    #[pyo3(get)]
+    hot_threshold: u64,
+    #[pyo3(get)]
+    blazing_threshold: u64,
+    #[pyo3(get)]
+    sample_rate: u64,
+    #[pyo3(get)]
+    verbosity: u8,
+}
 
-fn config_from_tuple(t: ConfigTuple) -> TieredConfig {
-    let (enable, interval, parallel, warm, hot, blazing, sample_rate, verbosity) = t;
-    TieredConfig {
-        enable_background_optimization: enable,
-        optimization_check_interval_ms: interval,
-        max_parallel_optimizations: parallel,
-        profile: ProfileConfig {
-            warm_threshold: warm,
-            hot_threshold: hot,
-            blazing_threshold: blazing,
-            sample_rate,
-        },
-        verbosity,
+impl RawConfig {
+    fn to_core(&self) -> TieredConfig {
+        TieredConfig {
+            enable_background_optimization: self.enable_background_optimization,
+            optimization_check_interval_ms: self.optimization_check_interval_ms,
+            max_parallel_optimizations: self.max_parallel_optimizations,
+            profile: ProfileConfig {
+                warm_threshold: self.warm_threshold,
+                hot_threshold: self.hot_threshold,
+                blazing_threshold: self.blazing_threshold,
+                sample_rate: self.sample_rate,
+            },
+            verbosity: self.verbosity,
+        }
+    }
+
+    fn from_core(c: &TieredConfig) -> RawConfig {
+        RawConfig {
+            enable_background_optimization: c.enable_background_optimization,
+            optimization_check_interval_ms: c.optimization_check_interval_ms,
+            max_parallel_optimizations: c.max_parallel_optimizations,
+            warm_threshold: c.profile.warm_threshold,
+            hot_threshold: c.profile.hot_threshold,
+            blazing_threshold: c.profile.blazing_threshold,
+            sample_rate: c.profile.sample_rate,
+            verbosity: c.verbosity,
+        }
     }
 }
 
-fn config_to_tuple(c: &TieredConfig) -> ConfigTuple {
-    (
-        c.enable_background_optimization,
-        c.optimization_check_interval_ms,
-        c.max_parallel_optimizations,
-        c.profile.warm_threshold,
-        c.profile.hot_threshold,
-        c.profile.blazing_threshold,
-        c.profile.sample_rate,
-        c.verbosity,
-    )
+#[pymethods]
+impl RawConfig {
+    #[new]
+    #[pyo3(signature = (
+        *,
+        enable_background_optimization,
+        optimization_check_interval_ms,
+        max_parallel_optimizations,
+        warm_threshold,
+        hot_threshold,
+        blazing_threshold,
+        sample_rate,
+        verbosity,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        enable_background_optimization: bool,
+        optimization_check_interval_ms: u64,
+        max_parallel_optimizations: usize,
+        warm_threshold: u64,
+        hot_threshold: u64,
+        blazing_threshold: u64,
+        sample_rate: u64,
+        verbosity: u8,
+    ) -> Self {
+        RawConfig {
+            enable_background_optimization,
+            optimization_check_interval_ms,
+            max_parallel_optimizations,
+            warm_threshold,
+            hot_threshold,
+            blazing_threshold,
+            sample_rate,
+            verbosity,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RawConfig(enable_background_optimization={}, optimization_check_interval_ms={}, \
+             max_parallel_optimizations={}, warm_threshold={}, hot_threshold={}, blazing_threshold={}, \
+             sample_rate={}, verbosity={})",
+            if self.enable_background_optimization { "True" } else { "False" },
+            self.optimization_check_interval_ms,
+            self.max_parallel_optimizations,
+            self.warm_threshold,
+            self.hot_threshold,
+            self.blazing_threshold,
+            self.sample_rate,
+            self.verbosity,
+        )
+    }
 }
 
-/// Check a config tuple; raises ValueError saying what is wrong.
+/// One compile, as `Jit.events` reports it; `rayzor.CompileEvent` is built from it.
+#[pyclass(name = "RawEvent", module = "rayzor._rayzor", frozen)]
+pub struct RawEvent {
+    #[pyo3(get)]
+    function: String,
+    /// The tier the function ran before (None for its first compile).
+    #[pyo3(get)]
+    from_tier: Option<u8>,
+    #[pyo3(get)]
+    to_tier: u8,
+    /// Seconds since the jit was created when the code was published (or failed).
+    #[pyo3(get)]
+    at_seconds: f64,
+    #[pyo3(get)]
+    compile_seconds: f64,
+    /// "initial", "requested" or "promotion".
+    #[pyo3(get)]
+    reason: &'static str,
+    /// For promotions: the heat that triggered it and its hotness class.
+    #[pyo3(get)]
+    heat: Option<u64>,
+    #[pyo3(get)]
+    hotness: Option<&'static str>,
+    /// The backend's message when the compile failed.
+    #[pyo3(get)]
+    error: Option<String>,
+    /// Calls of the function (all tiers) when the code was published.
+    #[pyo3(get)]
+    calls_at: u64,
+}
+
+/// Facts about one function's code, as `Jit.info` reports them; lists are indexed by tier.
+#[pyclass(name = "RawFunctionInfo", module = "rayzor._rayzor", frozen)]
+pub struct RawFunctionInfo {
+    /// The current tier.
+    #[pyo3(get)]
+    tier: u8,
+    /// Latest compile time in seconds per tier, None where the tier never compiled it.
+    #[pyo3(get)]
+    compile_seconds: Vec<Option<f64>>,
+    /// Machine-code bytes per tier.
+    #[pyo3(get)]
+    code_bytes: Vec<usize>,
+    /// Entries into each tier's code.
+    #[pyo3(get)]
+    calls: Vec<u64>,
+    /// Loop back-edges taken, all tiers together.
+    #[pyo3(get)]
+    backedges: u64,
+}
+
+/// Check a config; raises ValueError saying what is wrong.
 #[pyfunction]
-pub fn validate_config(config: ConfigTuple) -> PyResult<()> {
-    config_from_tuple(config).validate().map_err(PyValueError::new_err)
+pub fn validate_config(config: &Bound<'_, RawConfig>) -> PyResult<()> {
+    config.get().to_core().validate().map_err(PyValueError::new_err)
 }
 
 /// The values of a preset: "development" or "production".
 #[pyfunction]
-pub fn preset(name: &str) -> PyResult<ConfigTuple> {
+pub fn preset(name: &str) -> PyResult<RawConfig> {
     match name {
-        "development" => Ok(config_to_tuple(&TieredConfig::development())),
-        "production" => Ok(config_to_tuple(&TieredConfig::production())),
+        "development" => Ok(RawConfig::from_core(&TieredConfig::development())),
+        "production" => Ok(RawConfig::from_core(&TieredConfig::production())),
         _ => Err(PyValueError::new_err(format!("no preset '{name}': use 'development' or 'production'"))),
     }
 }
@@ -112,9 +238,9 @@ impl PyJit {
         py: Python<'_>,
         module: &Bound<'_, PyMirModule>,
         host: Option<&Bound<'_, PyAny>>,
-        config: Option<ConfigTuple>,
+        config: Option<&Bound<'_, RawConfig>>,
     ) -> PyResult<Self> {
-        let config = config.map(config_from_tuple).unwrap_or_default();
+        let config = config.map(|c| c.get().to_core()).unwrap_or_default();
         config.validate().map_err(PyValueError::new_err)?;
         module.borrow_mut().finish_and_verify(py)?;
         let core = module.borrow().core.clone();
@@ -157,54 +283,37 @@ impl PyJit {
         (t as u8, why)
     }
 
-    /// The config in force, as a tuple.
+    /// The config in force.
     #[getter]
-    fn config(&self) -> ConfigTuple {
-        config_to_tuple(&self.config)
+    fn config(&self) -> RawConfig {
+        RawConfig::from_core(&self.config)
     }
 
-    /// Compile events from index `start` on: (function, from tier or None, to tier,
-    /// seconds since creation, compile seconds, reason, heat or None, hotness or None,
-    /// error message or None, calls at publication).
-    #[allow(clippy::type_complexity)]
-    fn events(
-        &self,
-        start: usize,
-    ) -> Vec<(
-        String,
-        Option<u8>,
-        u8,
-        f64,
-        f64,
-        &'static str,
-        Option<u64>,
-        Option<&'static str>,
-        Option<String>,
-        u64,
-    )> {
+    /// Compile events from index `start` on, in order.
+    fn events(&self, start: usize) -> Vec<RawEvent> {
         self.core
             .events_since(start)
             .into_iter()
             .map(|e| {
-                let (reason, heat, hot) = match e.reason {
+                let (reason, heat, hotness) = match e.reason {
                     CompileReason::Initial => ("initial", None, None),
                     CompileReason::Requested => ("requested", None, None),
                     CompileReason::Promotion { heat, hotness } => {
                         ("promotion", Some(heat), Some(hotness.name()))
                     }
                 };
-                (
-                    self.core.module().func(e.function).name.clone(),
-                    e.from.map(|t| t as u8),
-                    e.to as u8,
-                    e.at.as_secs_f64(),
-                    e.compile_time.as_secs_f64(),
+                RawEvent {
+                    function: self.core.module().func(e.function).name.clone(),
+                    from_tier: e.from.map(|t| t as u8),
+                    to_tier: e.to as u8,
+                    at_seconds: e.at.as_secs_f64(),
+                    compile_seconds: e.compile_time.as_secs_f64(),
                     reason,
                     heat,
-                    hot,
-                    e.result.err(),
-                    e.calls_at,
-                )
+                    hotness,
+                    error: e.result.err(),
+                    calls_at: e.calls_at,
+                }
             })
             .collect()
     }
@@ -253,23 +362,17 @@ impl PyJit {
         Ok(self.core.tier_of(id).map_or(0, |t| t as u8))
     }
 
-    /// Per-function facts: (tier, compile seconds per tier or None, code bytes per tier,
-    /// calls per tier, loop back-edges).
-    #[allow(clippy::type_complexity)]
-    fn info(
-        &self,
-        py: Python<'_>,
-        name: &str,
-    ) -> PyResult<(u8, [Option<f64>; 4], [usize; 4], [u64; 4], u64)> {
+    /// Per-function facts: tier, and compile time, code size and calls per tier.
+    fn info(&self, py: Python<'_>, name: &str) -> PyResult<RawFunctionInfo> {
         let id = lookup(py, self.core.module(), name)?;
         let i = self.core.info(id);
-        Ok((
-            i.tier.map_or(0, |t| t as u8),
-            i.compile_time.map(|t| t.map(|d| d.as_secs_f64())),
-            i.code_size,
-            i.calls,
-            i.backedges,
-        ))
+        Ok(RawFunctionInfo {
+            tier: i.tier.map_or(0, |t| t as u8),
+            compile_seconds: i.compile_time.iter().map(|t| t.map(|d| d.as_secs_f64())).collect(),
+            code_bytes: i.code_size.to_vec(),
+            calls: i.calls.to_vec(),
+            backedges: i.backedges,
+        })
     }
 
     /// Names of the functions, in module order.
@@ -480,6 +583,9 @@ impl JitFunction {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyJit>()?;
     m.add_class::<JitFunction>()?;
+    m.add_class::<RawConfig>()?;
+    m.add_class::<RawEvent>()?;
+    m.add_class::<RawFunctionInfo>()?;
     m.add_function(wrap_pyfunction!(validate_config, m)?)?;
     m.add_function(wrap_pyfunction!(preset, m)?)?;
     Ok(())

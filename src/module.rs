@@ -3,6 +3,7 @@
 use crate::convert;
 use crate::errors;
 use crate::types::{extract_type, extract_types, PyType};
+use pyo3::exceptions::PyDeprecationWarning;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
 use rayzor_core::error::UsageError;
@@ -11,6 +12,30 @@ use rayzor_core::mir::{
     text, verify, BinOp, Block, BlockCall, Callee, CmpOp, FuncId, InstKind, Module, Scalar, Signature, Type,
     UnOp, Value,
 };
+
+/// An instruction `FunctionBuilder._op` emits, found by its MIR name.
+#[derive(Clone, Copy)]
+enum Op {
+    Binary(BinOp),
+    Compare(CmpOp),
+    Unary(UnOp),
+}
+
+impl Op {
+    fn by_name(name: &str) -> Option<Op> {
+        let bin = BinOp::ALL.into_iter().find(|o| o.name() == name).map(Op::Binary);
+        bin.or_else(|| CmpOp::ALL.into_iter().find(|o| o.name() == name).map(Op::Compare))
+            .or_else(|| UnOp::ALL.into_iter().find(|o| o.name() == name).map(Op::Unary))
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Binary(o) => o.name(),
+            Op::Compare(o) => o.name(),
+            Op::Unary(o) => o.name(),
+        }
+    }
+}
 
 /// A MIR module: functions, host-function declarations and static data.
 #[pyclass(name = "Module", module = "rayzor")]
@@ -191,22 +216,6 @@ impl PyValue {
     fn builder(&self, py: Python<'_>) -> PyFunctionBuilder {
         PyFunctionBuilder { module: self.module.clone_ref(py), func: self.func }
     }
-
-    fn binary(
-        &self,
-        py: Python<'_>,
-        op: BinOp,
-        other: &Bound<'_, PyAny>,
-        reflected: bool,
-    ) -> PyResult<PyValue> {
-        let b = self.builder(py);
-        let me = Bound::new(py, PyValue { module: self.module.clone_ref(py), func: self.func, id: self.id })?;
-        if reflected {
-            b.binary(py, op, other, me.as_any())
-        } else {
-            b.binary(py, op, me.as_any(), other)
-        }
-    }
 }
 
 #[pymethods]
@@ -223,102 +232,11 @@ impl PyValue {
         format!("<rayzor.Value {}: {}>", self.id, m.core.functions[self.func.index()].value_type(self.id))
     }
 
-    fn __add__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Add, other, false)
-    }
-
-    fn __radd__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Add, other, true)
-    }
-
-    fn __sub__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Sub, other, false)
-    }
-
-    fn __rsub__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Sub, other, true)
-    }
-
-    fn __mul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Mul, other, false)
-    }
-
-    fn __rmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Mul, other, true)
-    }
-
-    fn __truediv__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Div, other, false)
-    }
-
-    fn __rtruediv__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Div, other, true)
-    }
-
-    fn __floordiv__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Div, other, false)
-    }
-
-    fn __rfloordiv__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Div, other, true)
-    }
-
-    fn __mod__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Rem, other, false)
-    }
-
-    fn __rmod__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Rem, other, true)
-    }
-
-    fn __and__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::And, other, false)
-    }
-
-    fn __rand__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::And, other, true)
-    }
-
-    fn __or__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Or, other, false)
-    }
-
-    fn __ror__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Or, other, true)
-    }
-
-    fn __xor__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Xor, other, false)
-    }
-
-    fn __rxor__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Xor, other, true)
-    }
-
-    fn __lshift__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Shl, other, false)
-    }
-
-    fn __rlshift__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Shl, other, true)
-    }
-
-    fn __rshift__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Shr, other, false)
-    }
-
-    fn __rrshift__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Shr, other, true)
-    }
-
-    fn __neg__(slf: Bound<'_, Self>) -> PyResult<PyValue> {
-        let py = slf.py();
-        slf.get().builder(py).unary(py, UnOp::Neg, slf.as_any())
-    }
-
-    fn __invert__(slf: Bound<'_, Self>) -> PyResult<PyValue> {
-        let py = slf.py();
-        slf.get().builder(py).unary(py, UnOp::Not, slf.as_any())
+    /// A builder for the value's function (the operators, defined in
+    /// `rayzor/_ops.py`, emit through it).
+    #[getter]
+    fn _builder(&self, py: Python<'_>) -> PyFunctionBuilder {
+        self.builder(py)
     }
 
     fn __bool__(&self, py: Python<'_>) -> PyResult<bool> {
@@ -493,6 +411,36 @@ impl PyFunctionBuilder {
         Err(errors::build_error(py, format!("no function or extern named '{name}' (declare it first)")))
     }
 
+    /// A call of `name` and the callee's return type.
+    fn direct_call(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<(InstKind, Option<Type>)> {
+        let callee = self.callee(py, name)?;
+        let sig = self.module.borrow(py).core.callee_sig(callee).cloned();
+        let params = sig.as_ref().map(|s| s.params.clone()).unwrap_or_default();
+        let args = self.call_args(py, &params, args)?;
+        Ok((InstKind::Call { callee, args }, sig.map(|s| s.ret)))
+    }
+
+    /// A call through `callee` and its return type (None unless it is a function pointer).
+    fn indirect_call(
+        &self,
+        py: Python<'_>,
+        callee: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<(InstKind, Option<Type>)> {
+        let callee = self.operand(py, callee, None, "callee")?;
+        let (params, ret) = match self.value_type(py, callee) {
+            Type::FnPtr { sig, .. } => (sig.params.clone(), Some(sig.ret.clone())),
+            _ => (Vec::new(), None),
+        };
+        let args = self.call_args(py, &params, args)?;
+        Ok((InstKind::CallIndirect { callee, args }, ret))
+    }
+
     fn call_args(&self, py: Python<'_>, params: &[Type], args: &Bound<'_, PyTuple>) -> PyResult<Vec<Value>> {
         args.iter()
             .enumerate()
@@ -503,112 +451,30 @@ impl PyFunctionBuilder {
 
 #[pymethods]
 impl PyFunctionBuilder {
-    fn add(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Add, a, b)
-    }
-
-    fn sub(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Sub, a, b)
-    }
-
-    fn mul(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Mul, a, b)
-    }
-
-    fn div(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Div, a, b)
-    }
-
-    fn rem(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Rem, a, b)
-    }
-
-    fn and_(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::And, a, b)
-    }
-
-    fn or_(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Or, a, b)
-    }
-
-    fn xor(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Xor, a, b)
-    }
-
-    fn shl(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Shl, a, b)
-    }
-
-    fn shr(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Shr, a, b)
-    }
-
-    fn rotl(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Rotl, a, b)
-    }
-
-    fn rotr(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Rotr, a, b)
-    }
-
-    fn min(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Min, a, b)
-    }
-
-    fn max(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.binary(py, BinOp::Max, a, b)
-    }
-
-    fn eq(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.compare(py, CmpOp::Eq, a, b)
-    }
-
-    fn ne(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.compare(py, CmpOp::Ne, a, b)
-    }
-
-    fn lt(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.compare(py, CmpOp::Lt, a, b)
-    }
-
-    fn le(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.compare(py, CmpOp::Le, a, b)
-    }
-
-    fn gt(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.compare(py, CmpOp::Gt, a, b)
-    }
-
-    fn ge(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.compare(py, CmpOp::Ge, a, b)
-    }
-
-    fn neg(&self, py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.unary(py, UnOp::Neg, a)
-    }
-
-    fn not_(&self, py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.unary(py, UnOp::Not, a)
-    }
-
-    fn abs(&self, py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.unary(py, UnOp::Abs, a)
-    }
-
-    fn sqrt(&self, py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.unary(py, UnOp::Sqrt, a)
-    }
-
-    fn clz(&self, py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.unary(py, UnOp::Clz, a)
-    }
-
-    fn ctz(&self, py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.unary(py, UnOp::Ctz, a)
-    }
-
-    fn popcnt(&self, py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<PyValue> {
-        self.unary(py, UnOp::Popcnt, a)
+    /// The one entry for every arithmetic, comparison and unary instruction: `op`
+    /// is its MIR name ("add", "lt", "neg", ...). The named methods (`add`, `lt`,
+    /// `neg`, ...) and `Value`'s operators are generated from it in `rayzor/_ops.py`.
+    #[pyo3(signature = (op, *operands))]
+    fn _op(&self, py: Python<'_>, op: &str, operands: &Bound<'_, PyTuple>) -> PyResult<PyValue> {
+        let Some(op) = Op::by_name(op) else {
+            return Err(errors::build_error(
+                py,
+                format!("no arithmetic, comparison or unary operation '{op}'"),
+            ));
+        };
+        let arity = if matches!(op, Op::Unary(_)) { 1 } else { 2 };
+        if operands.len() != arity {
+            return Err(errors::build_error(
+                py,
+                format!("{} takes {arity} operand(s), got {}", op.name(), operands.len()),
+            ));
+        }
+        let a = operands.get_item(0)?;
+        match op {
+            Op::Binary(op) => self.binary(py, op, &a, &operands.get_item(1)?),
+            Op::Compare(op) => self.compare(py, op, &a, &operands.get_item(1)?),
+            Op::Unary(op) => self.unary(py, op, &a),
+        }
     }
 
     /// The function's name.
@@ -864,17 +730,26 @@ impl PyFunctionBuilder {
         self.emit_value(py, InstKind::FuncAddr { callee })
     }
 
-    /// Call a function or extern by name; returns the result value, or None for void.
+    /// Call a function or extern by name and return its result. Calling a void
+    /// function this way still works (returns None) but is deprecated: use `call_void`.
     #[pyo3(signature = (name, *args))]
     fn call(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Option<PyValue>> {
-        let callee = self.callee(py, name)?;
-        let params =
-            self.module.borrow(py).core.callee_sig(callee).map(|s| s.params.clone()).unwrap_or_default();
-        let args = self.call_args(py, &params, args)?;
-        self.emit(py, InstKind::Call { callee, args })
+        let (kind, ret) = self.direct_call(py, name, args)?;
+        if ret.as_ref().is_some_and(Type::is_void) {
+            void_call_warning(py, "call", "call_void", &format!("'{name}' returns void"))?;
+        }
+        self.emit(py, kind)
     }
 
-    /// Call through a function-pointer value.
+    /// Call a function or extern by name for its effect; any result is discarded.
+    #[pyo3(signature = (name, *args))]
+    fn call_void(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let (kind, _) = self.direct_call(py, name, args)?;
+        self.emit(py, kind).map(drop)
+    }
+
+    /// Call through a function-pointer value and return its result. A void callee
+    /// still works (returns None) but is deprecated: use `call_indirect_void`.
     #[pyo3(signature = (callee, *args))]
     fn call_indirect(
         &self,
@@ -882,13 +757,23 @@ impl PyFunctionBuilder {
         callee: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<Option<PyValue>> {
-        let callee = self.operand(py, callee, None, "callee")?;
-        let params = match self.value_type(py, callee) {
-            Type::FnPtr { sig, .. } => sig.params.clone(),
-            _ => Vec::new(),
-        };
-        let args = self.call_args(py, &params, args)?;
-        self.emit(py, InstKind::CallIndirect { callee, args })
+        let (kind, ret) = self.indirect_call(py, callee, args)?;
+        if ret.as_ref().is_some_and(Type::is_void) {
+            void_call_warning(py, "call_indirect", "call_indirect_void", "the callee returns void")?;
+        }
+        self.emit(py, kind)
+    }
+
+    /// Call through a function-pointer value for its effect; any result is discarded.
+    #[pyo3(signature = (callee, *args))]
+    fn call_indirect_void(
+        &self,
+        py: Python<'_>,
+        callee: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
+        let (kind, _) = self.indirect_call(py, callee, args)?;
+        self.emit(py, kind).map(drop)
     }
 
     #[pyo3(signature = (block, *args))]
@@ -1026,6 +911,13 @@ impl PyFunctionBuilder {
         }
         Ok(())
     }
+}
+
+/// `call`/`call_indirect` of a void callee: a DeprecationWarning pointing at `instead`.
+fn void_call_warning(py: Python<'_>, method: &str, instead: &str, why: &str) -> PyResult<()> {
+    let msg = format!("{why}: FunctionBuilder.{method}() of a void callee is deprecated, use {instead}()");
+    let msg = std::ffi::CString::new(msg).unwrap_or_default();
+    PyErr::warn(py, &py.get_type::<PyDeprecationWarning>(), &msg, 1)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

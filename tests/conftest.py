@@ -82,9 +82,22 @@ def _round_trip_every_interpreted_module(monkeypatch):
 # hand-computed expectations apply to every tier.
 
 DIFFERENTIAL_MODULES = {"test_ops", "test_programs"}
+#: RAYZOR_REQUIRE_LLVM=1 (set by .ci/run): T3 must be tested, never silently left out.
+REQUIRE_LLVM = os.environ.get("RAYZOR_REQUIRE_LLVM", "0") == "1"
+LLVM = bool(getattr(rayzor, "llvm_available", lambda: False)())
 EXEC_TIERS = ["interp", "T0", "T1", "T2"]
-if getattr(rayzor, "llvm_available", lambda: False)():
+if LLVM or REQUIRE_LLVM:
+    # Without LLVM but required, the T3 cases run and fail rather than disappear.
     EXEC_TIERS.append("T3")
+
+
+def pytest_sessionstart(session):
+    if REQUIRE_LLVM and not LLVM:
+        pytest.exit(
+            "RAYZOR_REQUIRE_LLVM=1 but this build of rayzor has no T3 (built without LLVM); "
+            "rebuild with LLVM 19 or unset RAYZOR_REQUIRE_LLVM",
+            returncode=1,
+        )
 
 
 def pytest_generate_tests(metafunc):

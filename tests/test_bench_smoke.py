@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,8 @@ def test_bench_quick_tiny(tmp_path: Path) -> None:
         "rayzor-tiered-dev",
         "rayzor-tiered-prod",
     }
-    if getattr(rayzor, "llvm_available", lambda: False)():
+    llvm = getattr(rayzor, "llvm_available", lambda: False)()
+    if llvm or os.environ.get("RAYZOR_REQUIRE_LLVM", "0") == "1":
         systems.add("rayzor-T3")
     has_numba = importlib.util.find_spec("numba") is not None
     if has_numba:

@@ -377,14 +377,19 @@ class Fuzzer:
             self._last_name = name
             if kind == "func_addr":
                 return f.func_addr(name)
-            return f.call(name, *self.args_for(fs, self.signature(name)[0] if name in names else []))
+            params, ret = self.signature(name) if name in names else ([], None)
+            # call_void for void callees (call of one is deprecated), sometimes for others.
+            call = f.call_void if ret == rayzor.void or self.chaos(10) else f.call
+            return call(name, *self.args_for(fs, params))
         if kind == "call_indirect":
             vis = [v for v in fs.fn_values if v[1] in (0, fs.cur)]
             if self.chaos(10) or not vis:
                 callee = self.typed(fs, lambda t: "fn(" in t)
                 return f.call_indirect(callee, *[o() for _ in range(self.draw(st.integers(0, 2)))])
             v, _, name = self.pick(vis)
-            return f.call_indirect(v, *self.args_for(fs, self.signature(name)[0]))
+            params, ret = self.signature(name)
+            call_indirect = f.call_indirect_void if ret == rayzor.void else f.call_indirect
+            return call_indirect(v, *self.args_for(fs, params))
         if kind == "alloc":
             if self.run_mode:
                 p = f.alloc(rayzor.u64, f.const(SAFE_BYTES // 8, rayzor.u64))

@@ -46,7 +46,8 @@ REGRESSIONS = pathlib.Path(__file__).parent / "fuzz_regressions"
 def tiers() -> list[Tier]:
     ts = [Tier.T0, Tier.T1, Tier.T2]
     llvm = getattr(rayzor, "llvm_available", None)
-    if callable(llvm) and llvm():
+    # RAYZOR_REQUIRE_LLVM=1: T3 is fuzzed (and fails) even on a build without it.
+    if (callable(llvm) and llvm()) or os.environ.get("RAYZOR_REQUIRE_LLVM", "0") == "1":
         ts.append(Tier.T3)
     # RAYZOR_FUZZ_MAX_TIER=2 leaves T3 out (e.g. to fuzz Cranelift alone).
     top = int(os.environ.get("RAYZOR_FUZZ_MAX_TIER", "3"))

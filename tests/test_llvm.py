@@ -4,6 +4,7 @@ and the extension carries LLVM inside it (no libLLVM at run time)."""
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 
@@ -12,7 +13,16 @@ import pytest
 import rayzor
 from rayzor import Tier
 
-pytestmark = pytest.mark.skipif(not rayzor.llvm_available(), reason="built without LLVM")
+#: RAYZOR_REQUIRE_LLVM=1 (set by .ci/run): these tests run, and fail, on a build without T3.
+REQUIRED = os.environ.get("RAYZOR_REQUIRE_LLVM", "0") == "1"
+requires_llvm = pytest.mark.skipif(not rayzor.llvm_available() and not REQUIRED, reason="built without LLVM")
+pytestmark = requires_llvm
+
+
+@pytest.mark.skipif(not REQUIRED, reason="RAYZOR_REQUIRE_LLVM is not set")
+def test_t3_is_built_when_required():
+    assert rayzor.llvm_available(), "RAYZOR_REQUIRE_LLVM=1 but this build has no T3 (LLVM)"
+    assert rayzor.TieredJit.top_tier() == (Tier.T3, None)
 
 
 def fib_module() -> rayzor.Module:

@@ -1266,11 +1266,51 @@ def test_void_call_and_multiple_params():
     g.ret()
     f = m.function("f", [rayzor.ptr], rayzor.void)
     (p,) = f.params
-    assert f.call("put", p, 10, 2.5, 200) is None
+    assert f.call_void("put", p, 10, 2.5, 200) is None
     f.ret()
     buf = bytearray(8)
     assert run(m, buf) is None
     assert struct.unpack("<q", buf)[0] == 212
+
+
+def test_call_of_a_void_callee_still_works_but_is_deprecated():
+    m = rayzor.Module()
+    g = m.function("put", [rayzor.ptr, rayzor.i64], rayzor.void)
+    g.store(*g.params)
+    g.ret()
+    f = m.function("f", [rayzor.ptr], rayzor.i64)
+    (p,) = f.params
+    with pytest.warns(DeprecationWarning, match="call_void"):
+        assert f.call("put", p, 7) is None
+    with pytest.warns(DeprecationWarning, match="call_indirect_void"):
+        assert f.call_indirect(f.func_addr("put"), p, 8) is None
+    f.call_indirect_void(f.func_addr("put"), p, 9)
+    # call_void discards a result; call of a non-void callee is typed Value (+ works).
+    f.call_void("f", p)
+    f.ret(f.call("f", p) + 1)
+    m.verify()
+    assert str(m).count("call") == 5
+
+
+def test_the_generic_op_entry_checks_name_and_arity():
+    m = rayzor.Module()
+    f = m.function("f", [rayzor.i64], rayzor.i64)
+    (x,) = f.params
+    assert f._op("add", x, 1).type == rayzor.i64
+    assert f._op("lt", x, 1).type == rayzor.bool_
+    with pytest.raises(rayzor.BuildError, match="no arithmetic, comparison or unary operation 'addd'"):
+        f._op("addd", x, 1)
+    with pytest.raises(rayzor.BuildError, match="neg takes 1 operand"):
+        f._op("neg", x, x)
+    with pytest.raises(rayzor.BuildError, match="add takes 2 operand"):
+        f._op("add", x)
+    # Every named method and operator is generated from the tables in rayzor._ops.
+    from rayzor import _ops
+
+    for name in [*_ops.BINARY, *_ops.UNARY]:
+        assert getattr(rayzor.FunctionBuilder, name).__qualname__ == f"FunctionBuilder.{name}"
+    for name in _ops.VALUE_BINARY:
+        assert getattr(rayzor.Value, f"__r{name}__").__module__ == "rayzor._ops"
 
 
 def test_switch_dispatch():
@@ -1452,8 +1492,8 @@ def test_extern_through_function_pointer():
     (x,) = f.params
     fp = f.func_addr("record")
     assert fp.type == rayzor.extern_fn([rayzor.i32], rayzor.void)
-    f.call_indirect(fp, x)
-    f.call("record", -x)
+    f.call_indirect_void(fp, x)
+    f.call_void("record", -x)
     f.ret()
     assert run(m, 17, host={"record": record}) is None
     assert seen == [17, -17]

@@ -8,6 +8,7 @@ Build functions with :class:`Module` and :class:`FunctionBuilder`, check them wi
 
 from __future__ import annotations
 
+from . import _ops as _ops  # attaches the named builder methods and Value's operators
 from . import _rayzor
 from ._rayzor import (
     MAX_CALL_DEPTH,

@@ -70,11 +70,42 @@ class TieredConfig:
         ):
             raise ConfigError("config values must not be negative")
         try:
-            _rayzor.validate_config(self.as_tuple())
+            _rayzor.validate_config(self._to_raw())
         except (ValueError, OverflowError) as e:
             raise ConfigError(str(e)) from None
 
+    def _to_raw(self) -> _rayzor.RawConfig:
+        """The config in the form the extension takes."""
+        p = self.profile_config
+        return _rayzor.RawConfig(
+            enable_background_optimization=self.enable_background_optimization,
+            optimization_check_interval_ms=self.optimization_check_interval_ms,
+            max_parallel_optimizations=self.max_parallel_optimizations,
+            warm_threshold=p.warm_threshold,
+            hot_threshold=p.hot_threshold,
+            blazing_threshold=p.blazing_threshold,
+            sample_rate=p.sample_rate,
+            verbosity=self.verbosity,
+        )
+
+    @classmethod
+    def _from_raw(cls, raw: _rayzor.RawConfig) -> TieredConfig:
+        return cls(
+            enable_background_optimization=raw.enable_background_optimization,
+            optimization_check_interval_ms=raw.optimization_check_interval_ms,
+            max_parallel_optimizations=raw.max_parallel_optimizations,
+            profile_config=ProfileConfig(
+                warm_threshold=raw.warm_threshold,
+                hot_threshold=raw.hot_threshold,
+                blazing_threshold=raw.blazing_threshold,
+                sample_rate=raw.sample_rate,
+            ),
+            verbosity=raw.verbosity,
+        )
+
     def as_tuple(self) -> tuple[bool, int, int, int, int, int, int, int]:
+        """The values in field order (enable, interval, parallel, warm, hot, blazing,
+        sample_rate, verbosity). Kept for compatibility; the extension does not use it."""
         p = self.profile_config
         return (
             self.enable_background_optimization,
@@ -89,14 +120,7 @@ class TieredConfig:
 
     @classmethod
     def _preset(cls, name: str) -> TieredConfig:
-        enable, interval, parallel, warm, hot, blazing, rate, verbosity = _rayzor.preset(name)
-        return cls(
-            enable_background_optimization=enable,
-            optimization_check_interval_ms=interval,
-            max_parallel_optimizations=parallel,
-            profile_config=ProfileConfig(warm, hot, blazing, rate),
-            verbosity=verbosity,
-        )
+        return cls._from_raw(_rayzor.preset(name))
 
     @classmethod
     def development(cls) -> TieredConfig:

@@ -50,7 +50,7 @@ class TieredJit:
         if not isinstance(config, TieredConfig):
             raise TypeError(f"config must be a rayzor.TieredConfig, got {type(config).__name__}")
         self.config = config
-        self._core = _rayzor.Jit(module, host, config.as_tuple())
+        self._core = _rayzor.Jit(module, host, config._to_raw())
         self._functions: dict[str, JitFunction] = {}
         self._logged = 0
         self._log_lock = threading.Lock()
@@ -88,14 +88,15 @@ class TieredJit:
         return Tier(tier), why
 
     def info(self, name: str) -> FunctionInfo:
-        tier, seconds, sizes, calls, backedges = self._core.info(name)
+        raw = self._core.info(name)
+        seconds = raw.compile_seconds
         return FunctionInfo(
             name=name,
-            tier=Tier(tier),
+            tier=Tier(raw.tier),
             compile_seconds={Tier(t): s for t, s in enumerate(seconds) if s is not None},
-            code_bytes={Tier(t): b for t, b in enumerate(sizes) if seconds[t] is not None},
-            calls={Tier(t): c for t, c in enumerate(calls) if c},
-            backedges=backedges,
+            code_bytes={Tier(t): b for t, b in enumerate(raw.code_bytes) if seconds[t] is not None},
+            calls={Tier(t): c for t, c in enumerate(raw.calls) if c},
+            backedges=raw.backedges,
         )
 
     def events(self) -> list[CompileEvent]:
@@ -179,17 +180,16 @@ class TieredJit:
                 log.info("%s", e.describe())
 
 
-def _event(raw: tuple[Any, ...]) -> CompileEvent:
-    name, src, dst, at, secs, reason, heat, hotness, error, calls_at = raw
+def _event(raw: _rayzor.RawEvent) -> CompileEvent:
     return CompileEvent(
-        function=name,
-        from_tier=None if src is None else Tier(src),
-        to_tier=Tier(dst),
-        at_seconds=at,
-        compile_seconds=secs,
-        reason=reason,
-        heat=heat,
-        hotness=hotness,
-        error=error,
-        calls_at=calls_at,
+        function=raw.function,
+        from_tier=None if raw.from_tier is None else Tier(raw.from_tier),
+        to_tier=Tier(raw.to_tier),
+        at_seconds=raw.at_seconds,
+        compile_seconds=raw.compile_seconds,
+        reason=raw.reason,
+        heat=raw.heat,
+        hotness=raw.hotness,
+        error=raw.error,
+        calls_at=raw.calls_at,
     )
