@@ -542,7 +542,7 @@ impl JitFunction {
             self.long_calls.store(score, Ordering::Relaxed);
         }
         drop(pins);
-        result.map_err(|t| errors::trap(py, &t))?;
+        result.map_err(|e| errors::run(py, e))?;
         convert::result_to_py(py, &self.ret, &rets[..self.n_rets])
     }
 

@@ -1,5 +1,6 @@
 //! Native execution at every Cranelift tier agrees with the interpreter.
 
+use rayzor_core::error::RunError;
 use rayzor_core::mir::interp::Interpreter;
 use rayzor_core::mir::text::parse_module;
 use rayzor_core::mir::TrapKind;
@@ -12,7 +13,10 @@ use common::FIB;
 fn run(jit: &Jit, name: &str, args: &[u64]) -> Result<u64, TrapKind> {
     let f = jit.func_id(name).unwrap();
     let mut rets = [0u64; 1];
-    jit.call(f, args, &mut rets).map_err(|t| t.kind)?;
+    jit.call(f, args, &mut rets).map_err(|e| match e {
+        RunError::Trap(t) => t.kind,
+        RunError::Usage(u) => panic!("{u}"),
+    })?;
     Ok(rets[0])
 }
 
@@ -37,4 +41,19 @@ fn fib_divide_and_recursion_at_every_cranelift_tier() {
     let mut interp = Interpreter::new(&m);
     assert_eq!(interp.call(m.func_by_name("down").unwrap(), &[9_999]).unwrap(), vec![9_999]);
     assert!(interp.call(m.func_by_name("down").unwrap(), &[10_000]).is_err());
+}
+
+#[test]
+fn call_buffers_of_the_wrong_length_are_refused() {
+    let jit = Jit::new(parse_module(FIB).unwrap(), vec![], 1).unwrap();
+    let div = jit.func_id("div").unwrap();
+    let mut rets = [0u64; 1];
+    let refused =
+        |r: Result<(), RunError>| matches!(r, Err(RunError::Usage(u)) if u.0.contains("argument leaves"));
+    assert!(refused(jit.call(div, &[7], &mut rets)), "too few arguments");
+    assert!(refused(jit.call(div, &[7, 1, 2], &mut rets)), "too many arguments");
+    assert!(refused(jit.call(div, &[7, 1], &mut [])), "no room for the result");
+    assert!(matches!(jit.call(rayzor_core::mir::FuncId(99), &[], &mut rets), Err(RunError::Usage(_))));
+    assert!(jit.call(div, &[7, 1], &mut rets).is_ok());
+    assert_eq!(rets[0], 7);
 }

@@ -29,7 +29,10 @@ fn jit_run(jit: &Jit, name: &str, args: &[u64]) -> Outcome {
     let f = jit.func_id(name).unwrap();
     let (_, nret) = jit.arity(f);
     let mut rets = vec![0u64; nret.max(1)];
-    jit.call(f, args, &mut rets).map_err(|t| t.kind.name().to_string())?;
+    jit.call(f, args, &mut rets).map_err(|e| match e {
+        RunError::Trap(t) => t.kind.name().to_string(),
+        RunError::Usage(u) => u.0,
+    })?;
     rets.truncate(nret);
     Ok(rets)
 }

@@ -633,9 +633,9 @@ fn count_listed(func: &Function) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::RunError;
     use crate::mir::function::{TrapKind, MAX_CALL_DEPTH};
     use crate::mir::interp::Interpreter;
+    use crate::mir::interp::RunError;
     use crate::mir::text::{parse_module, print_function};
     use crate::mir::verify::verify_module;
     use crate::runtime::Jit;
@@ -694,7 +694,10 @@ mod tests {
         let (_, nret) = jit.arity(id);
         for args in inputs {
             let mut rets = vec![0u64; nret];
-            let got = jit.call(id, args, &mut rets).map(|()| rets).map_err(|t| t.kind);
+            let got = jit.call(id, args, &mut rets).map(|()| rets).map_err(|e| match e {
+                RunError::Trap(t) => t.kind,
+                RunError::Usage(u) => panic!("{u}"),
+            });
             assert_eq!(got, run(m, name, args), "jit T2 '{name}'{args:?}");
         }
     }

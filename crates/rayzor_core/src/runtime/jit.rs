@@ -14,7 +14,8 @@ use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
 use crate::codegen::cranelift::CraneliftBackend;
 use crate::codegen::{CodegenEnv, CompileUnit, MachineCode};
-use crate::mir::interp::Trap;
+use crate::mir::builder::UsageError;
+use crate::mir::interp::{RunError, Trap};
 use crate::mir::{layout, verify, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -82,6 +83,8 @@ pub struct Jit {
     extern_addrs: Vec<usize>,
     builtins: BuiltinTable,
     entries: Vec<CodeBlob>,
+    /// Leaves each function takes and returns (the host call buffers' lengths).
+    arity: Vec<(usize, usize)>,
     funcs: Vec<FuncState>,
     closed: AtomicBool,
     sample_rate: u64,
@@ -145,6 +148,11 @@ impl Jit {
             extern_addrs,
             builtins: Builtin::host_table(),
             entries: Vec::with_capacity(n),
+            arity: module
+                .functions
+                .iter()
+                .map(|f| (f.sig.params.iter().map(layout::leaf_count).sum(), layout::leaf_count(&f.sig.ret)))
+                .collect(),
             funcs: (0..n)
                 .map(|_| FuncState { tier: AtomicU8::new(NO_TIER), inner: Mutex::new(FuncInner::default()) })
                 .collect(),
@@ -339,15 +347,26 @@ impl Jit {
 
     /// Number of leaves `f` takes and returns (for sizing call buffers).
     pub fn arity(&self, f: FuncId) -> (usize, usize) {
-        let sig = &self.module.func(f).sig;
-        (sig.params.iter().map(layout::leaf_count).sum(), layout::leaf_count(&sig.ret))
+        self.arity[f.index()]
     }
 
     /// Run `f` natively. `args` are the canonical leaves of the parameters;
-    /// `rets` receives the result leaves and must hold at least one.
-    pub fn call(&self, f: FuncId, args: &[u64], rets: &mut [u64]) -> Result<(), Trap> {
+    /// `rets` receives the result leaves and must hold at least one. Buffers
+    /// of the wrong length are refused (the code would read or write past them).
+    pub fn call(&self, f: FuncId, args: &[u64], rets: &mut [u64]) -> Result<(), RunError> {
+        let Some(&(n_args, n_rets)) = self.arity.get(f.index()) else {
+            return Err(UsageError(format!("no function with index {}", f.0)).into());
+        };
+        if args.len() != n_args || rets.len() < n_rets.max(1) {
+            return Err(UsageError(format!(
+                "'{}' takes {n_args} argument leaves and returns {n_rets}: got buffers of {} and {}",
+                self.module.func(f).name,
+                args.len(),
+                rets.len()
+            ))
+            .into());
+        }
         let guard = crossbeam_epoch::pin();
-        debug_assert!(args.len() == self.arity(f).0 && rets.len() >= self.arity(f).1.max(1));
         let n = self.sample_rate.max(1);
         let mut ctx = VmCtx { depth: 0, trap: 0, stack_limit: 0, trap_func: 0, call_ticks: 0, edge_ticks: 0 };
         // SAFETY: the entry was compiled for `f` with this signature; the
@@ -371,7 +390,7 @@ impl Jit {
                 .checked_sub(1)
                 .and_then(|i| self.module.functions.get(i))
                 .map(|f| f.name.clone());
-            return Err(Trap { kind, function });
+            return Err(Trap { kind, function }.into());
         }
         Ok(())
     }
