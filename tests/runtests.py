@@ -150,7 +150,9 @@ def parse_directives(src: str) -> Directives:
     if failing + bool(d.calls) == 0:
         raise DirectiveError("no directives ('; run:', '; trap:', '; error:' or '; parse-error:')")
     if failing > 1 or (failing and d.calls):
-        raise DirectiveError("'; error:'/'; parse-error:' cannot be combined with each other or with run/trap")
+        raise DirectiveError(
+            "'; error:'/'; parse-error:' cannot be combined with each other or with run/trap"
+        )
     return d
 
 

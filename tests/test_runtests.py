@@ -50,7 +50,9 @@ def test_run_file(path: pathlib.Path, executor: str) -> None:
         line, want = d.parse_error
         with pytest.raises(rayzor.ParseError) as info:
             rayzor.parse(src)
-        assert info.value.line == want, f"{name}:{line}: parse error at line {info.value.line}, expected {want}"
+        assert info.value.line == want, (
+            f"{name}:{line}: parse error at line {info.value.line}, expected {want}"
+        )
         return
     module = rayzor.parse(src)
     if d.error:
@@ -61,7 +63,9 @@ def test_run_file(path: pathlib.Path, executor: str) -> None:
         else:
             with pytest.raises(rayzor.VerifyError) as info:
                 rayzor.TieredJit(module, rayzor.TieredConfig(enable_background_optimization=False))
-        assert info.value.rule == rule, f"{name}:{line}: [{executor}] verifier rule {info.value.rule!r}, expected {rule!r}"
+        assert info.value.rule == rule, (
+            f"{name}:{line}: [{executor}] verifier rule {info.value.rule!r}, expected {rule!r}"
+        )
         return
 
     module.verify()

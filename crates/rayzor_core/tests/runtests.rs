@@ -131,7 +131,8 @@ fn parse_call(line: usize, body: &str, is_trap: bool) -> Result<Call, String> {
     if func.is_empty() || !func.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
         return Err(format!("bad function name '{func}'"));
     }
-    let args = split_args(&call[open + 1..call.len() - 1]).into_iter().map(parse_lit).collect::<Result<_, _>>()?;
+    let args =
+        split_args(&call[open + 1..call.len() - 1]).into_iter().map(parse_lit).collect::<Result<_, _>>()?;
     let expect = match (is_trap, expect) {
         (true, Some(k)) => Expect::Trap(
             TrapKind::ALL.into_iter().find(|t| t.name() == k).ok_or(format!("unknown trap kind '{k}'"))?,
@@ -163,11 +164,8 @@ fn parse_directives(src: &str) -> Result<Directives, String> {
         match key.trim() {
             "run" => d.calls.push(parse_call(line, body, false).map_err(at)?),
             "trap" => d.calls.push(parse_call(line, body, true).map_err(at)?),
-            "error" => {
-                if d.error.replace((line, body.to_string())).is_some() {
-                    return Err(at("more than one '; error:'".into()));
-                }
-            }
+            "error" if d.error.is_some() => return Err(at("more than one '; error:'".into())),
+            "error" => d.error = Some((line, body.to_string())),
             "parse-error" => {
                 let n = body.parse().map_err(|_| at(format!("'{body}' is not a line number")))?;
                 if d.parse_error.replace((line, n)).is_some() {
@@ -175,7 +173,8 @@ fn parse_directives(src: &str) -> Result<Directives, String> {
                 }
             }
             "tiers" => {
-                let execs = body.split_whitespace().map(parse_exec).collect::<Result<Vec<_>, _>>().map_err(at)?;
+                let execs =
+                    body.split_whitespace().map(parse_exec).collect::<Result<Vec<_>, _>>().map_err(at)?;
                 if execs.is_empty() {
                     return Err(at("'; tiers:' lists no executor".into()));
                 }
@@ -360,7 +359,9 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
         // The jit refuses it too, before compiling anything.
         match Jit::new(module, vec![], 1) {
             Err(JitError::Usage(m)) if m.contains(&format!("[{rule}]")) => {}
-            Err(e) => fail(*l, Some(Exec::Tier(Tier::T0)), format!("Jit::new: expected '[{rule}]', got: {e}")),
+            Err(e) => {
+                fail(*l, Some(Exec::Tier(Tier::T0)), format!("Jit::new: expected '[{rule}]', got: {e}"))
+            }
             Ok(_) => fail(*l, Some(Exec::Tier(Tier::T0)), "Jit::new accepted the module".into()),
         }
         return 1;
@@ -417,7 +418,11 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
                         let f = FuncId(i as u32);
                         jit.compile(f, tier).map_err(|e| e.to_string())?;
                         if jit.tier_of(f) != Some(tier) {
-                            return Err(format!("'{}' is at {:?} after compiling", module.func(f).name, jit.tier_of(f)));
+                            return Err(format!(
+                                "'{}' is at {:?} after compiling",
+                                module.func(f).name,
+                                jit.tier_of(f)
+                            ));
                         }
                     }
                     for (c, (f, args)) in &prepared {
@@ -442,7 +447,8 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
             }
             Ok(Err(e)) => fail(1, Some(exec), e),
             Err(p) => {
-                let msg = p.downcast_ref::<String>().cloned().or(p.downcast_ref::<&str>().map(|s| s.to_string()));
+                let msg =
+                    p.downcast_ref::<String>().cloned().or(p.downcast_ref::<&str>().map(|s| s.to_string()));
                 fail(1, Some(exec), format!("panicked: {}", msg.unwrap_or_default()));
             }
         }
