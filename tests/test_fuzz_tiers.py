@@ -22,7 +22,9 @@ whose comment header lists inputs for ``main``, one call per line::
 `-inf`). ``test_regressions`` runs the same differential check on each. A
 ``; xfail: <reason>`` (or ``; xfail(T3): <reason>``, only when T3 runs) line
 marks a known bug that is not fixed yet (strict xfail: the test fails once the
-bug is fixed, so the line gets removed).
+bug is fixed, so the line gets removed). The files also carry run-test directives
+(``; run: main(3) == 29089``, hand-computed expected values; ``docs/runtests.md``),
+which ``tests/test_runtests.py`` and the cargo test ``runtests`` check in every tier.
 """
 
 from __future__ import annotations
