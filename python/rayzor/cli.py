@@ -277,6 +277,12 @@ def _host(module: rayzor.Module) -> dict[str, int]:
             continue
         if addr:
             host[name] = addr
+    missing = [name for name in module.externs if name not in host]
+    if missing:
+        raise UsageError(
+            f"extern {', '.join(map(repr, missing))} not found: run resolves externs by name "
+            "in the C library of the process (libc, libm)"
+        )
     return host
 
 
@@ -454,7 +460,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" is a positional argument of ``run`` (argparse cannot take
+    # more positionals once an option followed the first ones: ``run f.mir g --tier T0 -- -1e3``).
+    tail: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, tail = argv[:i], argv[i + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if tail:
+        if args.cmd != "run":
+            parser.error(f"unrecognized arguments: -- {' '.join(tail)}")
+        args.args = [*args.args, *tail]
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
