@@ -320,3 +320,16 @@ def test_help_and_version(work: Path) -> None:
     assert (p.returncode, p.stdout) == (0, f"rayzor {rayzor.__version__}\n")
     p = rayzor_cli(cwd=work)
     assert p.returncode == 2 and "required" in p.stderr
+
+
+def test_version_is_single_sourced_from_cargo() -> None:
+    import re
+    from importlib.metadata import version
+
+    root = Path(__file__).resolve().parents[1]
+    cargo = (root / "Cargo.toml").read_text()
+    section = cargo.split("[workspace.package]", 1)[1].split("\n[", 1)[0]
+    found = re.search(r'^version\s*=\s*"([^"]+)"', section, re.M)
+    assert found is not None
+    assert rayzor.__version__ == version("rayzor") == found[1]
+    assert 'dynamic = ["version"]' in (root / "pyproject.toml").read_text()
