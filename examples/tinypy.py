@@ -42,20 +42,20 @@ BUILTINS = ("abs", "min", "max", "int", "float", "bool")
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 
 _NAMES = {
-    ast.List: "list displays",
-    ast.Tuple: "tuples",
-    ast.Dict: "dicts",
-    ast.Set: "sets",
-    ast.Subscript: "subscripts",
+    ast.List: "list display",
+    ast.Tuple: "tuple",
+    ast.Dict: "dict",
+    ast.Set: "set",
+    ast.Subscript: "subscript",
     ast.Attribute: "attribute access",
     ast.Lambda: "lambda",
-    ast.JoinedStr: "f-strings",
-    ast.ListComp: "comprehensions",
-    ast.GeneratorExp: "generator expressions",
+    ast.JoinedStr: "f-string",
+    ast.ListComp: "comprehension",
+    ast.GeneratorExp: "generator expression",
     ast.Import: "import",
     ast.ImportFrom: "import",
-    ast.ClassDef: "class definitions",
-    ast.FunctionDef: "nested functions",
+    ast.ClassDef: "class definition",
+    ast.FunctionDef: "nested function",
     ast.Global: "global",
     ast.Nonlocal: "nonlocal",
     ast.Try: "try",
@@ -92,7 +92,7 @@ def _annotation(a: ast.expr | None, what: str, node: ast.AST, file: str, allow_n
 
 
 def _what(node: ast.AST) -> str:
-    return _NAMES.get(type(node), f"'{type(node).__name__}' syntax")
+    return _NAMES.get(type(node), type(node).__name__)
 
 
 def _assignable(src: str, dst: str) -> bool:
@@ -168,7 +168,10 @@ class _Function:
         if isinstance(e, ast.Compare):
             for op in e.ops:
                 if not isinstance(op, (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
-                    raise self.error(e, f"comparison '{type(op).__name__}' is not supported")
+                    text = {ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+                    raise self.error(
+                        e, f"comparison '{text.get(type(op), type(op).__name__)}' is not supported"
+                    )
             for x in [e.left, *e.comparators]:
                 self.value_type(x)
             return BOOL
@@ -179,7 +182,7 @@ class _Function:
             return _unify([self.value_type(e.body), self.value_type(e.orelse)])
         if isinstance(e, ast.Call):
             return self.call_type(e)
-        raise self.error(e, f"{_what(e)} are not supported")
+        raise self.error(e, f"unsupported syntax: {_what(e)}")
 
     def binop_type(self, op: ast.operator, a: str, b: str, node: ast.AST) -> str:
         if isinstance(op, (ast.Add, ast.Sub, ast.Mult)):
@@ -273,7 +276,7 @@ class _Function:
             elif isinstance(s, ast.Assert):
                 self.value_type(s.test)
             elif not isinstance(s, (ast.Pass, ast.Break, ast.Continue)):
-                raise self.error(s, f"{_what(s)} is not supported")
+                raise self.error(s, f"unsupported syntax: {_what(s)}")
 
     def pairs(self, target: ast.expr, value: ast.expr) -> list[tuple[str, ast.expr]]:
         if isinstance(target, ast.Name):
@@ -284,7 +287,7 @@ class _Function:
             return [
                 (t.id, v) for t, v in zip(target.elts, value.elts, strict=True) if isinstance(t, ast.Name)
             ]
-        raise self.error(target, f"assignment to {_what(target)} is not supported")
+        raise self.error(target, f"unsupported syntax: assignment to {_what(target)}")
 
     def range_args(self, s: ast.For) -> tuple[list[ast.expr], int]:
         it = s.iter
@@ -390,7 +393,7 @@ class _Function:
             f.trap()
             self.enter(ok)
         elif not isinstance(s, ast.Pass):
-            raise self.error(s, f"{_what(s)} is not supported")
+            raise self.error(s, f"unsupported syntax: {_what(s)}")
 
     def ret(self, s: ast.Return) -> None:
         want = self.sig.ret
@@ -648,7 +651,9 @@ def compile_source(source: str, filename: str = "<source>") -> rayzor.Module:
             continue  # module docstring
         if not isinstance(node, ast.FunctionDef):
             raise FrontendError(
-                f"only def statements are allowed at the top level, not {_what(node)}", node.lineno, filename
+                f"unsupported syntax: only def statements are allowed at the top level, not {_what(node)}",
+                node.lineno,
+                filename,
             )
         a = node.args
         if node.decorator_list or a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
@@ -663,8 +668,9 @@ def compile_source(source: str, filename: str = "<source>") -> rayzor.Module:
         ret = _annotation(node.returns, f"the result of {node.name}()", node, filename, allow_none=True)
         sigs[node.name] = Signature(params, ret)
         defs.append(node)
-    for node in defs:
-        _Function(module, node, sigs, filename).compile()
+    # Declare every function before emitting calls: f.call() needs the callee to exist.
+    for fc in [_Function(module, node, sigs, filename) for node in defs]:
+        fc.compile()
     module.verify()  # a VerifyError here is a bug in this front end
     return module
 
