@@ -7,8 +7,9 @@ ensure_venv
 ensure_llvm
 log "lint: cargo fmt, ruff, mypy, clippy"
 (cd "$ROOT" && cargo fmt --all --check)
-(cd "$ROOT" && ruff check python tests benches && ruff format --check python tests benches)
+(cd "$ROOT" && ruff check python tests benches examples && ruff format --check python tests benches examples)
 (cd "$ROOT/python" && mypy rayzor --ignore-missing-imports)
+(cd "$ROOT" && mypy examples --ignore-missing-imports)
 # The workspace's default features include llvm (T3) unless ensure_llvm turned it off.
 (cd "$ROOT" && cargo clippy --workspace --all-targets "${CARGO_FEATURE_ARGS[@]}" -q -- -D warnings)
 log "cargo test"

@@ -8,6 +8,9 @@ Build functions with :class:`Module` and :class:`FunctionBuilder`, check them wi
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from . import _ops as _ops  # attaches the named builder methods and Value's operators
 from . import _rayzor
 from ._rayzor import (
@@ -69,7 +72,11 @@ str_: Type = _rayzor.str_t
 #: ``rayzor.struct(i32, f64)`` reads better than ``struct_``; both work.
 struct = struct_
 
-__version__ = "0.1.0"
+try:
+    #: The installed distribution's version: Cargo.toml's workspace version.
+    __version__: str = _version("rayzor")
+except _PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "MAX_CALL_DEPTH",
