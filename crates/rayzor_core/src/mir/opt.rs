@@ -634,12 +634,9 @@ fn count_listed(func: &Function) -> usize {
 mod tests {
     use super::*;
     use crate::mir::function::{TrapKind, MAX_CALL_DEPTH};
-    use crate::mir::interp::Interpreter;
-    use crate::mir::interp::RunError;
+    use crate::mir::interp::{Interpreter, RunError};
     use crate::mir::text::{parse_module, print_function};
     use crate::mir::verify::verify_module;
-    use crate::runtime::Jit;
-    use crate::runtime::Tier;
 
     /// The module with function `name` replaced by its optimised version (verified).
     fn optimized(m: &Module, name: &str) -> Module {
@@ -685,54 +682,12 @@ mod tests {
         m2
     }
 
-    /// The same through the jit at T2 (and the interpreter on the original).
-    fn same_jit(m: &Module, name: &str, inputs: &[Vec<u64>]) {
-        let jit = Jit::new(m.clone(), vec![], 1).unwrap();
-        let id = jit.func_id(name).unwrap();
-        jit.compile(id, Tier::T2).unwrap();
-        assert_eq!(jit.tier_of(id), Some(Tier::T2));
-        let (_, nret) = jit.arity(id);
-        for args in inputs {
-            let mut rets = vec![0u64; nret];
-            let got = jit.call(id, args, &mut rets).map(|()| rets).map_err(|e| match e {
-                RunError::Trap(t) => t.kind,
-                RunError::Usage(u) => panic!("{u}"),
-            });
-            assert_eq!(got, run(m, name, args), "jit T2 '{name}'{args:?}");
-        }
-    }
-
     fn ints(xs: &[i64]) -> Vec<u64> {
         xs.iter().map(|x| *x as u64).collect()
     }
 
-    const FIB: &str = r#"
-fn add3(i64, i64, i64) -> i64 {
-block0(v0: i64, v1: i64, v2: i64):
-  v3: i64 = add v0, v1
-  v4: i64 = add v3, v2
-  ret v4
-}
-
-fn fib(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 2
-  v2: bool = lt v0, v1
-  brif v2, block1, block2
-block1:
-  ret v0
-block2:
-  v3: i64 = const 1
-  v4: i64 = sub v0, v3
-  v5: i64 = call fib(v4)
-  v6: i64 = const 2
-  v7: i64 = sub v0, v6
-  v8: i64 = call fib(v7)
-  v9: i64 = const 0
-  v10: i64 = call add3(v5, v8, v9)
-  ret v10
-}
-"#;
+    /// Also a run-test file, so every tier runs it (`T2` through this pass).
+    const FIB: &str = include_str!("../../../../tests/mir/opt_fib_leaf.mir");
 
     #[test]
     fn fib_with_leaf_helper() {
@@ -744,60 +699,10 @@ block2:
         // The recursive calls just before it already checked the depth of this frame.
         assert_eq!(count(&m2, "fib", |k| matches!(k, InstKind::DepthCheck)), 0);
         assert_eq!(run(&m2, "fib", &[20]), Ok(vec![6765]));
-        same_jit(&m, "fib", &inputs);
     }
 
-    const LOOP: &str = r#"
-fn sq_plus(i64, i64) -> i64 {
-block0(v0: i64, v1: i64):
-  v2: i64 = mul v0, v0
-  v3: i64 = const 0
-  v4: bool = lt v1, v3
-  brif v4, block1, block2(v2)
-block1:
-  v5: i64 = neg v2
-  jump block2(v5)
-block2(v6: i64):
-  v7: i64 = add v6, v1
-  ret v7
-}
-
-fn tri(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 15
-  v2: i64 = and v0, v1
-  v3: i64 = const 0
-  jump block1(v3, v3)
-block1(v4: i64, v5: i64):
-  v6: bool = lt v4, v2
-  brif v6, block2, block3
-block2:
-  v7: i64 = add v5, v4
-  v8: i64 = const 1
-  v9: i64 = add v4, v8
-  jump block1(v9, v7)
-block3:
-  ret v5
-}
-
-fn looper(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 0
-  jump block1(v1, v1)
-block1(v2: i64, v3: i64):
-  v4: bool = lt v2, v0
-  brif v4, block2, block3
-block2:
-  v5: i64 = call sq_plus(v2, v3)
-  v6: i64 = call tri(v5)
-  v7: i64 = sub v5, v6
-  v8: i64 = const 1
-  v9: i64 = add v2, v8
-  jump block1(v9, v7)
-block3:
-  ret v3
-}
-"#;
+    /// Also a run-test file, so every tier runs it (`T2` through this pass).
+    const LOOP: &str = include_str!("../../../../tests/mir/opt_loop_leaves.mir");
 
     #[test]
     fn loop_calling_leaf_helpers() {
@@ -807,64 +712,10 @@ block3:
         assert_eq!(count(&m2, "looper", is_call), 0);
         // The first check dominates the second.
         assert_eq!(count(&m2, "looper", |k| matches!(k, InstKind::DepthCheck)), 1);
-        same_jit(&m, "looper", &inputs);
     }
 
-    const TRAPPY: &str = r#"
-fn sdiv(i32, i32) -> i32 {
-block0(v0: i32, v1: i32):
-  v2: i32 = div v0, v1
-  ret v2
-}
-
-fn caller(i32, i32) -> i32 {
-block0(v0: i32, v1: i32):
-  v2: i32 = call sdiv(v0, v1)
-  v3: i32 = const 1
-  v4: i32 = add v2, v3
-  ret v4
-}
-
-fn unused(i32, i32) -> i32 {
-block0(v0: i32, v1: i32):
-  v2: i32 = call sdiv(v0, v1)
-  ret v0
-}
-
-fn const_div() -> i32 {
-block0:
-  v0: i32 = const 7
-  v1: i32 = const 0
-  v2: i32 = div v0, v1
-  ret v2
-}
-
-fn const_overflow() -> i32 {
-block0:
-  v0: i32 = const -2147483648
-  v1: i32 = const -1
-  v2: i32 = div v0, v1
-  v3: i32 = rem v0, v1
-  ret v3
-}
-
-fn const_rem_unused() -> i32 {
-block0:
-  v0: i32 = const 5
-  v1: i32 = const 0
-  v2: i32 = rem v0, v1
-  v3: i32 = const 3
-  ret v3
-}
-
-fn const_call() -> i32 {
-block0:
-  v0: i32 = const 9
-  v1: i32 = const 0
-  v2: i32 = call caller(v0, v1)
-  ret v2
-}
-"#;
+    /// Also a run-test file, so every tier runs it (`T2` through this pass).
+    const TRAPPY: &str = include_str!("../../../../tests/mir/opt_traps.mir");
 
     #[test]
     fn traps_are_kept() {
@@ -876,7 +727,6 @@ block0:
             assert_eq!(count(&m2, name, is_call), 0, "{name}");
             assert_eq!(run(&m2, name, &ints(&[1, 0])), Err(TrapKind::DivisionByZero));
             assert_eq!(run(&m2, name, &ints(&[i32::MIN as i64, -1])), Err(TrapKind::IntegerOverflow));
-            same_jit(&m, name, &inputs);
         }
         for (name, kind) in [
             ("const_div", TrapKind::DivisionByZero),
@@ -886,7 +736,6 @@ block0:
             let m2 = same(&m, name, &[vec![]]);
             assert_eq!(run(&m2, name, &[]), Err(kind), "{name}");
             assert!(count(&m2, name, |k| matches!(k, InstKind::Binary { .. })) >= 1, "{name}");
-            same_jit(&m, name, &[vec![]]);
         }
         // `caller` (not a leaf) is not inlined; the call into it still traps.
         let m2 = same(&m, "const_call", &[vec![]]);
@@ -894,35 +743,8 @@ block0:
         assert_eq!(count(&m2, "const_call", is_call), 1);
     }
 
-    const DEPTH: &str = r#"
-fn leaf(u32) -> u32 {
-block0(v0: u32):
-  v1: u32 = const 100
-  v2: u32 = add v0, v1
-  ret v2
-}
-
-fn noop() -> void {
-block0:
-  ret
-}
-
-fn depth(u32) -> u32 {
-block0(v0: u32):
-  v1: u32 = const 1
-  v2: bool = le v0, v1
-  brif v2, block1, block2
-block1:
-  call noop()
-  v3: u32 = call leaf(v0)
-  ret v3
-block2:
-  v4: u32 = sub v0, v1
-  v5: u32 = call depth(v4)
-  v6: u32 = add v5, v1
-  ret v6
-}
-"#;
+    /// Also a run-test file, so every tier runs it (`T2` through this pass).
+    const DEPTH: &str = include_str!("../../../../tests/mir/opt_depth.mir");
 
     #[test]
     fn call_depth_stays_exact() {
@@ -937,7 +759,6 @@ block2:
         assert_eq!(count(&m2, "depth", is_call), 1);
         assert_eq!(run(&m2, "depth", &[max]), Err(TrapKind::StackOverflow));
         assert_eq!(run(&m2, "depth", &[max - 1]), Ok(vec![max - 1 + 100]));
-        same_jit(&m, "depth", &inputs);
     }
 
     #[test]
@@ -950,37 +771,9 @@ block2:
         assert_eq!(run(&m, "f", &[]), Ok(vec![]));
     }
 
-    const FOLD: &str = r#"
-fn folded() -> i64 {
-block0:
-  v0: i32 = const 6
-  v1: i32 = const 7
-  v2: i32 = mul v0, v1
-  v3: i64 = cast v2
-  v4: f64 = cast v3
-  v5: f64 = const 0.5
-  v6: f64 = add v4, v5
-  v7: f64 = sqrt v6
-  v8: u64 = bitcast v7
-  v9: bool = gt v8, v8
-  v10: i64 = const -1
-  v11: i64 = select v9, v10, v3
-  brif v9, block1, block2
-block1:
-  ret v10
-block2:
-  v12: u8 = cast v11
-  v13: i64 = cast v12
-  switch v13, [42: block3, 7: block1], block4
-block3:
-  v14: i64 = const 3
-  v15: i64 = shl v13, v14
-  v16: i64 = div v15, v14
-  ret v16
-block4:
-  ret v3
-}
+    const FOLD: &str = include_str!("../../../../tests/mir/opt_fold.mir");
 
+    const DEAD: &str = r#"
 fn dead(ptr, i64) -> i64 {
 block0(v0: ptr, v1: i64):
   v2: i64 = mul v1, v1
@@ -1007,9 +800,9 @@ block0(v0: ptr, v1: i64):
             kinds(&m2, "folded"),
             vec![InstKind::Const { ty: Scalar::I64, bits: 112 }, InstKind::Return { value: Some(Value(0)) }]
         );
-        same_jit(&m, "folded", &[vec![]]);
 
         // Pure unused values go; the division that may trap and the load stay.
+        let m = parse_module(DEAD).unwrap();
         let m2 = optimized(&m, "dead");
         let ks = kinds(&m2, "dead");
         assert_eq!(ks.len(), 4, "{}", print_function(&m2, m2.func(m2.func_by_name("dead").unwrap())));
@@ -1122,9 +915,6 @@ block0(v0: ptr, v1: i64):
                 assert_eq!(run(&m, "f", args), run(&m2, "f", args), "round {round} {args:?}\n{text}");
             }
             assert_eq!(count(&m2, "f", is_call), 0, "round {round}");
-            if round % 40 == 0 {
-                same_jit(&m, "f", &inputs);
-            }
         }
     }
 }
