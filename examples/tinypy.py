@@ -598,10 +598,12 @@ class _Function:
         name = e.func.id
         args = [self.expr(a) for a in e.args]
         if name in self.sigs:
-            params = self.sigs[name].params
-            return f.call(
-                name, *[self.coerce(v, t, pt) for (v, t), (_, pt) in zip(args, params, strict=True)]
-            )
+            sig = self.sigs[name]
+            call_args = [self.coerce(v, t, pt) for (v, t), (_, pt) in zip(args, sig.params, strict=True)]
+            if sig.ret == NONE:
+                f.call_void(name, *call_args)
+                return None
+            return f.call(name, *call_args)
         t = self.infer(e)
         if name == "abs":
             return f.abs(self.coerce(*args[0], t))
