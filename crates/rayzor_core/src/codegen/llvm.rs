@@ -72,6 +72,8 @@ unsafe impl Sync for Orc {}
 static ORC: OnceLock<Result<Orc, String>> = OnceLock::new();
 
 fn orc() -> Result<&'static Orc, String> {
+    // SAFETY: initialises LLVM's native target and creates the LLJIT, once per
+    // process (OnceLock); every object made here is checked before use.
     ORC.get_or_init(|| unsafe {
         if sys::target::LLVM_InitializeNativeTarget() != 0
             || sys::target::LLVM_InitializeNativeAsmPrinter() != 0
@@ -643,10 +645,12 @@ impl Emitter for LlvmEmitter {
     type Block = LLVMBasicBlockRef;
 
     fn params(&self) -> Vec<LLVMValueRef> {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe { (0..LLVMCountParams(self.fnv)).map(|i| LLVMGetParam(self.fnv, i)).collect() }
     }
 
     fn create_block(&mut self, params: &[Ty]) -> LLVMBasicBlockRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let bb = LLVMAppendBasicBlockInContext(self.ctx, self.fnv, NONAME);
             if !params.is_empty() {
@@ -667,10 +671,12 @@ impl Emitter for LlvmEmitter {
     }
 
     fn switch_to(&mut self, block: LLVMBasicBlockRef) {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe { LLVMPositionBuilderAtEnd(self.b, block) }
     }
 
     fn constant(&mut self, ty: Ty, bits: u64) -> LLVMValueRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             match ty {
                 Ty::F32 => LLVMConstBitCast(LLVMConstInt(self.t.i32, bits & 0xffff_ffff, 0), self.t.f32),
@@ -682,6 +688,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn int_op(&mut self, op: IntOp, a: LLVMValueRef, b: LLVMValueRef) -> LLVMValueRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let bld = self.b;
             let t = LLVMTypeOf(a);
@@ -718,6 +725,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn float_op(&mut self, op: FloatOp, a: LLVMValueRef, b: LLVMValueRef) -> LLVMValueRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let t = LLVMTypeOf(a);
             match op {
@@ -732,6 +740,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn unary(&mut self, op: UnaryOp, a: LLVMValueRef) -> LLVMValueRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let t = LLVMTypeOf(a);
             let no = LLVMConstInt(self.t.i1, 0, 0);
@@ -765,6 +774,7 @@ impl Emitter for LlvmEmitter {
             IntCC::UGt => LLVMIntUGT,
             IntCC::UGe => LLVMIntUGE,
         };
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let c = LLVMBuildICmp(self.b, p, a, b, NONAME);
             LLVMBuildZExt(self.b, c, self.t.i8, NONAME)
@@ -781,6 +791,7 @@ impl Emitter for LlvmEmitter {
             FloatCC::Gt => LLVMRealOGT,
             FloatCC::Ge => LLVMRealOGE,
         };
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let c = LLVMBuildFCmp(self.b, p, a, b, NONAME);
             LLVMBuildZExt(self.b, c, self.t.i8, NONAME)
@@ -788,6 +799,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn select(&mut self, cond: LLVMValueRef, a: LLVMValueRef, b: LLVMValueRef) -> LLVMValueRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let c = self.cond(cond);
             LLVMBuildSelect(self.b, c, a, b, NONAME)
@@ -795,6 +807,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn convert(&mut self, conv: Conv, to: Ty, x: LLVMValueRef) -> LLVMValueRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let tt = self.lty(to);
             let ft = LLVMTypeOf(x);
@@ -814,6 +827,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn load(&mut self, mem: Mem, ty: Ty, addr: LLVMValueRef, offset: i32) -> LLVMValueRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let p = self.address(addr, offset);
             let v = LLVMBuildLoad2(self.b, self.lty(ty), p, NONAME);
@@ -830,6 +844,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn store(&mut self, mem: Mem, value: LLVMValueRef, addr: LLVMValueRef, offset: i32) {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let p = self.address(addr, offset);
             let s = LLVMBuildStore(self.b, value, p);
@@ -838,6 +853,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn stack_slot(&mut self, bytes: u32) -> LLVMValueRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let aty = LLVMArrayType2(self.t.i64, bytes.div_ceil(8) as u64);
             let a = LLVMBuildAlloca(self.ab, aty, NONAME);
@@ -847,6 +863,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn stack_pointer(&mut self) -> LLVMValueRef {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let sp = self.call_intrinsic("llvm.stacksave", &[self.t.ptr], &[]);
             LLVMBuildPtrToInt(self.b, sp, self.t.i64, NONAME)
@@ -854,6 +871,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn call(&mut self, sig: &NativeSig, callee: LLVMValueRef, args: &[LLVMValueRef]) -> Option<LLVMValueRef> {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let fty = self.fn_type(sig);
             let mut vals: Vec<LLVMValueRef> =
@@ -874,6 +892,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn jump(&mut self, dest: LLVMBasicBlockRef, args: &[LLVMValueRef]) {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             self.add_incoming(dest, args, LLVMGetInsertBlock(self.b));
             LLVMBuildBr(self.b, dest);
@@ -888,6 +907,7 @@ impl Emitter for LlvmEmitter {
         else_dest: LLVMBasicBlockRef,
         else_args: &[LLVMValueRef],
     ) {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let c = self.cond(cond);
             let cur = LLVMGetInsertBlock(self.b);
@@ -920,6 +940,7 @@ impl Emitter for LlvmEmitter {
         cases: &[(u64, LLVMBasicBlockRef)],
         default: LLVMBasicBlockRef,
     ) {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             let t = LLVMTypeOf(value);
             let sw = LLVMBuildSwitch(self.b, value, default, cases.len() as u32);
@@ -930,6 +951,7 @@ impl Emitter for LlvmEmitter {
     }
 
     fn ret(&mut self, value: Option<LLVMValueRef>) {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
         unsafe {
             match value {
                 Some(v) => LLVMBuildRet(self.b, v),
