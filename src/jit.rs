@@ -9,6 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyTuple};
 use rayzor_core::mir::{FuncId, Scalar, Type};
+use rayzor_core::runtime::osr::OsrMode;
 use rayzor_core::runtime::profile::{ProfileConfig, TieredConfig};
 use rayzor_core::runtime::worker::Promoter;
 use rayzor_core::runtime::Tier;
@@ -29,6 +30,9 @@ pub fn tier_from_int(py: Python<'_>, tier: u8) -> PyResult<Tier> {
     Tier::from_index(tier as usize)
         .ok_or_else(|| errors::argument_error(py, format!("no tier {tier}: tiers are 0 (T0) to 3 (T3)")))
 }
+
+/// (source tier, loop header, back-edges counted, tier of the published entry).
+type OsrPointRow = (u8, u32, u64, Option<u8>);
 
 /// Compiled code for a module: the dispatch table and every function's code.
 #[pyclass(name = "Jit", module = "rayzor._rayzor", frozen)]
@@ -60,6 +64,10 @@ pub struct RawConfig {
     #[pyo3(get)]
     sample_rate: u64,
     #[pyo3(get)]
+    osr_threshold: u64,
+    #[pyo3(get)]
+    osr: bool,
+    #[pyo3(get)]
     verbosity: u8,
 }
 
@@ -74,7 +82,9 @@ impl RawConfig {
                 hot_threshold: self.hot_threshold,
                 blazing_threshold: self.blazing_threshold,
                 sample_rate: self.sample_rate,
+                osr_threshold: self.osr_threshold,
             },
+            osr: self.osr,
             verbosity: self.verbosity,
         }
     }
@@ -88,6 +98,8 @@ impl RawConfig {
             hot_threshold: c.profile.hot_threshold,
             blazing_threshold: c.profile.blazing_threshold,
             sample_rate: c.profile.sample_rate,
+            osr_threshold: c.profile.osr_threshold,
+            osr: c.osr,
             verbosity: c.verbosity,
         }
     }
@@ -105,6 +117,8 @@ impl RawConfig {
         hot_threshold,
         blazing_threshold,
         sample_rate,
+        osr_threshold,
+        osr,
         verbosity,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -116,6 +130,8 @@ impl RawConfig {
         hot_threshold: u64,
         blazing_threshold: u64,
         sample_rate: u64,
+        osr_threshold: u64,
+        osr: bool,
         verbosity: u8,
     ) -> Self {
         RawConfig {
@@ -126,6 +142,8 @@ impl RawConfig {
             hot_threshold,
             blazing_threshold,
             sample_rate,
+            osr_threshold,
+            osr,
             verbosity,
         }
     }
@@ -162,9 +180,15 @@ pub struct RawEvent {
     at_seconds: f64,
     #[pyo3(get)]
     compile_seconds: f64,
-    /// "initial", "requested" or "promotion".
+    /// "initial", "requested", "promotion" or "osr" (an OSR entry for a loop
+    /// of the function's code at `from_tier`, published in the loop's OSR point).
     #[pyo3(get)]
     reason: &'static str,
+    /// For OSR entries: the loop header block and the back-edges its loop had counted.
+    #[pyo3(get)]
+    loop_header: Option<u32>,
+    #[pyo3(get)]
+    backedges: Option<u64>,
     /// For promotions: the heat that triggered it and its hotness class.
     #[pyo3(get)]
     heat: Option<u64>,
@@ -264,7 +288,9 @@ impl PyJit {
             ));
         }
         let sample_rate = config.profile.sample_rate;
-        let jit = py.detach(|| Jit::new(core, by_index, sample_rate)).map_err(|e| jit_error(py, e))?;
+        let osr = if config.osr { OsrMode::Counting } else { OsrMode::Off };
+        let jit =
+            py.detach(|| Jit::with_osr(core, by_index, sample_rate, osr)).map_err(|e| jit_error(py, e))?;
         let core = Arc::new(jit);
         let promoter = if config.enable_background_optimization {
             let p = Promoter::start(core.clone(), config, top_tier().0)
@@ -301,6 +327,11 @@ impl PyJit {
                     CompileReason::Promotion { heat, hotness } => {
                         ("promotion", Some(heat), Some(hotness.name()))
                     }
+                    CompileReason::Osr { .. } => ("osr", None, None),
+                };
+                let (loop_header, backedges) = match e.reason {
+                    CompileReason::Osr { header, backedges } => (Some(header), Some(backedges)),
+                    _ => (None, None),
                 };
                 RawEvent {
                     function: self.core.module().func(e.function).name.clone(),
@@ -309,6 +340,8 @@ impl PyJit {
                     at_seconds: e.at.as_secs_f64(),
                     compile_seconds: e.compile_time.as_secs_f64(),
                     reason,
+                    loop_header,
+                    backedges,
                     heat,
                     hotness,
                     error: e.result.err(),
@@ -333,6 +366,29 @@ impl PyJit {
     /// Promotions queued or compiling.
     fn busy(&self) -> usize {
         self.promoter.lock().as_ref().map_or(0, Promoter::busy)
+    }
+
+    /// Tests: transfer at the first back-edge at which a loop has counted
+    /// `after` back-edges, into OSR entries compiled at `tier` now (every
+    /// function below `tier` is recompiled at its tier; counts start at 0).
+    fn _force_osr(&self, py: Python<'_>, after: u64, tier: u8) -> PyResult<()> {
+        let tier = tier_from_int(py, tier)?;
+        if self.core.osr_mode() == OsrMode::Off {
+            return Err(errors::argument_error(py, "this jit was created with osr=False".to_string()));
+        }
+        let core = &self.core;
+        py.detach(|| core.force_osr(after.max(1), tier)).map_err(|e| jit_error(py, e))
+    }
+
+    /// OSR points of `name`: (source tier, loop header, back-edges counted, entry tier or None).
+    fn osr_points(&self, py: Python<'_>, name: &str) -> PyResult<Vec<OsrPointRow>> {
+        let id = lookup(py, self.core.module(), name)?;
+        Ok(self
+            .core
+            .osr_points(id)
+            .iter()
+            .map(|p| (p.source as u8, p.header.0, p.backedges(), p.entry_tier().map(|t| t as u8)))
+            .collect())
     }
 
     /// Make every compile of `tier` fail (testing the failure path).

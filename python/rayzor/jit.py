@@ -13,7 +13,7 @@ from typing import Any
 from . import _rayzor
 from ._rayzor import JitFunction, Module
 from .config import TieredConfig
-from .jit_types import FunctionInfo, Tier
+from .jit_types import FunctionInfo, OsrPoint, Tier
 from .stats import CompileEvent, FunctionStats, Stats
 
 log = logging.getLogger("rayzor")
@@ -78,6 +78,21 @@ class TieredJit:
         """Compile ``name`` at ``tier`` now and publish it; returns the compile time in seconds."""
         return self._core.compile(name, int(tier))
 
+    def osr_points(self, name: str) -> list[OsrPoint]:
+        """The OSR points of ``name``'s loops: one per loop header of its code at each tier
+        it ran at, with the back-edges counted there and the tier of the entry published
+        for it (None until the promoter compiled one)."""
+        return [
+            OsrPoint(Tier(src), header, n, None if entry is None else Tier(entry))
+            for src, header, n, entry in self._core.osr_points(name)
+        ]
+
+    def _force_osr(self, after: int, tier: Tier | int) -> None:
+        """Testing aid: transfer at the first back-edge at which a loop has counted ``after``
+        back-edges, into OSR entries compiled at ``tier`` now (functions below ``tier`` are
+        recompiled at their tier, counts start at zero). Needs ``osr=True``."""
+        self._core._force_osr(after, int(tier))
+
     def tier_of(self, name: str) -> Tier:
         return Tier(self._core.tier_of(name))
 
@@ -120,8 +135,9 @@ class TieredJit:
                 backedges=info.backedges,
                 compile_seconds=info.compile_seconds,
                 code_bytes=info.code_bytes,
-                promotions=[e for e in mine if e.reason != "initial" and e.ok],
+                promotions=[e for e in mine if e.reason not in ("initial", "osr") and e.ok],
                 failures=[e for e in mine if not e.ok],
+                osr=[e for e in mine if e.reason == "osr" and e.ok],
             )
         dist = {t: sum(1 for f in functions.values() if f.tier == t) for t in Tier}
         notes = [f"promotion stops at {top}: {why}"] if why else []
@@ -176,7 +192,7 @@ class TieredJit:
             e = _event(raw)
             if not e.ok:
                 log.warning("%s", e.describe())
-            elif e.reason == "promotion" or self.config.verbosity >= 2:
+            elif e.reason in ("promotion", "osr") or self.config.verbosity >= 2:
                 log.info("%s", e.describe())
 
 
@@ -192,4 +208,6 @@ def _event(raw: _rayzor.RawEvent) -> CompileEvent:
         hotness=raw.hotness,
         error=raw.error,
         calls_at=raw.calls_at,
+        loop_header=raw.loop_header,
+        backedges=raw.backedges,
     )

@@ -36,3 +36,17 @@ class FunctionInfo:
     @property
     def total_calls(self) -> int:
         return sum(self.calls.values())
+
+
+@dataclass(frozen=True)
+class OsrPoint:
+    """The on-stack-replacement state of one loop of a function's code at one tier."""
+
+    #: The tier of the code that counts this loop and transfers from it.
+    source: Tier
+    #: The loop header block (``blockN`` in the MIR that code runs: T2's is optimised).
+    loop_header: int
+    #: Back-edges of the loop counted in that code (approximate under contention).
+    backedges: int
+    #: The tier of the OSR entry published for it, if any.
+    entry: Tier | None

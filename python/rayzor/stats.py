@@ -9,7 +9,9 @@ from .jit_types import Tier
 
 @dataclass(frozen=True)
 class CompileEvent:
-    """One compile: the initial T0 compile, a requested one, or a promotion."""
+    """One compile: the initial T0 compile, a requested one, a promotion, or an OSR entry
+    (``reason == "osr"``: a continuation for loop ``loop_header`` of the function's code at
+    ``from_tier``, compiled at ``to_tier`` once that loop had counted ``backedges``)."""
 
     function: str
     from_tier: Tier | None
@@ -17,7 +19,7 @@ class CompileEvent:
     #: Seconds since the jit was created when the code was published (or failed).
     at_seconds: float
     compile_seconds: float
-    #: "initial", "requested" or "promotion".
+    #: "initial", "requested", "promotion" or "osr".
     reason: str
     #: For promotions: the heat that triggered it and its hotness class.
     heat: int | None = None
@@ -26,6 +28,9 @@ class CompileEvent:
     error: str | None = None
     #: Calls of the function (all tiers) when the code was published.
     calls_at: int = 0
+    #: For OSR entries: the loop header block and its back-edge count.
+    loop_header: int | None = None
+    backedges: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -36,6 +41,8 @@ class CompileEvent:
         why = self.reason
         if self.heat is not None:
             why = f"{self.hotness} (heat {self.heat:,})"
+        if self.reason == "osr":
+            why = f"OSR entry for the loop at block{self.loop_header} after {self.backedges:,} back-edges"
         status = "ok" if self.ok else f"FAILED: {self.error}"
         return (
             f"{self.function}: {src} -> {self.to_tier} at {self.at_seconds * 1e3:.1f} ms, "
@@ -57,6 +64,8 @@ class FunctionStats:
     code_bytes: dict[Tier, int]
     promotions: list[CompileEvent] = field(default_factory=list)
     failures: list[CompileEvent] = field(default_factory=list)
+    #: OSR entries published for the function's loops.
+    osr: list[CompileEvent] = field(default_factory=list)
 
     @property
     def total_calls(self) -> int:

@@ -21,3 +21,62 @@ fn call_buffers_of_the_wrong_length_are_refused() {
     assert!(jit.call(div, &[7, 1], &mut rets).is_ok());
     assert_eq!(rets[0], 7);
 }
+
+/// `sum(n)`: one loop of n iterations.
+const SUM: &str = "fn sum(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 0
+  jump block1(v1, v1)
+block1(v2: i64, v3: i64):
+  v4: bool = lt v2, v0
+  brif v4, block2, block3
+block2:
+  v5: i64 = add v3, v2
+  v6: i64 = const 1
+  v7: i64 = add v2, v6
+  jump block1(v7, v5)
+block3:
+  ret v3
+}
+";
+
+#[test]
+fn forced_osr_transfers_after_exactly_k_back_edges() {
+    use rayzor_core::runtime::osr::OsrMode;
+    use rayzor_core::runtime::{CompileReason, Tier};
+    for (source, target) in
+        [(Tier::T0, Tier::T1), (Tier::T0, Tier::T3), (Tier::T1, Tier::T2), (Tier::T2, Tier::T3)]
+    {
+        let jit = Jit::with_osr(parse_module(SUM).unwrap(), vec![], 1, OsrMode::Counting).unwrap();
+        let f = jit.func_id("sum").unwrap();
+        jit.compile(f, source).unwrap();
+        jit.force_osr(5, target).unwrap();
+        let points = jit.osr_points(f);
+        let point = points.iter().find(|p| p.source == source).expect("the loop has an OSR point");
+        assert_eq!(point.entry_tier(), Some(target));
+        let mut rets = [0u64];
+        jit.call(f, &[1000], &mut rets).unwrap();
+        assert_eq!(rets[0], 499_500, "{source}->{target}");
+        // The source code counted 5 back-edges, then the continuation ran the other 995.
+        assert_eq!(point.backedges(), 5, "{source}->{target}");
+        let osr_events = jit
+            .events_since(0)
+            .into_iter()
+            .filter(|e| matches!(e.reason, CompileReason::Osr { .. }) && e.result.is_ok())
+            .count();
+        assert_eq!(osr_events, 1);
+        // A loop shorter than k never transfers.
+        jit.call(f, &[3], &mut rets).unwrap();
+        assert_eq!(rets[0], 3);
+    }
+}
+
+#[test]
+fn without_osr_the_loop_runs_in_its_own_code() {
+    let jit = Jit::new(parse_module(SUM).unwrap(), vec![], 1).unwrap();
+    let f = jit.func_id("sum").unwrap();
+    assert!(jit.osr_points(f).is_empty());
+    let mut rets = [0u64];
+    jit.call(f, &[1000], &mut rets).unwrap();
+    assert_eq!((rets[0], jit.info(f).backedges), (499_500, 1000));
+}

@@ -9,6 +9,7 @@ use rayzor_core::error::RunError;
 use rayzor_core::mir::interp::Interpreter;
 use rayzor_core::mir::text::parse_module;
 use rayzor_core::mir::{verify, FuncId, Module, Scalar, TrapKind, Type};
+use rayzor_core::runtime::osr::OsrMode;
 use rayzor_core::runtime::Tier;
 use rayzor_core::runtime::{Jit, JitError};
 use std::fmt;
@@ -24,6 +25,9 @@ use std::path::{Path, PathBuf};
 enum Exec {
     Interp,
     Tier(Tier),
+    /// Every function at the first tier, transferring into OSR entries of the
+    /// second at the first back-edge at which a loop has counted `k`.
+    Osr(Tier, Tier, u64),
 }
 
 impl fmt::Display for Exec {
@@ -31,6 +35,7 @@ impl fmt::Display for Exec {
         match self {
             Exec::Interp => f.write_str("interp"),
             Exec::Tier(t) => write!(f, "{t}"),
+            Exec::Osr(from, to, k) => write!(f, "OSR {from}->{to} k={k}"),
         }
     }
 }
@@ -321,6 +326,11 @@ fn llvm_built() -> bool {
 
 /// Run one file in every executor; push failures as `path:line: executor: message`.
 fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
+    run_file_in(path, failures, None)
+}
+
+/// Run one file in `execs` (default: the file's own), skipping any its `tiers:` excludes.
+fn run_file_in(path: &Path, failures: &mut Vec<String>, execs: Option<&[Exec]>) -> usize {
     let name = path.strip_prefix(repo_root()).unwrap_or(path).display().to_string();
     let src = std::fs::read_to_string(path).unwrap();
     let d = match parse_directives(&src) {
@@ -389,8 +399,21 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
         return 0;
     }
     let mut checked = 0;
-    for exec in d.execs() {
-        if exec == Exec::Tier(Tier::T3) && !llvm_built() {
+    let own = d.execs();
+    let execs: Vec<Exec> = match execs {
+        None => own,
+        Some(list) => list
+            .iter()
+            .copied()
+            .filter(|e| match e {
+                Exec::Osr(a, b, _) => own.contains(&Exec::Tier(*a)) && own.contains(&Exec::Tier(*b)),
+                e => own.contains(e),
+            })
+            .collect(),
+    };
+    for exec in execs {
+        let needs_t3 = matches!(exec, Exec::Tier(Tier::T3) | Exec::Osr(_, Tier::T3, _));
+        if needs_t3 && !llvm_built() {
             continue; // T3 is not part of this build
         }
         let result = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<(usize, String)>, String> {
@@ -412,8 +435,15 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
                         check(c, got);
                     }
                 }
-                Exec::Tier(tier) => {
-                    let jit = Jit::new(module.clone(), vec![], 1).map_err(|e| format!("Jit::new: {e}"))?;
+                Exec::Tier(_) | Exec::Osr(..) => {
+                    let (tier, osr) = match exec {
+                        Exec::Osr(from, to, k) => (from, Some((to, k))),
+                        Exec::Tier(t) => (t, None),
+                        Exec::Interp => unreachable!(),
+                    };
+                    let mode = if osr.is_some() { OsrMode::Counting } else { OsrMode::Off };
+                    let jit = Jit::with_osr(module.clone(), vec![], 1, mode)
+                        .map_err(|e| format!("Jit::new: {e}"))?;
                     for i in 0..module.functions.len() {
                         let f = FuncId(i as u32);
                         jit.compile(f, tier).map_err(|e| e.to_string())?;
@@ -424,6 +454,9 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
                                 jit.tier_of(f)
                             ));
                         }
+                    }
+                    if let Some((to, k)) = osr {
+                        jit.force_osr(k, to).map_err(|e| format!("force_osr: {e}"))?;
                     }
                     for (c, (f, args)) in &prepared {
                         let (_, nret) = jit.arity(*f);
@@ -478,6 +511,39 @@ fn run_test_files() {
         start.elapsed()
     );
     assert!(failures.is_empty(), "{} run-test failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Forced OSR after k back-edges, for every (source, target) tier pair,
+/// agrees with the interpreter on every file whose program has a loop.
+#[test]
+fn forced_osr_agrees_with_the_interpreter() {
+    let start = std::time::Instant::now();
+    let filter = std::env::var("RAYZOR_RUNTEST").unwrap_or_default();
+    let mut execs = Vec::new();
+    for (a, b) in [(Tier::T0, Tier::T1), (Tier::T0, Tier::T2), (Tier::T0, Tier::T3), (Tier::T1, Tier::T2)]
+        .into_iter()
+        .chain([(Tier::T1, Tier::T3), (Tier::T2, Tier::T3)])
+    {
+        for k in [1, 2, 3, 17, 1000] {
+            execs.push(Exec::Osr(a, b, k));
+        }
+    }
+    let files: Vec<_> = test_files()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&filter))
+        .filter(|p| {
+            let m = parse_module(&std::fs::read_to_string(p).unwrap());
+            m.is_ok_and(|m| m.functions.iter().any(|f| !rayzor_core::mir::osr::loop_headers(f).is_empty()))
+        })
+        .collect();
+    assert!(!filter.is_empty() || files.len() >= 8, "only {} run-test files have loops", files.len());
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for f in &files {
+        checked += run_file_in(f, &mut failures, Some(&execs));
+    }
+    eprintln!("forced OSR: {} files with loops, {checked} executions, {:.2?}", files.len(), start.elapsed());
+    assert!(failures.is_empty(), "{} forced-OSR failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 // ---------------------------------------------------------------------------

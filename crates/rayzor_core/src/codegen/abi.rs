@@ -72,6 +72,20 @@ pub const COUNTER_CALLS: i32 = std::mem::offset_of!(FunctionCounters, calls) as 
 pub const COUNTER_BACKEDGES: i32 = std::mem::offset_of!(FunctionCounters, backedges) as i32;
 pub const COUNTERS_STRIDE: usize = std::mem::size_of::<FunctionCounters>();
 
+/// OSR state of one loop header (beside the function's counters): the
+/// continuation entry published for it (0: none yet) and the back-edges
+/// counted into it (they replace `FunctionCounters::backedges` for loops that
+/// have one).
+#[repr(C, align(16))]
+#[derive(Debug, Default)]
+pub struct OsrPoint {
+    pub entry: std::sync::atomic::AtomicUsize,
+    pub backedges: std::sync::atomic::AtomicU64,
+}
+
+pub const OSR_ENTRY: i32 = std::mem::offset_of!(OsrPoint, entry) as i32;
+pub const OSR_BACKEDGES: i32 = std::mem::offset_of!(OsrPoint, backedges) as i32;
+
 /// How a leaf travels in the native calling convention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AbiClass {

@@ -13,31 +13,37 @@
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_STACK_LIMIT, VMCTX_TRAP,
-    VMCTX_TRAP_FUNC,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS,
+    VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
 use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Ty, UnaryOp};
-use super::{CodegenEnv, CodegenOptions, CompileUnit};
+use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
+use crate::mir::osr::{self, Liveness};
 use crate::mir::{
-    BinOp, BlockCall, Callee, CmpOp, FuncId, Function, InstKind, Scalar, Signature, TrapKind, Type, UnOp,
-    Value, MAX_CALL_DEPTH,
+    BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, InstKind, Scalar, Signature, TrapKind, Type,
+    UnOp, Value, MAX_CALL_DEPTH,
 };
 
 /// Lower `unit` into `e`, which is positioned in the entry block of a function with signature
 /// `abi::jit_signature(&func.sig)`.
 pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(), String> {
-    let CompileUnit { env, id, func, opts } = *unit;
+    let CompileUnit { env, id, func, opts, osr } = *unit;
     let params = e.params();
     let vmctx = params[0];
+    let osr = osr.filter(|sites| !sites.points.is_empty()).map(|sites| (sites, Liveness::new(func)));
     let mut l = Lower {
         e,
         env,
         id,
         func,
         opts,
+        osr,
+        rpo: osr::rpo_index(func),
+        current: Block(0),
+        pending_edges: Vec::new(),
         blocks: Vec::with_capacity(func.blocks.len()),
         vals: vec![Vec::new(); func.values.len()],
         vmctx,
@@ -78,6 +84,14 @@ struct Lower<'e, 'a, E: Emitter> {
     id: FuncId,
     func: &'a Function,
     opts: CodegenOptions,
+    /// OSR transfer points, and what is live at each loop header.
+    osr: Option<(&'a OsrSites<'a>, Liveness)>,
+    /// Reverse-postorder position of each block (for back-edges).
+    rpo: Vec<usize>,
+    /// The MIR block being lowered.
+    current: Block,
+    /// Counted back-edges of the current terminator, to fill once it is emitted.
+    pending_edges: Vec<(E::Block, BlockCall)>,
     blocks: Vec<E::Block>,
     /// The native leaves of every MIR value defined so far.
     vals: Vec<Vec<E::Value>>,
@@ -110,27 +124,16 @@ impl<E: Emitter> Lower<'_, '_, E> {
             self.blocks.push(b);
         }
         self.prologue(params);
-        let order = f.reverse_postorder();
-        let mut rpo_index = vec![usize::MAX; f.blocks.len()];
-        for (i, b) in order.iter().enumerate() {
-            rpo_index[b.index()] = i;
-        }
-        for &blk in &order {
+        for blk in f.reverse_postorder() {
+            self.current = blk;
             self.e.switch_to(self.blocks[blk.index()]);
-            let insts = &f.blocks[blk.index()].insts;
-            for (n, &inst) in insts.iter().enumerate() {
+            for &inst in &f.blocks[blk.index()].insts {
                 let data = f.inst(inst);
-                if self.opts.count_backedges && n + 1 == insts.len() && data.kind.is_terminator() {
-                    let back_edge = data
-                        .kind
-                        .successors()
-                        .iter()
-                        .any(|s| rpo_index[s.block.index()] <= rpo_index[blk.index()]);
-                    if back_edge {
-                        self.bump_counter(COUNTER_BACKEDGES, VMCTX_EDGE_TICKS);
-                    }
-                }
                 self.inst(&data.kind, data.result)?;
+            }
+            for (edge, call) in std::mem::take(&mut self.pending_edges) {
+                self.e.switch_to(edge);
+                self.back_edge(&call);
             }
         }
         self.finish_cold_blocks();
@@ -147,7 +150,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let counters_addr = self.env.counters_base + COUNTERS_STRIDE * self.id.index();
         self.counters = self.e.constant(Ty::Addr, counters_addr as u64);
         self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
-        self.bump_counter(COUNTER_CALLS + 8 * self.opts.call_counter as i32, VMCTX_CALL_TICKS);
+        if let Some(counter) = self.opts.call_counter {
+            self.bump_counter(self.counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None);
+        }
 
         let max = self.e.constant(Ty::I64, MAX_CALL_DEPTH as u64);
         let too_deep = self.e.icmp(IntCC::UGe, self.depth, max);
@@ -167,18 +172,22 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.jump(self.blocks[0], &args);
     }
 
-    /// Count one event in the counter at `offset`; with sampling, only every
-    /// `sample_rate`-th event of this thread (countdown at `ticks` in VmCtx)
-    /// adds `sample_rate`.
-    fn bump_counter(&mut self, offset: i32, ticks: i32) {
+    /// Count one event in the counter at `base + offset`; with sampling, only
+    /// every `sample_rate`-th event of this thread (countdown at `ticks` in
+    /// VmCtx) adds `sample_rate`. With `osr` (a back-edge to a loop header with
+    /// an OSR point at `base`), the counting path also looks for an OSR entry.
+    fn bump_counter(&mut self, base: E::Value, offset: i32, ticks: i32, osr: Option<&BlockCall>) {
         if self.env.sample_rate == 0 {
             return; // profiling compiled out
         }
         let n = self.env.sample_rate.max(1);
         if n == 1 {
-            let c = self.e.load(Mem::Vm, Ty::I64, self.counters, offset);
+            let c = self.e.load(Mem::Vm, Ty::I64, base, offset);
             let c1 = self.add_const(c, 1);
-            self.e.store(Mem::Vm, c1, self.counters, offset);
+            self.e.store(Mem::Vm, c1, base, offset);
+            if let Some(call) = osr {
+                self.osr_check(base, c1, call, true);
+            }
             return;
         }
         let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, ticks);
@@ -191,11 +200,109 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.switch_to(sample);
         let reload = self.e.constant(Ty::I64, n);
         self.e.store(Mem::Vm, reload, self.vmctx, ticks);
-        let c = self.e.load(Mem::Vm, Ty::I64, self.counters, offset);
+        let c = self.e.load(Mem::Vm, Ty::I64, base, offset);
         let c1 = self.add_const(c, n);
-        self.e.store(Mem::Vm, c1, self.counters, offset);
+        self.e.store(Mem::Vm, c1, base, offset);
+        if let Some(call) = osr {
+            self.osr_check(base, c1, call, false);
+        }
         self.e.jump(cont, &[]);
         self.e.switch_to(cont);
+    }
+
+    /// The branch target for `call` from the block being lowered: its block,
+    /// or for a counted back-edge a new edge block (filled by `back_edge` once
+    /// the terminator is emitted).
+    fn target(&mut self, call: &BlockCall) -> (E::Block, Vec<E::Value>) {
+        if self.opts.count_backedges && osr::is_back_edge(&self.rpo, self.current, call.block) {
+            let edge = self.e.create_block(&[]);
+            self.pending_edges.push((edge, call.clone()));
+            return (edge, Vec::new());
+        }
+        (self.blocks[call.block.index()], self.block_args(call))
+    }
+
+    /// A taken back-edge: count it (in the header's OSR point if it has one,
+    /// where the counting path may transfer), then jump to the header.
+    fn back_edge(&mut self, call: &BlockCall) {
+        let point = self.osr.as_ref().and_then(|(sites, _)| {
+            sites.points.iter().find(|(h, _)| *h == call.block).map(|(_, addr)| *addr)
+        });
+        match point {
+            Some(addr) => {
+                let p = self.e.constant(Ty::Addr, addr as u64);
+                self.bump_counter(p, OSR_BACKEDGES, VMCTX_EDGE_TICKS, Some(call));
+            }
+            None => self.bump_counter(self.counters, COUNTER_BACKEDGES, VMCTX_EDGE_TICKS, None),
+        }
+        let args = self.block_args(call);
+        self.e.jump(self.blocks[call.block.index()], &args);
+    }
+
+    /// On the counting path of a back-edge into the OSR point at `point`,
+    /// whose count is now `count`: when due, load the point's entry and, if
+    /// one is published, transfer to it.
+    fn osr_check(&mut self, point: E::Value, count: E::Value, call: &BlockCall, every_event: bool) {
+        let (mask, min) = match &self.osr {
+            Some((sites, _)) => (if every_event { sites.check_mask } else { 0 }, sites.min_count),
+            None => return,
+        };
+        let look = self.e.create_block(&[]);
+        let cont = self.e.create_block(&[]);
+        self.e.set_cold(look);
+        let mut due = None;
+        if mask != 0 {
+            let m = self.i64c(mask);
+            let low = self.e.int_op(IntOp::And, count, m);
+            due = Some(self.icmp_const(IntCC::Eq, Scalar::U64, low, 0));
+        }
+        if min != 0 {
+            let enough = self.icmp_const(IntCC::UGe, Scalar::U64, count, min);
+            due = Some(match due {
+                Some(d) => self.e.int_op(IntOp::And, d, enough),
+                None => enough,
+            });
+        }
+        match due {
+            Some(d) => self.e.brif(d, look, &[], cont, &[]),
+            None => self.e.jump(look, &[]),
+        }
+        self.e.switch_to(look);
+        let entry = self.e.load(Mem::Slot, Ty::Addr, point, OSR_ENTRY);
+        let transfer = self.e.create_block(&[]);
+        self.e.set_cold(transfer);
+        self.e.brif(entry, transfer, &[], cont, &[]);
+        self.e.switch_to(transfer);
+        self.osr_transfer(entry, call);
+        self.e.switch_to(cont);
+    }
+
+    /// Call the continuation at `entry` with the values live at `call`'s
+    /// header (its arguments, then `Liveness::live_in`) and return its result
+    /// as this function's. The continuation takes this frame's place in the
+    /// call depth, so recursion traps at the same depth with or without OSR.
+    fn osr_transfer(&mut self, entry: E::Value, call: &BlockCall) {
+        let Some((_, live)) = &self.osr else { return };
+        let state: Vec<Value> = live.live_in(call.block).to_vec();
+        let header = &self.func.blocks[call.block.index()];
+        let mut params: Vec<Type> = header.params.iter().map(|p| self.func.value_type(*p).clone()).collect();
+        params.extend(state.iter().map(|v| self.func.value_type(*v).clone()));
+        let sig = Signature { params, ret: self.func.sig.ret.clone() };
+        let mut leaves: Vec<(Scalar, E::Value)> = Vec::new();
+        for (p, a) in header.params.iter().zip(&call.args).chain(state.iter().zip(&state)) {
+            let tys = layout::leaves(self.func.value_type(*p));
+            leaves.extend(tys.into_iter().map(|l| l.ty).zip(self.leaves_of(*a).to_vec()));
+        }
+        self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
+        let mut args = vec![self.vmctx];
+        args.extend(self.ret_area);
+        for (s, v) in leaves {
+            let v = self.native_to_abi(s, v);
+            args.push(v);
+        }
+        let r = self.e.call(&jit_signature(&sig), entry, &args);
+        self.check_pending_trap();
+        self.e.ret(r);
     }
 
     fn add_const(&mut self, x: E::Value, c: u64) -> E::Value {
@@ -633,15 +740,14 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 vec![]
             }
             Jump { dest } => {
-                let args = self.block_args(dest);
-                self.e.jump(self.blocks[dest.block.index()], &args);
+                let (b, args) = self.target(dest);
+                self.e.jump(b, &args);
                 vec![]
             }
             Brif { cond, then_dest, else_dest } => {
                 let c = self.one(*cond);
-                let ta = self.block_args(then_dest);
-                let ea = self.block_args(else_dest);
-                let (tb, eb) = (self.blocks[then_dest.block.index()], self.blocks[else_dest.block.index()]);
+                let (tb, ta) = self.target(then_dest);
+                let (eb, ea) = self.target(else_dest);
                 self.e.brif(c, tb, &ta, eb, &ea);
                 vec![]
             }
@@ -725,8 +831,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.switch(v, native_ty(s), &keys, dpad);
         for (pad, call) in pads.into_iter().map(|(_, b, c)| (b, c)).chain(std::iter::once((dpad, default))) {
             self.e.switch_to(pad);
-            let args = self.block_args(call);
-            self.e.jump(self.blocks[call.block.index()], &args);
+            let (b, args) = self.target(call);
+            self.e.jump(b, &args);
         }
     }
 

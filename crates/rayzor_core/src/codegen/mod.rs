@@ -13,7 +13,7 @@ pub mod emit;
 pub mod llvm;
 pub mod lower;
 
-use crate::mir::{FuncId, Function, Module};
+use crate::mir::{Block, FuncId, Function, Module};
 
 /// Addresses the generated code embeds: they live as long as the jit.
 pub struct CodegenEnv<'a> {
@@ -37,8 +37,9 @@ pub struct CodegenEnv<'a> {
 pub struct CodegenOptions {
     /// Optimise (Cranelift `speed`, LLVM O3) or compile as fast as possible.
     pub optimize: bool,
-    /// Which of `FunctionCounters::calls` the prologue counts entries in.
-    pub call_counter: usize,
+    /// Which of `FunctionCounters::calls` the prologue counts entries in (none
+    /// for OSR continuations: entering one is not a call).
+    pub call_counter: Option<usize>,
     /// Count loop back-edges (code that may still be promoted) or not (the
     /// top tier: a counter store per iteration keeps LLVM from vectorising).
     pub count_backedges: bool,
@@ -68,12 +69,30 @@ impl MachineCode for code_memory::CodeBlob {
 }
 
 /// One function to compile: `func` is function `id` of `env.module`,
-/// possibly optimised.
+/// possibly optimised (or an OSR continuation of it).
 pub struct CompileUnit<'a> {
     pub env: &'a CodegenEnv<'a>,
     pub id: FuncId,
     pub func: &'a Function,
     pub opts: CodegenOptions,
+    /// Where the code may transfer into OSR entries (none: no OSR checks).
+    pub osr: Option<&'a OsrSites<'a>>,
+}
+
+/// The OSR transfer points of one compile: at each counted back-edge to a
+/// listed loop header, the code looks up the header's `abi::OsrPoint` and,
+/// when an entry is published there, calls it with the values live at the
+/// header and returns its result (`codegen::lower`, `mir::osr`).
+pub struct OsrSites<'a> {
+    /// The `OsrPoint` address of each loop header of `CompileUnit::func`.
+    pub points: &'a [(Block, usize)],
+    /// With every event counted (`sample_rate` 1), look at the entry only
+    /// when the loop's count is a multiple of `check_mask + 1` (a power of
+    /// two); sampled counting looks on every sample.
+    pub check_mask: u64,
+    /// Look only once the loop's count is at least this (0: always). Tests
+    /// force transfers after exactly k back-edges with `check_mask` 0.
+    pub min_count: u64,
 }
 
 /// A code generator: compiles one MIR function to machine code following `codegen::abi`.

@@ -6,6 +6,7 @@ pub mod function;
 pub mod interp;
 pub mod layout;
 pub mod opt;
+pub mod osr;
 pub mod text;
 pub mod types;
 pub mod verify;

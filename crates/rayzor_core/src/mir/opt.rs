@@ -24,7 +24,12 @@ const MAX_ROUNDS: usize = 8;
 
 /// An optimised copy of function `f` (inlining, constant folding, dead code).
 pub fn optimize_function(module: &Module, f: FuncId) -> Function {
-    let mut func = module.func(f).clone();
+    optimize(module, f, module.func(f).clone())
+}
+
+/// `func` optimised as a version of function `f` of `module` (e.g. an OSR
+/// continuation of it: it is not inlined into itself).
+pub fn optimize(module: &Module, f: FuncId, mut func: Function) -> Function {
     if func.blocks.is_empty() {
         return func;
     }

@@ -8,12 +8,13 @@
 //! the native call, and retired code is freed only once no pinned call can
 //! still be running it.
 
+use super::osr::{OsrMode, OsrPointState, OsrTable};
 use super::Tier;
 use crate::codegen::abi::{FunctionCounters, VmCtx};
 use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
 use crate::codegen::cranelift::CraneliftBackend;
-use crate::codegen::{CodegenEnv, CompileUnit, MachineCode};
+use crate::codegen::{CodegenEnv, CompileUnit, MachineCode, OsrSites};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
 use crate::mir::{layout, verify, FuncId, Module, TrapKind};
@@ -92,6 +93,8 @@ pub struct Jit {
     failing_tiers: AtomicU8,
     start: std::time::Instant,
     events: Mutex<Vec<CompileEvent>>,
+    /// Per-loop OSR state of every function.
+    osr: OsrTable,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -105,6 +108,10 @@ pub enum CompileReason {
     Requested,
     /// The profiler found the function this hot.
     Promotion { heat: u64, hotness: super::profile::Hotness },
+    /// An OSR entry for loop header `header` of the function's code at tier
+    /// `from` (whose loop had counted `backedges`); published in that loop's
+    /// `OsrPoint`, not in the function's slot.
+    Osr { header: u32, backedges: u64 },
 }
 
 /// One compile, successful or not.
@@ -128,6 +135,16 @@ impl Jit {
     /// order) and compile every function at T0. `sample_rate` as in
     /// `ProfileConfig` (0: no counting code).
     pub fn new(module: Module, extern_addrs: Vec<usize>, sample_rate: u64) -> Result<Jit, JitError> {
+        Jit::with_osr(module, extern_addrs, sample_rate, OsrMode::Off)
+    }
+
+    /// As `new`, with loops' OSR points as `osr` says (see `runtime::osr`).
+    pub fn with_osr(
+        module: Module,
+        extern_addrs: Vec<usize>,
+        sample_rate: u64,
+        osr: OsrMode,
+    ) -> Result<Jit, JitError> {
         verify::verify_module(&module).map_err(|e| JitError::Usage(e.to_string()))?;
         if extern_addrs.len() != module.externs.len() {
             return Err(JitError::Usage(format!(
@@ -161,6 +178,7 @@ impl Jit {
             failing_tiers: AtomicU8::new(0),
             start: std::time::Instant::now(),
             events: Mutex::new(Vec::new()),
+            osr: OsrTable::new(n, osr),
             module,
         };
         let backend =
@@ -255,11 +273,16 @@ impl Jit {
                 Err(e)
             }
         };
+        self.record(event);
+        outcome
+    }
+
+    /// Append `event`, stamped with the time and the function's calls so far.
+    fn record(&self, mut event: CompileEvent) {
         event.at = self.start.elapsed();
-        let c = &self.counters[f.index()];
+        let c = &self.counters[event.function.index()];
         event.calls_at = c.calls.iter().map(|a| a.load(Ordering::Relaxed)).sum();
         self.events.lock().push(event);
-        outcome
     }
 
     /// Make `code` the entry of `f` and retire the previous code. Returns
@@ -304,8 +327,106 @@ impl Jit {
             self.module.func(f)
         };
         let env = self.env();
-        let unit = CompileUnit { env: &env, id: f, func, opts: tier.codegen_options() };
+        let opts = tier.codegen_options();
+        // Loops of code that may still be promoted get OSR points.
+        let mode = self.osr.mode();
+        let points = match mode {
+            OsrMode::Off => Vec::new(),
+            _ if !opts.count_backedges => Vec::new(),
+            _ => self.osr.points_for(f, tier, &crate::mir::osr::loop_headers(func)),
+        };
+        let (check_mask, min_count) = mode.check();
+        let sites = OsrSites { points: &points, check_mask, min_count };
+        let unit = CompileUnit { env: &env, id: f, func, opts, osr: Some(&sites) };
         backend.compile(&unit).map_err(|m| self.compile_error(f, tier, m))
+    }
+
+    /// The OSR mode code is compiled in.
+    pub fn osr_mode(&self) -> OsrMode {
+        self.osr.mode()
+    }
+
+    /// The OSR points of `f` (one per loop header of its code at each tier it ran at).
+    pub fn osr_points(&self, f: FuncId) -> Vec<std::sync::Arc<OsrPointState>> {
+        self.osr.points(f)
+    }
+
+    /// Compile the continuation of `point`'s loop at `target` and publish it
+    /// as the point's entry (unless an entry of `target` or higher is there).
+    pub fn compile_osr(&self, point: &OsrPointState, target: Tier) -> Result<Duration, JitError> {
+        if self.is_closed() {
+            return Err(JitError::Closed);
+        }
+        let f = point.func;
+        let start = std::time::Instant::now();
+        let backedges = point.backedges();
+        let injected = self.failing_tiers.load(Ordering::Relaxed) & (1 << target as u8) != 0;
+        let compiled = if injected {
+            Err(self.compile_error(f, target, "failure injected for testing".into()))
+        } else {
+            self.compile_continuation(point, target)
+        };
+        let compile_time = start.elapsed();
+        let result = match compiled {
+            Ok(code) => {
+                point.publish(target, code);
+                Ok(compile_time)
+            }
+            Err(e) => Err(e),
+        };
+        self.record(CompileEvent {
+            function: f,
+            from: Some(point.source),
+            to: target,
+            at: Duration::ZERO,
+            compile_time,
+            reason: CompileReason::Osr { header: point.header.0, backedges },
+            result: result.as_ref().map(|_| ()).map_err(ToString::to_string),
+            calls_at: 0,
+        });
+        result
+    }
+
+    fn compile_continuation(
+        &self,
+        point: &OsrPointState,
+        target: Tier,
+    ) -> Result<Box<dyn MachineCode>, JitError> {
+        let f = point.func;
+        let backend = target.backend().map_err(|reason| JitError::Unavailable { tier: target, reason })?;
+        // The continuation is derived from the MIR the source code runs.
+        let source_mir = if point.source.optimizes_mir() {
+            crate::mir::opt::optimize_function(&self.module, f)
+        } else {
+            self.module.func(f).clone()
+        };
+        let mut cont = crate::mir::osr::continuation(&source_mir, point.header);
+        if target.optimizes_mir() {
+            cont = crate::mir::opt::optimize(&self.module, f, cont);
+        }
+        let mut opts = target.codegen_options();
+        opts.call_counter = None;
+        let env = self.env();
+        let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None };
+        backend.compile(&unit).map_err(|m| self.compile_error(f, target, m))
+    }
+
+    /// Tests: from now on, code transfers at the first back-edge at which its
+    /// loop has counted `after` back-edges, into continuations compiled at
+    /// `target` now. Every function below `target` is recompiled at its tier
+    /// (with OSR checks in this mode, counts from zero).
+    pub fn force_osr(&self, after: u64, target: Tier) -> Result<(), JitError> {
+        self.osr.set_mode(OsrMode::Forced { after });
+        for i in 0..self.funcs.len() {
+            let f = FuncId(i as u32);
+            let Some(tier) = self.tier_of(f).filter(|t| *t < target) else { continue };
+            self.compile(f, tier)?;
+            self.osr.reset_counts(f);
+            for p in self.osr.points(f).iter().filter(|p| p.source == tier) {
+                self.compile_osr(p, target)?;
+            }
+        }
+        Ok(())
     }
 
     /// Make every later compile at `tier` fail, to exercise the failure path.
@@ -326,7 +447,12 @@ impl Jit {
     pub fn heat(&self, f: FuncId) -> u64 {
         let c = &self.counters[f.index()];
         let calls: u64 = c.calls.iter().map(|a| a.load(Ordering::Relaxed)).sum();
-        calls.saturating_add(c.backedges.load(Ordering::Relaxed))
+        calls.saturating_add(self.backedges(f))
+    }
+
+    /// Loop back-edges of `f` counted so far (in its counters and OSR points).
+    fn backedges(&self, f: FuncId) -> u64 {
+        self.counters[f.index()].backedges.load(Ordering::Relaxed).saturating_add(self.osr.backedges(f))
     }
 
     pub fn tier_of(&self, f: FuncId) -> Option<Tier> {
@@ -341,7 +467,7 @@ impl Jit {
             compile_time: inner.compile_time,
             code_size: inner.code_size,
             calls: std::array::from_fn(|t| c.calls[t].load(Ordering::Relaxed)),
-            backedges: c.backedges.load(Ordering::Relaxed),
+            backedges: self.backedges(f),
         }
     }
 
@@ -434,7 +560,7 @@ impl Drop for Jit {
 }
 
 /// Free `code` once no pinned host call can still be running it.
-fn retire(code: Box<dyn MachineCode>) {
+pub(crate) fn retire(code: Box<dyn MachineCode>) {
     let guard = crossbeam_epoch::pin();
     guard.defer(move || drop(code));
     guard.flush();

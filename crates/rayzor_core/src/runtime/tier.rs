@@ -43,7 +43,7 @@ impl Tier {
     pub fn codegen_options(self) -> CodegenOptions {
         CodegenOptions {
             optimize: self != Tier::T0,
-            call_counter: self as usize,
+            call_counter: Some(self as usize),
             // T3 is the top tier: nothing is promoted on its loop counts.
             count_backedges: self != Tier::T3,
         }

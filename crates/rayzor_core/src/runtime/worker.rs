@@ -6,8 +6,15 @@
 //! failed compile is recorded and never retried, and the function keeps its
 //! current code. Promotion goes one tier at a time (T0 -> T1 -> T2 -> T3),
 //! each step judged on the function's heat at the time.
+//!
+//! OSR: a loop whose OSR point has counted `ProfileConfig::osr_threshold`
+//! back-edges gets a continuation compiled at the tier its function deserves
+//! (at least one above the code the loop runs in), queued and de-duplicated
+//! per (point, tier) like promotions; frames running the loop transfer into
+//! it at their next check.
 
 use super::jit::{CompileReason, Jit, JitError};
+use super::osr::{OsrMode, OsrPointState};
 use super::profile::TieredConfig;
 use crate::mir::FuncId;
 use crate::runtime::Tier;
@@ -17,10 +24,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+enum Job {
+    /// Promote the function to the tier (its heat when queued).
+    Promote(FuncId, Tier, u64),
+    /// Compile an OSR entry for the point at the tier.
+    Osr(Arc<OsrPointState>, Tier),
+}
+
 struct Queue {
-    pending: VecDeque<(FuncId, Tier, u64)>,
+    pending: VecDeque<Job>,
     /// Every (function, tier) ever queued.
     seen: HashSet<(FuncId, Tier)>,
+    /// Every (OSR point, tier) ever queued (points live as long as the jit).
+    osr_seen: HashSet<(usize, Tier)>,
     /// Compiles running now.
     running: usize,
     stop: bool,
@@ -54,6 +70,7 @@ impl Promoter {
             queue: Mutex::new(Queue {
                 pending: VecDeque::new(),
                 seen: HashSet::new(),
+                osr_seen: HashSet::new(),
                 running: 0,
                 stop: false,
             }),
@@ -119,7 +136,9 @@ fn monitor(s: &Shared) {
                 return;
             }
         }
+        let osr = s.config.osr && s.jit.osr_mode() == OsrMode::Counting;
         let mut wanted = Vec::new();
+        let mut osr_wanted = Vec::new();
         for i in 0..n {
             let f = FuncId(i as u32);
             let heat = s.jit.heat(f);
@@ -130,15 +149,36 @@ fn monitor(s: &Shared) {
                     wanted.push((f, next, heat));
                 }
             }
+            if !osr {
+                continue;
+            }
+            for p in s.jit.osr_points(f) {
+                let target = deserved.max(Tier::from_index(p.source as usize + 1).unwrap_or(Tier::T3));
+                let better = p.entry_tier().is_none_or(|t| t < target);
+                if target > p.source
+                    && target <= s.top_tier
+                    && better
+                    && p.backedges() >= s.config.profile.osr_threshold
+                {
+                    osr_wanted.push((p, target));
+                }
+            }
         }
-        if wanted.is_empty() {
+        if wanted.is_empty() && osr_wanted.is_empty() {
             continue;
         }
         let mut q = s.queue.lock();
         let mut added = false;
         for (f, t, heat) in wanted {
             if q.seen.insert((f, t)) {
-                q.pending.push_back((f, t, heat));
+                q.pending.push_back(Job::Promote(f, t, heat));
+                added = true;
+            }
+        }
+        for (p, t) in osr_wanted {
+            if q.osr_seen.insert((Arc::as_ptr(&p) as usize, t)) {
+                // A hot loop in a running frame waits for nothing else: it goes first.
+                q.pending.push_front(Job::Osr(p, t));
                 added = true;
             }
         }
@@ -150,7 +190,7 @@ fn monitor(s: &Shared) {
 
 fn compiler(s: &Shared) {
     loop {
-        let (f, tier, heat) = {
+        let job = {
             let mut q = s.queue.lock();
             loop {
                 if q.stop {
@@ -163,8 +203,13 @@ fn compiler(s: &Shared) {
                 s.wake.wait(&mut q);
             }
         };
-        let hotness = s.config.profile.classify(heat);
-        let result = s.jit.compile_for(f, tier, CompileReason::Promotion { heat, hotness }, true);
+        let result = match job {
+            Job::Promote(f, tier, heat) => {
+                let hotness = s.config.profile.classify(heat);
+                s.jit.compile_for(f, tier, CompileReason::Promotion { heat, hotness }, true).map(|_| ())
+            }
+            Job::Osr(p, tier) => s.jit.compile_osr(&p, tier).map(|_| ()),
+        };
         s.queue.lock().running -= 1;
         if let Err(JitError::Closed) = result {
             return;
