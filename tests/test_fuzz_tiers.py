@@ -146,6 +146,48 @@ def test_tiers_agree_with_interpreter(prog: ms.GenModule, data) -> None:
         raise
 
 
+TIER_PAIRS = [(a, b) for a in TIERS for b in TIERS if a < b]
+
+
+def check_module_osr(module: rayzor.Module, ret: str, arg_sets, source: Tier, target: Tier, k: int) -> None:
+    """Every function at `source`, transferring into OSR entries compiled at `target` at the
+    first back-edge at which a loop has counted `k`: the same outcomes as the interpreter."""
+    expected = [_outcome(lambda a=a: rayzor.interpret(module, "main", *a), ret) for a in arg_sets]
+    cfg = rayzor.TieredConfig(
+        enable_background_optimization=False, profile_config=rayzor.ProfileConfig(sample_rate=1)
+    )
+    with rayzor.TieredJit(module, cfg) as jit:
+        for name in jit.functions:
+            jit.compile(name, source)
+        jit._force_osr(k, target)
+        main = jit["main"]
+        for a, want in zip(arg_sets, expected, strict=True):
+            got = _outcome(lambda a=a: main(*a), ret)
+            assert got == want, (
+                f"OSR {source}->{target} after {k} back-edges disagrees on main{tuple(a)}: "
+                f"interpreter {want}, jit {got}\n{module}"
+            )
+
+
+@settings(
+    max_examples=max(1, _examples() // 4),
+    derandomize="RAYZOR_FUZZ_SEED" not in os.environ,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+@given(
+    prog=ms.modules(budget=int(os.environ.get("RAYZOR_FUZZ_BUDGET", "24"))),
+    data=st.data(),
+    pair=st.sampled_from(TIER_PAIRS),
+    k=st.one_of(st.integers(1, 40), st.sampled_from([1, 2, 3, 17, 1000])),
+)
+def test_osr_transfers_agree_with_interpreter(prog: ms.GenModule, data, pair, k) -> None:
+    """Random programs (with loops where the generator makes them), a random OSR point in
+    every loop after k back-edges, random source and target tiers."""
+    arg_sets = data.draw(st.lists(ms.arguments(prog.params), min_size=1, max_size=3), label="args")
+    check_module_osr(prog.module, prog.ret, arg_sets, pair[0], pair[1], k)
+
+
 #: Examples run so far in this process (for RAYZOR_FUZZ_REPORT).
 _EXAMPLES_RUN = [0]
 
