@@ -12,9 +12,10 @@ use crate::codegen::abi::MAX_FRAME_BYTES;
 use std::cell::Cell;
 
 /// Virtual size of each thread's compiled-code stack: room for
-/// `MAX_CALL_DEPTH` frames of `MAX_FRAME_BYTES`. It is only reserved; pages
-/// are committed when touched.
-pub const JIT_STACK_BYTES: usize = 4 << 30;
+/// `MAX_CALL_DEPTH` levels of two frames of `MAX_FRAME_BYTES` each (with OSR a
+/// level holds the frame that transferred and its continuation's). It is only
+/// reserved; pages are committed when touched.
+pub const JIT_STACK_BYTES: usize = 8 << 30;
 /// Room kept free below the limit: one frame of the largest size (allocated
 /// before its prologue checks the limit) plus host helpers and callbacks.
 const HEADROOM: usize = MAX_FRAME_BYTES as usize + (256 << 10);
