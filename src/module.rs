@@ -563,6 +563,29 @@ impl PyFunctionBuilder {
         self.emit_value(py, InstKind::Select { cond, if_true, if_false })
     }
 
+    /// `a * b + c` rounded once (floats; numbers take the type of the first Value operand).
+    fn fma(
+        &self,
+        py: Python<'_>,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+        c: &Bound<'_, PyAny>,
+    ) -> PyResult<PyValue> {
+        let objs = [a, b, c];
+        let Some(k) = objs.iter().position(|o| o.extract::<PyRef<PyValue>>().is_ok()) else {
+            return Err(errors::build_error(py, "fma needs at least one Value operand to give the type"));
+        };
+        let typed = self.operand(py, objs[k], None, "fma operand")?;
+        let ty = self.value_type(py, typed);
+        let names = ["first fma operand", "second fma operand", "third fma operand"];
+        let mut vals = [typed; 3];
+        for i in (0..3).filter(|i| *i != k) {
+            vals[i] = self.operand(py, objs[i], Some(&ty), names[i])?;
+        }
+        let [a, b, c] = vals;
+        self.emit_value(py, InstKind::Fma { a, b, c })
+    }
+
     /// Convert a scalar to scalar type `ty` (see docs/mir.md for the rules).
     fn cast(&self, py: Python<'_>, value: &Bound<'_, PyAny>, ty: &Bound<'_, PyAny>) -> PyResult<PyValue> {
         let to = self.scalar_type(py, ty, "cast")?;

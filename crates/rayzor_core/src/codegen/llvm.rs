@@ -18,7 +18,7 @@
 //! LLVM values of the module it built.
 
 use super::abi::{self, MAX_FRAME_BYTES};
-use super::emit::{Conv, Emitter, Ext, FloatCC, FloatOp, IntCC, IntOp, Mem, NativeSig, Ty, UnaryOp};
+use super::emit::{Conv, Emitter, Ext, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, NativeSig, Ty, UnaryOp};
 use super::lower::lower_function;
 use super::{frame_too_large, Backend, CompileUnit, MachineCode};
 use crate::mir::layout::low_mask;
@@ -727,6 +727,7 @@ impl Emitter for LlvmEmitter {
                 FloatOp::Div => LLVMBuildFDiv(self.b, a, b, NONAME),
                 FloatOp::Min => self.call_intrinsic("llvm.minimum", &[t], &[a, b]),
                 FloatOp::Max => self.call_intrinsic("llvm.maximum", &[t], &[a, b]),
+                FloatOp::Copysign => self.call_intrinsic("llvm.copysign", &[t], &[a, b]),
             }
         }
     }
@@ -747,8 +748,23 @@ impl Emitter for LlvmEmitter {
                 UnaryOp::FNeg => LLVMBuildFNeg(self.b, a, NONAME),
                 UnaryOp::FAbs => self.call_intrinsic("llvm.fabs", &[t], &[a]),
                 UnaryOp::Sqrt => self.call_intrinsic("llvm.sqrt", &[t], &[a]),
+                UnaryOp::Floor => self.call_intrinsic("llvm.floor", &[t], &[a]),
+                UnaryOp::Ceil => self.call_intrinsic("llvm.ceil", &[t], &[a]),
+                UnaryOp::Trunc => self.call_intrinsic("llvm.trunc", &[t], &[a]),
+                UnaryOp::Nearest => self.call_intrinsic("llvm.roundeven", &[t], &[a]),
             }
         }
+    }
+
+    fn fma(&mut self, a: LLVMValueRef, b: LLVMValueRef, c: LLVMValueRef) -> LLVMValueRef {
+        // `llvm.fma` is always fused (unlike `llvm.fmuladd`); without the CPU
+        // feature LLVM calls libm's `fma`, resolved in the process.
+        unsafe { self.call_intrinsic("llvm.fma", &[LLVMTypeOf(a)], &[a, b, c]) }
+    }
+
+    fn has_native(&self, _what: Native) -> bool {
+        // LLVM lowers every one of them itself (libm calls where the CPU lacks them).
+        true
     }
 
     fn icmp(&mut self, cc: IntCC, a: LLVMValueRef, b: LLVMValueRef) -> LLVMValueRef {

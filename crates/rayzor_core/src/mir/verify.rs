@@ -275,6 +275,7 @@ fn kind_name(k: &InstKind) -> &'static str {
         Unary { op, .. } => op.name(),
         Cmp { .. } => "cmp",
         Select { .. } => "select",
+        Fma { .. } => "fma",
         Cast { .. } => "cast",
         Bitcast { .. } => "bitcast",
         Load { .. } => "load",
@@ -1005,6 +1006,14 @@ impl<'m> Verifier<'m> {
             Cmp { lhs, rhs, .. } => {
                 scalar_of(*lhs, "a left operand")?;
                 expect(*rhs, ty(*lhs), "a right operand matching the left")?;
+            }
+            Fma { a, b, c } => {
+                let s = scalar_of(*a, "a first operand")?;
+                if !s.is_float() {
+                    return Err(("operand-type", format!("expected float operands for fma, found {s}")));
+                }
+                expect(*b, ty(*a), "a second operand matching the first")?;
+                expect(*c, ty(*a), "a third operand matching the first")?;
             }
             Select { cond, if_true, if_false } => {
                 expect(*cond, &Type::BOOL, "a condition")?;
