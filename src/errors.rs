@@ -15,6 +15,11 @@ mod py {
     pyo3::import_exception!(rayzor.errors, StepLimitError);
     pyo3::import_exception!(rayzor.errors, CompileError);
     pyo3::import_exception!(rayzor.errors, ClosedError);
+    pyo3::import_exception!(rayzor.errors, ConfigError);
+}
+
+pub fn config_error(_py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    py::ConfigError::new_err(msg.into())
 }
 
 pub fn build_error(_py: Python<'_>, msg: impl Into<String>) -> PyErr {

@@ -335,6 +335,52 @@ impl PyJit {
         self.promoter.lock().as_ref().map_or(0, Promoter::busy)
     }
 
+    /// The IR of `name` at `tier` (default: its current tier), as (stage, text) pairs.
+    #[pyo3(signature = (name, tier = None))]
+    fn ir(&self, py: Python<'_>, name: &str, tier: Option<u8>) -> PyResult<Vec<(String, String)>> {
+        let id = lookup(py, self.core.module(), name)?;
+        let tier = match tier {
+            Some(t) => tier_from_int(py, t)?,
+            None => self.core.tier_of(id).unwrap_or(Tier::T0),
+        };
+        let core = self.core.clone();
+        py.detach(move || core.ir(id, tier)).map_err(|e| jit_error(py, e))
+    }
+
+    /// (tier, address, bytes, installed) of the machine code of `name` at `tier`
+    /// (default: the code installed now).
+    #[pyo3(signature = (name, tier = None))]
+    fn code(&self, py: Python<'_>, name: &str, tier: Option<u8>) -> PyResult<(u8, usize, Vec<u8>, bool)> {
+        let id = lookup(py, self.core.module(), name)?;
+        let tier = tier.map(|t| tier_from_int(py, t)).transpose()?;
+        let core = self.core.clone();
+        let c = py.detach(move || core.code_copy(id, tier)).map_err(|e| jit_error(py, e))?;
+        Ok((c.tier as u8, c.address, c.bytes, c.installed))
+    }
+
+    /// The disassembly of `code(name, tier)`.
+    #[pyo3(signature = (name, tier = None))]
+    fn disassemble(&self, py: Python<'_>, name: &str, tier: Option<u8>) -> PyResult<String> {
+        let id = lookup(py, self.core.module(), name)?;
+        let tier = tier.map(|t| tier_from_int(py, t)).transpose()?;
+        let core = self.core.clone();
+        py.detach(move || core.disassemble(id, tier)).map_err(|e| jit_error(py, e))
+    }
+
+    /// Append this jit's code to `/tmp/perf-<pid>.map` from now on (see `perf_map_path`).
+    fn enable_perf_map(&self, py: Python<'_>) -> PyResult<()> {
+        let path = rayzor_core::runtime::perf_map::path();
+        self.core.enable_perf_map().map_err(|e| {
+            errors::config_error(py, format!("cannot write the perf map {}: {e}", path.display()))
+        })
+    }
+
+    /// The perf map of this process, `/tmp/perf-<pid>.map`.
+    #[staticmethod]
+    fn perf_map_path() -> String {
+        rayzor_core::runtime::perf_map::path().display().to_string()
+    }
+
     /// Make every compile of `tier` fail (testing the failure path).
     fn _inject_compile_failure(&self, py: Python<'_>, tier: u8) -> PyResult<()> {
         self.core.inject_failure(tier_from_int(py, tier)?);

@@ -827,7 +827,7 @@ def exact_fma(a: float, b: float, c: float) -> float:
     try:
         return float(exact)
     except OverflowError:
-        return math.copysign(math.inf, exact)
+        return math.inf if exact > 0 else -math.inf
 
 
 @given(a=st.floats(allow_infinity=False, allow_nan=False), b=st.floats(allow_infinity=False, allow_nan=False),

@@ -47,7 +47,7 @@ from .errors import (
     VerifyError,
 )
 from .jit import TieredJit
-from .jit_types import FunctionInfo, Tier
+from .jit_types import FunctionInfo, MachineCode, Tier
 from .stats import CompileEvent, FunctionStats, Stats
 
 #: Scalar types.
@@ -88,6 +88,7 @@ __all__ = [
     "CompileEvent",
     "ConfigError",
     "FunctionInfo",
+    "MachineCode",
     "FunctionStats",
     "ProfileConfig",
     "Stats",

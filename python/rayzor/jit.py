@@ -13,7 +13,7 @@ from typing import Any
 from . import _rayzor
 from ._rayzor import JitFunction, Module
 from .config import TieredConfig
-from .jit_types import FunctionInfo, Tier
+from .jit_types import FunctionInfo, MachineCode, Tier
 from .stats import CompileEvent, FunctionStats, Stats
 
 log = logging.getLogger("rayzor")
@@ -51,6 +51,8 @@ class TieredJit:
             raise TypeError(f"config must be a rayzor.TieredConfig, got {type(config).__name__}")
         self.config = config
         self._core = _rayzor.Jit(module, host, config._to_raw())
+        if config.perf_map:
+            self._core.enable_perf_map()
         self._functions: dict[str, JitFunction] = {}
         self._logged = 0
         self._log_lock = threading.Lock()
@@ -80,6 +82,35 @@ class TieredJit:
 
     def tier_of(self, name: str) -> Tier:
         return Tier(self._core.tier_of(name))
+
+    def ir(self, name: str, tier: Tier | int | None = None) -> dict[str, str]:
+        """The IR of ``name`` at ``tier`` (default: its current tier), stage by stage:
+
+        - ``"mir"``: the MIR the backend compiles (after Rayzor's MIR optimiser from T2 on);
+        - T0-T2: ``"clif"`` (the Cranelift IR Rayzor built) and ``"clif_opt"`` (after
+          Cranelift's optimiser, what instruction selection saw);
+        - T3: ``"llvm"`` and ``"llvm_opt"`` (the LLVM IR before and after ``default<O3>``).
+
+        Compiled on demand for this call and thrown away: nothing is kept, and the
+        function keeps running its own code.
+        """
+        return dict(self._core.ir(name, None if tier is None else int(tier)))
+
+    def machine_code(self, name: str, tier: Tier | int | None = None) -> MachineCode:
+        """A copy of the machine code of ``name``: the code calls run now when ``tier`` is
+        None or the function's current tier, else a compile at ``tier`` that is not installed."""
+        t, address, code, installed = self._core.code(name, None if tier is None else int(tier))
+        return MachineCode(name, Tier(t), address, bytes(code), installed)
+
+    def disassemble(self, name: str, tier: Tier | int | None = None) -> str:
+        """:meth:`machine_code` as text: a header line, then one line per instruction,
+        ``address:  bytes  mnemonic operands`` (Intel syntax)."""
+        return self._core.disassemble(name, None if tier is None else int(tier))
+
+    @staticmethod
+    def perf_map_path() -> str:
+        """``/tmp/perf-<pid>.map``, where ``TieredConfig(perf_map=True)`` writes."""
+        return _rayzor.Jit.perf_map_path()
 
     @staticmethod
     def top_tier() -> tuple[Tier, str | None]:

@@ -104,6 +104,18 @@ impl CraneliftBackend {
         optimize: bool,
         body: impl FnOnce(&mut ClifEmitter<'_>) -> Result<(), String>,
     ) -> Result<CodeBlob, String> {
+        let clif = self.build_clif(index, sig, optimize, body)?;
+        emit(self.isa(optimize), clif, name)
+    }
+
+    /// The Cranelift IR of a function of signature `sig` with `body`.
+    fn build_clif(
+        &self,
+        index: (u32, u32),
+        sig: &NativeSig,
+        optimize: bool,
+        body: impl FnOnce(&mut ClifEmitter<'_>) -> Result<(), String>,
+    ) -> Result<ir::Function, String> {
         let isa = self.isa(optimize);
         let mut clif = ir::Function::with_name_signature(UserFuncName::user(index.0, index.1), clif_sig(sig));
         let mut fctx = FunctionBuilderContext::new();
@@ -113,7 +125,7 @@ impl CraneliftBackend {
             e.b.seal_all_blocks();
             e.b.finalize(isa.frontend_config());
         }
-        emit(isa, clif, name)
+        Ok(clif)
     }
 
     /// The host entry of function `id` (signature `abi::host_entry_signature`).
@@ -136,6 +148,19 @@ impl Backend for CraneliftBackend {
         let code =
             self.build(&func.name, (0, unit.id.0), &sig, unit.opts.optimize, |e| lower_function(e, unit))?;
         Ok(Box::new(code))
+    }
+
+    /// `clif`: the IR the lowering built; `clif_opt`: after Cranelift's own
+    /// passes (what instruction selection saw). The code is dropped.
+    fn ir(&self, unit: &CompileUnit<'_>) -> Result<Vec<(&'static str, String)>, String> {
+        let sig = abi::jit_signature(&unit.func.sig);
+        let optimize = unit.opts.optimize;
+        let clif = self.build_clif((0, unit.id.0), &sig, optimize, |e| lower_function(e, unit))?;
+        let lowered = clif.display().to_string();
+        let mut ctx = Context::for_function(clif);
+        ctx.compile(&**self.isa(optimize), &mut ControlPlane::default())
+            .map_err(|e| format!("cranelift failed to compile '{}': {:?}", unit.func.name, e.inner))?;
+        Ok(vec![("clif", lowered), ("clif_opt", ctx.func.display().to_string())])
     }
 }
 

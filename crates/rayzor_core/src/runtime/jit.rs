@@ -21,6 +21,9 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod inspect;
+pub use inspect::CodeCopy;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JitError {
     /// The module does not verify, or an extern has no address, or a name is unknown.
@@ -92,6 +95,8 @@ pub struct Jit {
     failing_tiers: AtomicU8,
     start: std::time::Instant,
     events: Mutex<Vec<CompileEvent>>,
+    /// Append every published code blob to the perf map (`runtime::perf_map`).
+    perf_map: AtomicBool,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -161,6 +166,7 @@ impl Jit {
             failing_tiers: AtomicU8::new(0),
             start: std::time::Instant::now(),
             events: Mutex::new(Vec::new()),
+            perf_map: AtomicBool::new(false),
             module,
         };
         let backend =
@@ -281,6 +287,9 @@ impl Jit {
         inner.code_size[tier as usize] = code.code_len();
         self.slots[f.index()].store(code.address(), Ordering::Release);
         state.tier.store(tier as u8, Ordering::Release);
+        if self.perf_map.load(Ordering::Relaxed) {
+            self.perf_map_code(f, tier, &*code);
+        }
         if let Some(old) = inner.current.replace(code) {
             retire(old);
         }

@@ -2,6 +2,7 @@
 //! compilation, code reclamation, and host helpers for generated code.
 
 pub mod jit;
+pub mod perf_map;
 pub mod profile;
 pub mod stack;
 pub mod tier;
