@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyTuple};
-use rayzor_core::mir::{FuncId, Scalar, Type};
+use rayzor_core::mir::{ExternId, FuncId, Scalar, Type};
 use rayzor_core::runtime::profile::{ProfileConfig, TieredConfig};
 use rayzor_core::runtime::worker::Promoter;
 use rayzor_core::runtime::Tier;
@@ -255,12 +255,18 @@ impl PyJit {
         for (id, a) in addrs {
             by_index[id.index()] = a;
         }
-        if let Some(e) =
-            core.externs.iter().zip(&by_index).find(|(_, a)| **a == 0).map(|(e, _)| e.name.clone())
+        // An extern no code uses may stay unbound.
+        let unbound = by_index.iter().enumerate().filter(|(_, a)| **a == 0);
+        if let Some((e, user)) = unbound
+            .filter_map(|(i, _)| Some((&core.externs[i].name, core.extern_user(ExternId(i as u32))?)))
+            .next()
         {
             return Err(errors::argument_error(
                 py,
-                format!("extern '{e}' has no host address: pass host={{'{e}': address_or_ctypes_function}}"),
+                format!(
+                    "extern '{e}' (used by '{user}') has no host address: \
+                     pass host={{'{e}': address_or_ctypes_function}}"
+                ),
             ));
         }
         let sample_rate = config.profile.sample_rate;
@@ -328,6 +334,11 @@ impl PyJit {
     /// Seconds since the jit was created.
     fn uptime(&self) -> f64 {
         self.core.uptime().as_secs_f64()
+    }
+
+    /// The promoter's (passes, last quiet pass), or None without a running promoter.
+    fn monitor_passes(&self) -> Option<(u64, u64)> {
+        self.promoter.lock().as_ref().and_then(Promoter::passes)
     }
 
     /// Promotions queued or compiling.
@@ -535,9 +546,9 @@ impl JitFunction {
             return Err(errors::argument_error(
                 py,
                 format!(
-                    "function '{}' takes {} arguments, got {}",
+                    "function '{}' takes {}, got {}",
                     self.name(),
-                    self.params.len(),
+                    rayzor_core::error::count(self.params.len(), "argument"),
                     args.len()
                 ),
             ));

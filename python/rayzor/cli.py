@@ -69,7 +69,6 @@ def _read(path: str) -> str:
         raise UsageError(f"{path}: {e.strerror or e}") from None
 
 
-_PARSE_PREFIX = re.compile(r"^line \d+, column \d+: ")
 _LABEL = re.compile(r"^\s*block(\d+)\b[^=]*:\s*(;.*)?$")
 _FN_HEADER = re.compile(r"^\s*fn\s+([A-Za-z_.$][\w.$]*)\s*\(")
 
@@ -105,8 +104,7 @@ def _locate_verify_error(text: str, e: rayzor.VerifyError) -> tuple[int, int] | 
     if len(headers) != 1:
         return None
     start = headers[0]
-    # Instructions of each block, in text order; an instruction is numbered across the
-    # function in block-index order ("inst5" is the sixth instruction of the function).
+    # Instructions of each block, in text order (``e.position`` indexes them).
     blocks: dict[int, tuple[int, list[int]]] = {}
     current: list[int] | None = None
     for i in range(start + 1, len(lines)):
@@ -127,11 +125,10 @@ def _locate_verify_error(text: str, e: rayzor.VerifyError) -> tuple[int, int] | 
 
     block = int(e.block[5:]) if e.block and e.block.startswith("block") and e.block[5:].isdigit() else None
     if block is not None and block in blocks:
-        if e.inst and e.inst.startswith("inst") and e.inst[4:].isdigit():
-            local = int(e.inst[4:]) - sum(len(insts) for b, (_, insts) in blocks.items() if b < block)
+        if e.position is not None:
             insts = blocks[block][1]
-            if 0 <= local < len(insts):
-                return insts[local] + 1, col(insts[local])
+            if e.position < len(insts):
+                return insts[e.position] + 1, col(insts[e.position])
             return None
         line = blocks[block][0]
         return line + 1, col(line)
@@ -147,7 +144,7 @@ def load(path: str, *, verify: bool = True) -> tuple[str, rayzor.Module]:
     try:
         module = rayzor.parse(text)
     except rayzor.ParseError as e:
-        msg = _PARSE_PREFIX.sub("", str(e))
+        msg = e.message
         where = f"{path}:{e.line}:{e.column}" if e.line > 0 else path
         raise InvalidMir(f"{where}: error: {msg}") from None
     if verify:

@@ -159,15 +159,24 @@ class TieredJit:
         return Stats(functions, events, dist, top, notes, self._core.uptime())
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until no promotion is queued or compiling (True) or ``timeout`` passes."""
+        """Wait until the promoter has looked at the counters as they are now and every
+        promotion that earned is done: True, or False if ``timeout`` passes first. It takes
+        one to two check intervals even when nothing is to be done (the promoter reads the
+        counters only once per interval); without a promoter it returns True at once."""
         import time
 
         deadline = time.monotonic() + timeout
-        while self._core.busy():
+        start = self._core.monitor_passes()
+        if start is None:
+            return True
+        while True:
+            now = self._core.monitor_passes()
+            # A quiet pass that began after `start` was read saw these counters (or later).
+            if now is None or (now[1] >= start[0] + 2 and not self._core.busy()):
+                return True
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.001)
-        return True
 
     def code_bytes(self) -> int:
         """Bytes of executable memory held by the current code (whole pages)."""

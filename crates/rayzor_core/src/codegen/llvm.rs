@@ -378,7 +378,14 @@ impl Backend for LlvmBackend {
             let mut out = Vec::new();
             // SAFETY: see `compile_with`; `tm` belongs to this thread.
             unsafe {
-                self.compile_with(orc, tm, &unit.func.name, &sig, |e| lower_function(e, unit), Some(&mut out))?
+                self.compile_with(
+                    orc,
+                    tm,
+                    &unit.func.name,
+                    &sig,
+                    |e| lower_function(e, unit),
+                    Some(&mut out),
+                )?
             };
             Ok(out)
         })

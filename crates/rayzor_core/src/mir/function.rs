@@ -856,6 +856,13 @@ impl Module {
         }
     }
 
+    /// The first function that calls extern `e` or takes its address, if any:
+    /// an extern no code uses needs no host address.
+    pub fn extern_user(&self, e: ExternId) -> Option<&str> {
+        let uses = |k: &InstKind| matches!(k, InstKind::Call { callee: Callee::Extern(x), .. } | InstKind::FuncAddr { callee: Callee::Extern(x) } if *x == e);
+        self.functions.iter().find(|f| f.insts.iter().any(|i| uses(&i.kind))).map(|f| f.name.as_str())
+    }
+
     pub fn callee_name(&self, callee: Callee) -> Option<&str> {
         match callee {
             Callee::Func(f) => self.functions.get(f.index()).map(|f| f.name.as_str()),

@@ -645,8 +645,8 @@ fn host_call(
 ) -> Result<Option<u64>, RunError> {
     if args.len() != sig.params.len() {
         return Err(usage(format!(
-            "host call passes {} arguments to a function taking {}",
-            args.len(),
+            "host call passes {} to a function taking {}",
+            crate::error::count(args.len(), "argument"),
             sig.params.len()
         )));
     }
@@ -826,9 +826,9 @@ impl<'m> Interpreter<'m> {
         }
         if args.len() != info.param_leaves {
             return Err(usage(format!(
-                "function '{}' takes {} argument words, {} were given",
+                "function '{}' takes {}, {} were given",
                 f.name,
-                info.param_leaves,
+                crate::error::count(info.param_leaves, "argument word"),
                 args.len()
             )));
         }

@@ -16,7 +16,7 @@ use crate::codegen::cranelift::CraneliftBackend;
 use crate::codegen::{CodegenEnv, CompileUnit, MachineCode};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
-use crate::mir::{layout, verify, FuncId, Module, TrapKind};
+use crate::mir::{layout, verify, ExternId, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -141,8 +141,15 @@ impl Jit {
                 module.externs.len()
             )));
         }
-        if let Some((e, _)) = module.externs.iter().zip(&extern_addrs).find(|(_, a)| **a == 0) {
-            return Err(JitError::Usage(format!("extern '{}' has no host address", e.name)));
+        // Externs no code uses may stay unbound (address 0): nothing embeds their address.
+        for (i, (e, _)) in module.externs.iter().zip(&extern_addrs).enumerate().filter(|(_, (_, a))| **a == 0)
+        {
+            if let Some(user) = module.extern_user(ExternId(i as u32)) {
+                return Err(JitError::Usage(format!(
+                    "extern '{}' (used by '{user}') has no host address",
+                    e.name
+                )));
+            }
         }
         let n = module.functions.len();
         let data = module.data.iter().map(|d| (d.as_ptr() as usize, d.len())).collect();

@@ -99,7 +99,11 @@ impl Jit {
         for (i, state) in self.funcs.iter().enumerate() {
             let inner = state.inner.lock();
             if let (Some(code), Some(t)) = (inner.current.as_ref(), self.tier_of(FuncId(i as u32))) {
-                lines.push((code.address(), code.code_len(), format!("{}[{t}]", self.module.functions[i].name)));
+                lines.push((
+                    code.address(),
+                    code.code_len(),
+                    format!("{}[{t}]", self.module.functions[i].name),
+                ));
             }
         }
         perf_map::append(&lines)
