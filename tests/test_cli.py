@@ -345,6 +345,7 @@ def test_ir_errors(work: Path) -> None:
     assert p.returncode == 1 and "error:" in p.stderr
     no_traceback(p)
 
+
 def test_help_and_version(work: Path) -> None:
     p = rayzor_cli("--help", cwd=work)
     assert p.returncode == 0

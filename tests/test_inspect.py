@@ -229,7 +229,7 @@ def test_perf_map_lists_every_published_blob():
         assert (code.address, len(code.code), f"fib[{code.tier}]") in lines
     # No two blobs of the map overlap while both are alive (the entries and the T0 code).
     live = sorted((s, s + n) for s, n, name in lines if name.endswith(("[entry]", "[T0]")))
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(live, live[1:]))
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(live, live[1:], strict=False))
 
 
 def test_perf_map_off_by_default_and_from_the_environment(tmp_path):

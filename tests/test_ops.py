@@ -857,6 +857,7 @@ def test_float_only_ops_refuse_integers():
     with pytest.raises(rayzor.VerifyError, match="fma"):
         fma_fn("i64").verify()
 
+
 def test_f32_argument_conversion_rounds():
     m = unary_fn("neg", "f32")
     assert run(m, 0.1) == -f32(0.1)

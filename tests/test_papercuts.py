@@ -75,7 +75,9 @@ def _with_extern(call_it: bool) -> rayzor.Module:
 
 
 def test_unused_externs_need_no_host_binding():
-    with rayzor.TieredJit(_with_extern(False), rayzor.TieredConfig(enable_background_optimization=False)) as jit:
+    with rayzor.TieredJit(
+        _with_extern(False), rayzor.TieredConfig(enable_background_optimization=False)
+    ) as jit:
         assert jit["f"](41) == 42
     assert rayzor.interpret(_with_extern(False), "f", 1) == 2
     # An extern that code calls must still be bound, and the error says which and where.
@@ -114,7 +116,9 @@ block1:
     e = ei.value
     # The first error: brif uses v5 before it is defined (block0's third instruction).
     assert (e.block, e.position) == ("block0", 2), str(e)
-    m = rayzor.parse(src.replace("brif v5", "brif v6").replace("v2: i64 = add v0, v1", "v6: bool = lt v0, v1"))
+    m = rayzor.parse(
+        src.replace("brif v5", "brif v6").replace("v2: i64 = add v0, v1", "v6: bool = lt v0, v1")
+    )
     with pytest.raises(rayzor.VerifyError) as ei:
         m.verify()
     e = ei.value
