@@ -120,7 +120,6 @@ class _Function:
         self.types: dict[str, str] = dict(self.sig.params)
         self.vars: dict[str, rayzor.Var] = {}
         self.loops: list[_Loop] = []
-        self.open = True  # the current block has no terminator yet (FunctionBuilder.current can't tell)
         self.temps = 0
 
     def error(self, node: ast.AST, message: str) -> FrontendError:
@@ -330,13 +329,16 @@ class _Function:
             else:
                 f.trap()  # fell off the end of a function that returns a value
 
+    @property
+    def open(self) -> bool:
+        """The current block has no terminator yet: code can still be added to it."""
+        return not self.f.is_terminated
+
     def jump(self, block: rayzor.Block) -> None:
         self.f.jump(block)
-        self.open = False
 
     def enter(self, block: rayzor.Block) -> None:
         self.f.switch_to(block)
-        self.open = True
 
     def temp(self, t: str) -> rayzor.Var:
         self.temps += 1
@@ -408,7 +410,6 @@ class _Function:
             if not _assignable(t, want):
                 raise self.error(s, f"returning a {t} from a function returning {want}")
             self.f.ret(self.coerce(v, t, want))
-        self.open = False
 
     def if_(self, s: ast.If) -> None:
         f = self.f
@@ -598,12 +599,12 @@ class _Function:
         name = e.func.id
         args = [self.expr(a) for a in e.args]
         if name in self.sigs:
-            sig = self.sigs[name]
-            call_args = [self.coerce(v, t, pt) for (v, t), (_, pt) in zip(args, sig.params, strict=True)]
-            if sig.ret == NONE:
-                f.call_void(name, *call_args)
+            params = self.sigs[name].params
+            coerced = [self.coerce(v, t, pt) for (v, t), (_, pt) in zip(args, params, strict=True)]
+            if self.sigs[name].ret == NONE:
+                f.call_void(name, *coerced)
                 return None
-            return f.call(name, *call_args)
+            return f.call(name, *coerced)
         t = self.infer(e)
         if name == "abs":
             return f.abs(self.coerce(*args[0], t))
@@ -670,9 +671,11 @@ def compile_source(source: str, filename: str = "<source>") -> rayzor.Module:
         ret = _annotation(node.returns, f"the result of {node.name}()", node, filename, allow_none=True)
         sigs[node.name] = Signature(params, ret)
         defs.append(node)
-    # Declare every function before emitting calls: f.call() needs the callee to exist.
-    for fc in [_Function(module, node, sigs, filename) for node in defs]:
-        fc.compile()
+    # Declare every function first: a call may come before the callee's definition.
+    for name, sig in sigs.items():
+        module.declare(name, [MIR_TYPE[t] for _, t in sig.params], MIR_TYPE[sig.ret])
+    for node in defs:
+        _Function(module, node, sigs, filename).compile()
     module.verify()  # a VerifyError here is a bug in this front end
     return module
 
@@ -705,9 +708,9 @@ class Program:
 
 
 def _arg(text: str, t: rayzor.Type) -> int | float | bool:
-    if t == rayzor.f64:
+    if t.is_float:
         return float(text)
-    if t == rayzor.bool_:
+    if t.kind == "bool":
         return text.lower() in ("true", "1")
     return int(text, 0)
 

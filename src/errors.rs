@@ -15,6 +15,11 @@ mod py {
     pyo3::import_exception!(rayzor.errors, StepLimitError);
     pyo3::import_exception!(rayzor.errors, CompileError);
     pyo3::import_exception!(rayzor.errors, ClosedError);
+    pyo3::import_exception!(rayzor.errors, ConfigError);
+}
+
+pub fn config_error(_py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    py::ConfigError::new_err(msg.into())
 }
 
 pub fn build_error(_py: Python<'_>, msg: impl Into<String>) -> PyErr {
@@ -36,11 +41,12 @@ pub fn verify(_py: Python<'_>, e: &VerifyError) -> PyErr {
         e.block.map(|b| b.to_string()),
         e.inst.map(|i| i.to_string()),
         e.rule,
+        e.position,
     ))
 }
 
 pub fn parse(_py: Python<'_>, e: &ParseError) -> PyErr {
-    py::ParseError::new_err((e.to_string(), e.line, e.column))
+    py::ParseError::new_err((e.to_string(), e.line, e.column, e.message.clone()))
 }
 
 pub fn trap(_py: Python<'_>, t: &Trap) -> PyErr {

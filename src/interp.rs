@@ -21,7 +21,12 @@ pub fn convert_args(
     if args.len() != f.sig.params.len() {
         return Err(errors::argument_error(
             py,
-            format!("function '{}' takes {} arguments, got {}", f.name, f.sig.params.len(), args.len()),
+            format!(
+                "function '{}' takes {}, got {}",
+                f.name,
+                rayzor_core::error::count(f.sig.params.len(), "argument"),
+                args.len()
+            ),
         ));
     }
     args.iter()

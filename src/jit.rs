@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyTuple};
-use rayzor_core::mir::{FuncId, Scalar, Type};
+use rayzor_core::mir::{ExternId, FuncId, Scalar, Type};
 use rayzor_core::runtime::osr::OsrMode;
 use rayzor_core::runtime::profile::{ProfileConfig, TieredConfig};
 use rayzor_core::runtime::worker::Promoter;
@@ -279,12 +279,18 @@ impl PyJit {
         for (id, a) in addrs {
             by_index[id.index()] = a;
         }
-        if let Some(e) =
-            core.externs.iter().zip(&by_index).find(|(_, a)| **a == 0).map(|(e, _)| e.name.clone())
+        // An extern no code uses may stay unbound.
+        let unbound = by_index.iter().enumerate().filter(|(_, a)| **a == 0);
+        if let Some((e, user)) = unbound
+            .filter_map(|(i, _)| Some((&core.externs[i].name, core.extern_user(ExternId(i as u32))?)))
+            .next()
         {
             return Err(errors::argument_error(
                 py,
-                format!("extern '{e}' has no host address: pass host={{'{e}': address_or_ctypes_function}}"),
+                format!(
+                    "extern '{e}' (used by '{user}') has no host address: \
+                     pass host={{'{e}': address_or_ctypes_function}}"
+                ),
             ));
         }
         let sample_rate = config.profile.sample_rate;
@@ -363,6 +369,11 @@ impl PyJit {
         self.core.uptime().as_secs_f64()
     }
 
+    /// The promoter's (passes, last quiet pass), or None without a running promoter.
+    fn monitor_passes(&self) -> Option<(u64, u64)> {
+        self.promoter.lock().as_ref().and_then(Promoter::passes)
+    }
+
     /// Promotions queued or compiling.
     fn busy(&self) -> usize {
         self.promoter.lock().as_ref().map_or(0, Promoter::busy)
@@ -389,6 +400,52 @@ impl PyJit {
             .iter()
             .map(|p| (p.source as u8, p.header.0, p.backedges(), p.entry_tier().map(|t| t as u8)))
             .collect())
+    }
+
+    /// The IR of `name` at `tier` (default: its current tier), as (stage, text) pairs.
+    #[pyo3(signature = (name, tier = None))]
+    fn ir(&self, py: Python<'_>, name: &str, tier: Option<u8>) -> PyResult<Vec<(String, String)>> {
+        let id = lookup(py, self.core.module(), name)?;
+        let tier = match tier {
+            Some(t) => tier_from_int(py, t)?,
+            None => self.core.tier_of(id).unwrap_or(Tier::T0),
+        };
+        let core = self.core.clone();
+        py.detach(move || core.ir(id, tier)).map_err(|e| jit_error(py, e))
+    }
+
+    /// (tier, address, bytes, installed) of the machine code of `name` at `tier`
+    /// (default: the code installed now).
+    #[pyo3(signature = (name, tier = None))]
+    fn code(&self, py: Python<'_>, name: &str, tier: Option<u8>) -> PyResult<(u8, usize, Vec<u8>, bool)> {
+        let id = lookup(py, self.core.module(), name)?;
+        let tier = tier.map(|t| tier_from_int(py, t)).transpose()?;
+        let core = self.core.clone();
+        let c = py.detach(move || core.code_copy(id, tier)).map_err(|e| jit_error(py, e))?;
+        Ok((c.tier as u8, c.address, c.bytes, c.installed))
+    }
+
+    /// The disassembly of `code(name, tier)`.
+    #[pyo3(signature = (name, tier = None))]
+    fn disassemble(&self, py: Python<'_>, name: &str, tier: Option<u8>) -> PyResult<String> {
+        let id = lookup(py, self.core.module(), name)?;
+        let tier = tier.map(|t| tier_from_int(py, t)).transpose()?;
+        let core = self.core.clone();
+        py.detach(move || core.disassemble(id, tier)).map_err(|e| jit_error(py, e))
+    }
+
+    /// Append this jit's code to `/tmp/perf-<pid>.map` from now on (see `perf_map_path`).
+    fn enable_perf_map(&self, py: Python<'_>) -> PyResult<()> {
+        let path = rayzor_core::runtime::perf_map::path();
+        self.core.enable_perf_map().map_err(|e| {
+            errors::config_error(py, format!("cannot write the perf map {}: {e}", path.display()))
+        })
+    }
+
+    /// The perf map of this process, `/tmp/perf-<pid>.map`.
+    #[staticmethod]
+    fn perf_map_path() -> String {
+        rayzor_core::runtime::perf_map::path().display().to_string()
     }
 
     /// Make every compile of `tier` fail (testing the failure path).
@@ -545,9 +602,9 @@ impl JitFunction {
             return Err(errors::argument_error(
                 py,
                 format!(
-                    "function '{}' takes {} arguments, got {}",
+                    "function '{}' takes {}, got {}",
                     self.name(),
-                    self.params.len(),
+                    rayzor_core::error::count(self.params.len(), "argument"),
                     args.len()
                 ),
             ));

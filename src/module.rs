@@ -43,16 +43,25 @@ pub struct PyMirModule {
     pub core: Module,
     /// The open builder of each function (None once finished or for parsed code).
     builders: Vec<Option<FunctionBuilder>>,
+    /// Functions declared with `declare` and not yet defined with `function`.
+    declared: Vec<FuncId>,
 }
 
 impl PyMirModule {
     pub fn from_core(core: Module) -> Self {
         let n = core.functions.len();
-        PyMirModule { core, builders: vec![None; n] }
+        PyMirModule { core, builders: vec![None; n], declared: Vec::new() }
     }
 
     /// Finish every open builder (wiring variables), then verify.
     pub fn finish_and_verify(&mut self, py: Python<'_>) -> PyResult<()> {
+        if let Some(f) = self.declared.first() {
+            let name = &self.core.func(*f).name;
+            return Err(errors::build_error(
+                py,
+                format!("function '{name}' was declared but never defined: define it with Module.function"),
+            ));
+        }
         for b in self.builders.iter_mut().flatten() {
             b.finish(&mut self.core).map_err(|e| errors::usage(py, e))?;
         }
@@ -82,10 +91,47 @@ impl PyMirModule {
         );
         let mut m = slf.borrow_mut();
         let m = &mut *m;
+        if let Some(k) = m.core.func_by_name(name).and_then(|f| m.declared.iter().position(|d| *d == f)) {
+            // Defining a function declared earlier.
+            let func = m.declared[k];
+            let declared = &m.core.func(func).sig;
+            if *declared != sig {
+                return Err(errors::build_error(
+                    py,
+                    format!("'{name}' was declared as fn{declared}, so it cannot be defined as fn{sig}"),
+                ));
+            }
+            m.declared.remove(k);
+            m.builders[func.index()] = Some(FunctionBuilder::resume(func));
+            return Ok(PyFunctionBuilder { module: slf.clone().unbind(), func });
+        }
         let b = declare_function(&mut m.core, name, sig).map_err(|e| errors::usage(py, e))?;
         let func = b.func;
         m.builders.push(Some(b));
         Ok(PyFunctionBuilder { module: slf.clone().unbind(), func })
+    }
+
+    /// Declare a function defined later by `function(name, params, ret)`, so that code
+    /// can call it first (mutual recursion, calls before definitions).
+    #[pyo3(signature = (name, params, ret))]
+    fn declare(
+        &mut self,
+        py: Python<'_>,
+        name: &str,
+        params: &Bound<'_, PyAny>,
+        ret: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let sig = Signature::new(
+            extract_types(py, params, "parameter type")?,
+            extract_type(py, ret, "return type")?,
+        );
+        if self.core.func_by_name(name).is_some_and(|f| self.declared.contains(&f)) {
+            return Err(errors::build_error(py, format!("function '{name}' is already declared")));
+        }
+        let b = declare_function(&mut self.core, name, sig).map_err(|e| errors::usage(py, e))?;
+        self.builders.push(None);
+        self.declared.push(b.func);
+        Ok(())
     }
 
     /// Declare a host function with the C calling convention.
@@ -149,7 +195,11 @@ impl PyMirModule {
     }
 
     fn __copy__(&self) -> PyMirModule {
-        PyMirModule { core: self.core.clone(), builders: self.builders.clone() }
+        PyMirModule {
+            core: self.core.clone(),
+            builders: self.builders.clone(),
+            declared: self.declared.clone(),
+        }
     }
 }
 
@@ -466,7 +516,12 @@ impl PyFunctionBuilder {
         if operands.len() != arity {
             return Err(errors::build_error(
                 py,
-                format!("{} takes {arity} operand(s), got {}", op.name(), operands.len()),
+                format!(
+                    "{} takes {}, got {}",
+                    op.name(),
+                    rayzor_core::error::count(arity, "operand"),
+                    operands.len()
+                ),
             ));
         }
         let a = operands.get_item(0)?;
@@ -501,6 +556,16 @@ impl PyFunctionBuilder {
     fn current(&self, py: Python<'_>) -> PyResult<Option<PyBlock>> {
         let b = self.with(py, |_, b| Ok(b.current_block()))?;
         Ok(b.map(|id| PyBlock { module: self.module.clone_ref(py), func: self.func, id }))
+    }
+
+    /// Whether the current block already ends in a terminator (jump, brif, switch,
+    /// ret, trap, unreachable): then nothing more can be appended to it. False when
+    /// there is no current block.
+    #[getter]
+    fn is_terminated(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |m, b| {
+            Ok(b.current_block().is_some_and(|blk| m.functions[b.func.index()].terminator(blk).is_some()))
+        })
     }
 
     /// Create a new block with parameters of the given types.
@@ -561,6 +626,29 @@ impl PyFunctionBuilder {
         let cond = self.operand(py, cond, Some(&Type::BOOL), "condition")?;
         let (if_true, if_false) = self.pair(py, if_true, if_false)?;
         self.emit_value(py, InstKind::Select { cond, if_true, if_false })
+    }
+
+    /// `a * b + c` rounded once (floats; numbers take the type of the first Value operand).
+    fn fma(
+        &self,
+        py: Python<'_>,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+        c: &Bound<'_, PyAny>,
+    ) -> PyResult<PyValue> {
+        let objs = [a, b, c];
+        let Some(k) = objs.iter().position(|o| o.extract::<PyRef<PyValue>>().is_ok()) else {
+            return Err(errors::build_error(py, "fma needs at least one Value operand to give the type"));
+        };
+        let typed = self.operand(py, objs[k], None, "fma operand")?;
+        let ty = self.value_type(py, typed);
+        let names = ["first fma operand", "second fma operand", "third fma operand"];
+        let mut vals = [typed; 3];
+        for i in (0..3).filter(|i| *i != k) {
+            vals[i] = self.operand(py, objs[i], Some(&ty), names[i])?;
+        }
+        let [a, b, c] = vals;
+        self.emit_value(py, InstKind::Fma { a, b, c })
     }
 
     /// Convert a scalar to scalar type `ty` (see docs/mir.md for the rules).

@@ -57,6 +57,48 @@ impl PyType {
         matches!(self.ty, Type::Scalar(_))
     }
 
+    /// What kind of type: "int", "float", "bool", "ptr", "void", "struct", "array",
+    /// "slice", "str", "union", "any" or "fn".
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match &self.ty {
+            Type::Scalar(s) if s.is_int() => "int",
+            Type::Scalar(s) if s.is_float() => "float",
+            Type::Scalar(Scalar::Bool) => "bool",
+            Type::Scalar(_) => "ptr",
+            Type::Void => "void",
+            Type::Struct(_) => "struct",
+            Type::Array(..) => "array",
+            Type::Slice(_) => "slice",
+            Type::Str => "str",
+            Type::Union(_) => "union",
+            Type::Any => "any",
+            Type::FnPtr { .. } => "fn",
+        }
+    }
+
+    /// Width in bits of a scalar (bool: 8, its memory width); None for other types.
+    #[getter]
+    fn bits(&self) -> Option<u32> {
+        self.ty.scalar().map(Scalar::bits)
+    }
+
+    /// True for the signed integer types.
+    #[getter]
+    fn is_signed(&self) -> bool {
+        self.ty.scalar().is_some_and(|s| s.is_int() && s.is_signed())
+    }
+
+    #[getter]
+    fn is_int(&self) -> bool {
+        self.ty.scalar().is_some_and(Scalar::is_int)
+    }
+
+    #[getter]
+    fn is_float(&self) -> bool {
+        self.ty.scalar().is_some_and(Scalar::is_float)
+    }
+
     fn __reduce__(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, (String,))> {
         let f = py.import("rayzor")?.getattr("parse_type")?.unbind();
         Ok((f, (self.ty.to_string(),)))

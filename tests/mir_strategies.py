@@ -72,10 +72,10 @@ INT_BINOPS = [
     "min",
     "max",
 ]
-FLOAT_BINOPS = ["add", "sub", "mul", "div", "rem", "min", "max"]
+FLOAT_BINOPS = ["add", "sub", "mul", "div", "rem", "min", "max", "copysign"]
 BOOL_BINOPS = ["and", "or", "xor"]
 INT_UNOPS = ["neg", "not", "abs", "clz", "ctz", "popcnt"]
-FLOAT_UNOPS = ["neg", "abs", "sqrt"]
+FLOAT_UNOPS = ["neg", "abs", "sqrt", "floor", "ceil", "trunc", "nearest"]
 CMPS = ["eq", "ne", "lt", "le", "gt", "ge"]
 
 
@@ -427,6 +427,7 @@ class FnGen:
         choices = [
             ("binary", 30),
             ("unary", 8),
+            ("fma", 2),
             ("cmp", 24),
             ("select", 5),
             ("cast", 10),
@@ -483,6 +484,11 @@ class FnGen:
         )
         ops = ["not"] if t == "bool" else FLOAT_UNOPS if t in FLOATS else INT_UNOPS
         self.define(t, f"{self.r.choice(ops)} {self.get(t)}")
+        return 1
+
+    def s_fma(self, budget: int) -> int:
+        t = self.r.choice(self.pool_types(lambda t: t in FLOATS) or list(FLOATS))
+        self.define(t, f"fma {self.get(t)}, {self.get(t)}, {self.get(t)}")
         return 1
 
     def s_cmp(self, budget: int) -> int:

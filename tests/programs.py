@@ -46,7 +46,7 @@ BINARY_OPS = [
     "max",
 ]
 COMPARE_OPS = ["eq", "ne", "lt", "le", "gt", "ge"]
-UNARY_OPS = ["neg", "not", "abs", "sqrt", "clz", "ctz", "popcnt"]
+UNARY_OPS = ["neg", "not", "abs", "sqrt", "clz", "ctz", "popcnt", "floor", "ceil", "trunc", "nearest"]
 
 
 def ty(t):

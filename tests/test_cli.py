@@ -311,6 +311,41 @@ def test_fmt_keeps_semicolons_in_strings(work: Path) -> None:
     assert (work / "s.mir").read_text() == str(m)
 
 
+@pytest.mark.parametrize("tier", ["T0", "T1", "T2", "T3"])
+def test_ir_prints_every_stage(work: Path, tier: str) -> None:
+    _skip_missing(tier)
+    p = rayzor_cli("ir", "fib.mir", "fib", "--tier", tier, cwd=work)
+    assert p.returncode == 0, p.stderr
+    stages = ["mir", "llvm", "llvm_opt"] if tier == "T3" else ["mir", "clif", "clif_opt"]
+    headers = [line for line in p.stdout.splitlines() if line.startswith(";; ")]
+    assert headers == [f";; fib at {tier}: {s}" for s in stages]
+    assert "fn fib(i64) -> i64 {" in p.stdout
+    assert ("define " if tier == "T3" else "function u0:") in p.stdout
+
+
+def test_ir_stage_and_asm(work: Path) -> None:
+    p = rayzor_cli("ir", "fib.mir", "div", "--tier", "T2", "--stage", "mir", cwd=work)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("fn div(i64, i64) -> i64 {") and ";;" not in p.stdout
+    p = rayzor_cli("ir", "fib.mir", "div", "--tier", "T1", "--asm", cwd=work)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("; 'div' at T1: ") and lines[0].endswith("(installed)")
+    assert any("idiv" in line for line in lines[1:])  # the division itself
+    assert all(line.startswith("0x") for line in lines[1:])
+
+
+def test_ir_errors(work: Path) -> None:
+    p = rayzor_cli("ir", "fib.mir", "nope", cwd=work)
+    assert p.returncode == 2 and "no function 'nope'" in p.stderr
+    no_traceback(p)
+    p = rayzor_cli("ir", "fib.mir", "fib", "--tier", "T0", "--stage", "llvm", cwd=work)
+    assert p.returncode == 2 and "T0 has no stage 'llvm'" in p.stderr
+    p = rayzor_cli("ir", "bad.mir", "fib", cwd=work)
+    assert p.returncode == 1 and "error:" in p.stderr
+    no_traceback(p)
+
+
 def test_help_and_version(work: Path) -> None:
     p = rayzor_cli("--help", cwd=work)
     assert p.returncode == 0

@@ -86,13 +86,13 @@ KIND_ST = st.sampled_from([k for k, w in KINDS.items() for _ in range(w)])
 BINARY_BY_CLASS = {
     "any": programs.BINARY_OPS,
     "int": programs.BINARY_OPS,
-    "float": ["add", "sub", "mul", "div", "rem", "min", "max"],
+    "float": ["add", "sub", "mul", "div", "rem", "min", "max", "copysign"],
     "bool": ["and", "or", "xor"],
 }
 UNARY_BY_CLASS = {
     "any": programs.UNARY_OPS,
     "int": ["neg", "not", "abs", "clz", "ctz", "popcnt"],
-    "float": ["neg", "abs", "sqrt"],
+    "float": ["neg", "abs", "sqrt", "floor", "ceil", "trunc", "nearest"],
     "bool": ["not"],
 }
 WIDTH = {

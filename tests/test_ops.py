@@ -766,6 +766,98 @@ def test_f64_arithmetic_random(op, a, b):
     assert same_float(run(binary_fn(op, "f64"), a, b), want)
 
 
+# floor/ceil/trunc/nearest against numpy's (IEEE roundToIntegral*; np.rint rounds half to
+# even), copysign against numpy's, fma against exact rational arithmetic.
+ROUNDING = {"floor": np.floor, "ceil": np.ceil, "trunc": np.trunc, "nearest": np.rint}
+
+
+@given(
+    op=st.sampled_from(sorted(ROUNDING)),
+    t=st.sampled_from(FLOAT_NAMES),
+    x=st.one_of(st.floats(), st.floats(-1e17, 1e17).map(lambda v: round(v * 2) / 2)),
+)
+def test_rounding_random(op, t, x):
+    if t == "f32":
+        x = f32(x) if abs(x) < 3.4e38 or math.isinf(x) else math.copysign(math.inf, x)
+    np_t = np.float32 if t == "f32" else np.float64
+    want = float(ROUNDING[op](np_t(x)))
+    assert same_float(run(unary_fn(op, t), x), want), (op, t, x)
+
+
+def test_rounding_half_cases():
+    want = {
+        "floor": [0.0, 1.0, 2.0, -1.0, -3.0],
+        "ceil": [1.0, 2.0, 3.0, -0.0, -2.0],
+        "trunc": [0.0, 1.0, 2.0, -0.0, -2.0],
+        "nearest": [0.0, 2.0, 2.0, -0.0, -2.0],
+    }
+    for t in FLOAT_NAMES:
+        for op, ws in want.items():
+            m = unary_fn(op, t)
+            for x, w in zip([0.5, 1.5, 2.5, -0.5, -2.5], ws, strict=True):
+                assert same_float(run(m, x), w), (op, t, x)
+
+
+@given(t=st.sampled_from(FLOAT_NAMES), a=st.floats(), b=st.floats())
+def test_copysign_random(t, a, b):
+    if t == "f32":
+        a, b = (f32(v) if abs(v) < 3.4e38 or not math.isfinite(v) else math.copysign(1.0, v) for v in (a, b))
+    want = math.copysign(a, b)
+    assert same_float(run(binary_fn("copysign", t), a, b), want)
+
+
+def fma_fn(t: str) -> rayzor.Module:
+    m = rayzor.Module()
+    ty = programs.ty(t)
+    f = m.function("f", [ty, ty, ty], ty)
+    f.ret(f.fma(*f.params))
+    return m
+
+
+def exact_fma(a: float, b: float, c: float) -> float:
+    """a * b + c rounded once to f64, for finite operands (Fraction -> float rounds to nearest even)."""
+    from fractions import Fraction
+
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    if exact == 0:
+        # IEEE: an exact zero sum is +0 unless both addends are -0 (round to nearest).
+        # Here c == 0 exactly when the product is exactly 0 (a or b is a zero).
+        prod_neg = math.copysign(1, a) * math.copysign(1, b) < 0
+        return -0.0 if c == 0 and prod_neg and math.copysign(1, c) < 0 else 0.0
+    try:
+        return float(exact)
+    except OverflowError:
+        return math.inf if exact > 0 else -math.inf
+
+
+@given(a=st.floats(allow_infinity=False, allow_nan=False), b=st.floats(allow_infinity=False, allow_nan=False),
+       c=st.floats(allow_infinity=False, allow_nan=False))  # fmt: skip
+def test_fma_random(a, b, c):
+    assert same_float(run(fma_fn("f64"), a, b, c), exact_fma(a, b, c)), (a, b, c)
+
+
+def test_fma_rounds_once():
+    m = fma_fn("f64")
+    # 0.1 * 10 - 1: the exact residue 2^-54, where mul then add gives 0.
+    assert run(m, 0.1, 10.0, -1.0) == 2.0**-54
+    assert run(binary_fn("add", "f64"), run(binary_fn("mul", "f64"), 0.1, 10.0), -1.0) == 0.0
+    assert run(m, 1e308, 2.0, -1e308) == 1e308  # no intermediate overflow
+    assert run(fma_fn("f32"), 0.1, 10.0, -1.0) == 2.0**-26
+    assert math.isnan(run(m, math.inf, 0.0, 1.0))
+    with pytest.raises(rayzor.BuildError, match="Value operand"):
+        rayzor.Module().function("g", [], rayzor.f64).fma(1.0, 2.0, 3.0)
+
+
+def test_float_only_ops_refuse_integers():
+    for op in ["floor", "ceil", "trunc", "nearest"]:
+        with pytest.raises(rayzor.VerifyError, match=op):
+            unary_fn(op, "i32").verify()
+    with pytest.raises(rayzor.VerifyError, match="copysign"):
+        binary_fn("copysign", "i64").verify()
+    with pytest.raises(rayzor.VerifyError, match="fma"):
+        fma_fn("i64").verify()
+
+
 def test_f32_argument_conversion_rounds():
     m = unary_fn("neg", "f32")
     assert run(m, 0.1) == -f32(0.1)

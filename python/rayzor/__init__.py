@@ -47,7 +47,7 @@ from .errors import (
     VerifyError,
 )
 from .jit import TieredJit
-from .jit_types import FunctionInfo, OsrPoint, Tier
+from .jit_types import FunctionInfo, MachineCode, OsrPoint, Tier
 from .stats import CompileEvent, FunctionStats, Stats
 
 #: Scalar types.
@@ -89,6 +89,7 @@ __all__ = [
     "ConfigError",
     "FunctionInfo",
     "OsrPoint",
+    "MachineCode",
     "FunctionStats",
     "ProfileConfig",
     "Stats",

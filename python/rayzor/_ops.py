@@ -33,6 +33,7 @@ BINARY: dict[str, str] = {
     "rotr": "rotr",
     "min": "min",
     "max": "max",
+    "copysign": "copysign",
     "eq": "eq",
     "ne": "ne",
     "lt": "lt",
@@ -50,6 +51,10 @@ UNARY: dict[str, str] = {
     "clz": "clz",
     "ctz": "ctz",
     "popcnt": "popcnt",
+    "floor": "floor",
+    "ceil": "ceil",
+    "trunc": "trunc",
+    "nearest": "nearest",
 }
 
 #: Python operator (``__add__`` and ``__radd__``, ...) -> MIR operation.

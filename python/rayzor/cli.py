@@ -69,7 +69,6 @@ def _read(path: str) -> str:
         raise UsageError(f"{path}: {e.strerror or e}") from None
 
 
-_PARSE_PREFIX = re.compile(r"^line \d+, column \d+: ")
 _LABEL = re.compile(r"^\s*block(\d+)\b[^=]*:\s*(;.*)?$")
 _FN_HEADER = re.compile(r"^\s*fn\s+([A-Za-z_.$][\w.$]*)\s*\(")
 
@@ -105,8 +104,7 @@ def _locate_verify_error(text: str, e: rayzor.VerifyError) -> tuple[int, int] | 
     if len(headers) != 1:
         return None
     start = headers[0]
-    # Instructions of each block, in text order; an instruction is numbered across the
-    # function in block-index order ("inst5" is the sixth instruction of the function).
+    # Instructions of each block, in text order (``e.position`` indexes them).
     blocks: dict[int, tuple[int, list[int]]] = {}
     current: list[int] | None = None
     for i in range(start + 1, len(lines)):
@@ -127,11 +125,10 @@ def _locate_verify_error(text: str, e: rayzor.VerifyError) -> tuple[int, int] | 
 
     block = int(e.block[5:]) if e.block and e.block.startswith("block") and e.block[5:].isdigit() else None
     if block is not None and block in blocks:
-        if e.inst and e.inst.startswith("inst") and e.inst[4:].isdigit():
-            local = int(e.inst[4:]) - sum(len(insts) for b, (_, insts) in blocks.items() if b < block)
+        if e.position is not None:
             insts = blocks[block][1]
-            if 0 <= local < len(insts):
-                return insts[local] + 1, col(insts[local])
+            if e.position < len(insts):
+                return insts[e.position] + 1, col(insts[e.position])
             return None
         line = blocks[block][0]
         return line + 1, col(line)
@@ -147,7 +144,7 @@ def load(path: str, *, verify: bool = True) -> tuple[str, rayzor.Module]:
     try:
         module = rayzor.parse(text)
     except rayzor.ParseError as e:
-        msg = _PARSE_PREFIX.sub("", str(e))
+        msg = e.message
         where = f"{path}:{e.line}:{e.column}" if e.line > 0 else path
         raise InvalidMir(f"{where}: error: {msg}") from None
     if verify:
@@ -346,6 +343,41 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# ir
+# ---------------------------------------------------------------------------
+
+
+def cmd_ir(args: argparse.Namespace) -> int:
+    _, m = load(args.file)
+    func: str = args.func
+    if func not in m.functions:
+        listing = ", ".join(m.functions) or "none"
+        raise UsageError(f"no function {func!r} in {args.file} (functions: {listing})")
+    config = rayzor.TieredConfig(enable_background_optimization=False)
+    with rayzor.TieredJit(m, config, host=_host(m)) as jit:
+        top, why = jit.top_tier()
+        tier = top if args.tier is None else rayzor.Tier[args.tier]
+        if tier > top:
+            raise UsageError(f"{tier} is not available in this build: {why}")
+        stages = jit.ir(func, tier)
+        if args.stage is not None and args.stage not in stages:
+            raise UsageError(f"{tier} has no stage {args.stage!r} (stages: {', '.join(stages)})")
+        chosen = [args.stage] if args.stage else [] if args.asm else list(stages)
+        for i, name in enumerate(chosen):
+            if len(chosen) > 1:
+                if i > 0:
+                    print()
+                print(f";; {func} at {tier}: {name}")
+            sys.stdout.write(stages[name].rstrip("\n") + "\n")
+        if args.asm:
+            jit.compile(func, tier)
+            if chosen:
+                print()
+            sys.stdout.write(jit.disassemble(func))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
 # demo
 # ---------------------------------------------------------------------------
 
@@ -431,6 +463,28 @@ def _add_fmt(sub: Sub) -> None:
     f.set_defaults(handler=cmd_fmt)
 
 
+def _add_ir(sub: Sub) -> None:
+    i = sub.add_parser(
+        "ir",
+        help="print a function's IR and machine code at a tier",
+        description="Print the IR of FUNC of FILE at a tier, stage by stage: the MIR the backend "
+        "compiles (after Rayzor's MIR optimiser from T2 on), then the Cranelift IR before and after "
+        "Cranelift's optimiser (clif, clif_opt; T0-T2) or the LLVM IR before and after O3 "
+        "(llvm, llvm_opt; T3). --asm prints the machine code of FUNC compiled at the tier instead "
+        "(with --stage: as well).",
+    )
+    i.add_argument("file", metavar="FILE.mir")
+    i.add_argument("func", metavar="FUNC")
+    i.add_argument(
+        "--tier", choices=TIERS[1:5], default=None, help="T0..T3 (default: the highest tier of this build)"
+    )
+    i.add_argument(
+        "--stage", choices=["mir", "clif", "clif_opt", "llvm", "llvm_opt"], help="print only this stage"
+    )
+    i.add_argument("--asm", action="store_true", help="print the disassembled machine code")
+    i.set_defaults(handler=cmd_ir)
+
+
 def _add_demo(sub: Sub) -> None:
     d = sub.add_parser("demo", help="watch fibonacci climb the tiers while it runs")
     d.add_argument("--preset", choices=["development", "production"], default="development")
@@ -443,7 +497,7 @@ def _add_demo(sub: Sub) -> None:
 
 
 #: Subcommands in ``--help`` order.
-_COMMANDS: list[Callable[[Sub], None]] = [_add_run, _add_check, _add_fmt, _add_demo]
+_COMMANDS: list[Callable[[Sub], None]] = [_add_run, _add_check, _add_fmt, _add_ir, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

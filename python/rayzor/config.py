@@ -6,6 +6,7 @@ Validation lives in the Rust core (one set of rules); a bad value raises
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from . import _rayzor
@@ -60,6 +61,9 @@ class TieredConfig:
     osr: bool = True
     #: 0 silent, 1 promotions and failures, 2 every compile; logger ``"rayzor"``.
     verbosity: int = 0
+    #: Append every code blob to ``/tmp/perf-<pid>.map`` for ``perf report``
+    #: (default: on when the environment has ``RAYZOR_PERF_MAP=1``).
+    perf_map: bool = field(default_factory=lambda: os.environ.get("RAYZOR_PERF_MAP", "") not in ("", "0"))
 
     def __post_init__(self) -> None:
         for name in ("optimization_check_interval_ms", "max_parallel_optimizations", "verbosity"):
@@ -70,6 +74,8 @@ class TieredConfig:
             raise ConfigError("enable_background_optimization must be a bool")
         if not isinstance(self.osr, bool):
             raise ConfigError(f"osr must be a bool, got {self.osr!r}")
+        if not isinstance(self.perf_map, bool):
+            raise ConfigError(f"perf_map must be a bool, got {self.perf_map!r}")
         p = self.profile_config
         if not isinstance(p, ProfileConfig):
             raise ConfigError(f"profile_config must be a rayzor.ProfileConfig, got {type(p).__name__}")

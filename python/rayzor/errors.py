@@ -38,7 +38,9 @@ class VerifyError(RayzorError):
     """A module breaks a rule of the MIR verifier.
 
     ``function``, ``block`` and ``inst`` locate the problem (``block``/``inst`` may be
-    ``None``); ``rule`` is a short stable name of the rule broken.
+    ``None``; ``inst`` names the instruction by its number in the function, ``"inst5"``);
+    ``position`` is the instruction's 0-based index within ``block`` (``None`` when no
+    instruction is named); ``rule`` is a short stable name of the rule broken.
     """
 
     def __init__(
@@ -48,21 +50,25 @@ class VerifyError(RayzorError):
         block: str | None = None,
         inst: str | None = None,
         rule: str | None = None,
+        position: int | None = None,
     ) -> None:
         super().__init__(message)
         self.function = function
         self.block = block
         self.inst = inst
         self.rule = rule
+        self.position = position
 
 
 class ParseError(RayzorError):
-    """MIR text could not be parsed; ``line`` and ``column`` are 1-based."""
+    """MIR text could not be parsed; ``line`` and ``column`` are 1-based. ``str(e)`` is
+    ``"line L, column C: <message>"``; ``message`` is the text without the location."""
 
-    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+    def __init__(self, message: str, line: int = 0, column: int = 0, bare: str | None = None) -> None:
         super().__init__(message)
         self.line = line
         self.column = column
+        self.message = message if bare is None else bare
 
 
 class Trap(RayzorError):

@@ -13,7 +13,7 @@ from typing import Any
 from . import _rayzor
 from ._rayzor import JitFunction, Module
 from .config import TieredConfig
-from .jit_types import FunctionInfo, OsrPoint, Tier
+from .jit_types import FunctionInfo, MachineCode, OsrPoint, Tier
 from .stats import CompileEvent, FunctionStats, Stats
 
 log = logging.getLogger("rayzor")
@@ -51,6 +51,8 @@ class TieredJit:
             raise TypeError(f"config must be a rayzor.TieredConfig, got {type(config).__name__}")
         self.config = config
         self._core = _rayzor.Jit(module, host, config._to_raw())
+        if config.perf_map:
+            self._core.enable_perf_map()
         self._functions: dict[str, JitFunction] = {}
         self._logged = 0
         self._log_lock = threading.Lock()
@@ -95,6 +97,35 @@ class TieredJit:
 
     def tier_of(self, name: str) -> Tier:
         return Tier(self._core.tier_of(name))
+
+    def ir(self, name: str, tier: Tier | int | None = None) -> dict[str, str]:
+        """The IR of ``name`` at ``tier`` (default: its current tier), stage by stage:
+
+        - ``"mir"``: the MIR the backend compiles (after Rayzor's MIR optimiser from T2 on);
+        - T0-T2: ``"clif"`` (the Cranelift IR Rayzor built) and ``"clif_opt"`` (after
+          Cranelift's optimiser, what instruction selection saw);
+        - T3: ``"llvm"`` and ``"llvm_opt"`` (the LLVM IR before and after ``default<O3>``).
+
+        Compiled on demand for this call and thrown away: nothing is kept, and the
+        function keeps running its own code.
+        """
+        return dict(self._core.ir(name, None if tier is None else int(tier)))
+
+    def machine_code(self, name: str, tier: Tier | int | None = None) -> MachineCode:
+        """A copy of the machine code of ``name``: the code calls run now when ``tier`` is
+        None or the function's current tier, else a compile at ``tier`` that is not installed."""
+        t, address, code, installed = self._core.code(name, None if tier is None else int(tier))
+        return MachineCode(name, Tier(t), address, bytes(code), installed)
+
+    def disassemble(self, name: str, tier: Tier | int | None = None) -> str:
+        """:meth:`machine_code` as text: a header line, then one line per instruction,
+        ``address:  bytes  mnemonic operands`` (Intel syntax)."""
+        return self._core.disassemble(name, None if tier is None else int(tier))
+
+    @staticmethod
+    def perf_map_path() -> str:
+        """``/tmp/perf-<pid>.map``, where ``TieredConfig(perf_map=True)`` writes."""
+        return _rayzor.Jit.perf_map_path()
 
     @staticmethod
     def top_tier() -> tuple[Tier, str | None]:
@@ -144,15 +175,24 @@ class TieredJit:
         return Stats(functions, events, dist, top, notes, self._core.uptime())
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until no promotion is queued or compiling (True) or ``timeout`` passes."""
+        """Wait until the promoter has looked at the counters as they are now and every
+        promotion that earned is done: True, or False if ``timeout`` passes first. It takes
+        one to two check intervals even when nothing is to be done (the promoter reads the
+        counters only once per interval); without a promoter it returns True at once."""
         import time
 
         deadline = time.monotonic() + timeout
-        while self._core.busy():
+        start = self._core.monitor_passes()
+        if start is None:
+            return True
+        while True:
+            now = self._core.monitor_passes()
+            # A quiet pass that began after `start` was read saw these counters (or later).
+            if now is None or (now[1] >= start[0] + 2 and not self._core.busy()):
+                return True
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.001)
-        return True
 
     def code_bytes(self) -> int:
         """Bytes of executable memory held by the current code (whole pages)."""

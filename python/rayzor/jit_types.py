@@ -50,3 +50,17 @@ class OsrPoint:
     backedges: int
     #: The tier of the OSR entry published for it, if any.
     entry: Tier | None
+
+
+@dataclass(frozen=True)
+class MachineCode:
+    """A copy of one function's machine code (:meth:`TieredJit.machine_code`)."""
+
+    name: str
+    tier: Tier
+    #: Where the code is: the function's entry address while it is installed.
+    address: int
+    code: bytes
+    #: True for the code calls run now; False for code compiled only to be looked at
+    #: (never installed, already freed: ``address`` is where it was).
+    installed: bool

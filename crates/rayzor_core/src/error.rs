@@ -5,3 +5,12 @@ pub use crate::mir::builder::UsageError;
 pub use crate::mir::interp::{RunError, Trap};
 pub use crate::mir::text::ParseError;
 pub use crate::mir::verify::VerifyError;
+
+/// `n` and `word`, plural unless `n` is 1: `count(1, "argument")` is "1 argument".
+pub fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

@@ -18,13 +18,24 @@ pub enum Builtin {
     MemSet,
     Fmod,
     Fmodf,
+    /// Fallbacks for CPUs without rounding or FMA instructions (see `emit::Native`).
+    Floor,
+    Floorf,
+    Ceil,
+    Ceilf,
+    Trunc,
+    Truncf,
+    Nearest,
+    Nearestf,
+    Fma,
+    Fmaf,
 }
 
 /// Address of each builtin, indexed by `Builtin as usize`.
 pub type BuiltinTable = [usize; Builtin::COUNT];
 
 impl Builtin {
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 16;
 
     pub fn signature(self) -> NativeSig {
         use Ty::*;
@@ -34,6 +45,14 @@ impl Builtin {
             Builtin::MemMove | Builtin::MemSet => NativeSig::new(&[I64, I64, I64], None),
             Builtin::Fmod => NativeSig::new(&[F64, F64], Some(F64)),
             Builtin::Fmodf => NativeSig::new(&[F32, F32], Some(F32)),
+            Builtin::Floor | Builtin::Ceil | Builtin::Trunc | Builtin::Nearest => {
+                NativeSig::new(&[F64], Some(F64))
+            }
+            Builtin::Floorf | Builtin::Ceilf | Builtin::Truncf | Builtin::Nearestf => {
+                NativeSig::new(&[F32], Some(F32))
+            }
+            Builtin::Fma => NativeSig::new(&[F64, F64, F64], Some(F64)),
+            Builtin::Fmaf => NativeSig::new(&[F32, F32, F32], Some(F32)),
         }
     }
 
@@ -46,6 +65,16 @@ impl Builtin {
             rayzor_memset as *const () as usize,
             rayzor_fmod as *const () as usize,
             rayzor_fmodf as *const () as usize,
+            rayzor_floor as *const () as usize,
+            rayzor_floorf as *const () as usize,
+            rayzor_ceil as *const () as usize,
+            rayzor_ceilf as *const () as usize,
+            rayzor_trunc as *const () as usize,
+            rayzor_truncf as *const () as usize,
+            rayzor_nearest as *const () as usize,
+            rayzor_nearestf as *const () as usize,
+            rayzor_fma as *const () as usize,
+            rayzor_fmaf as *const () as usize,
         ]
     }
 }
@@ -114,4 +143,46 @@ pub extern "C" fn rayzor_fmod(a: f64, b: f64) -> f64 {
 
 pub extern "C" fn rayzor_fmodf(a: f32, b: f32) -> f32 {
     a % b
+}
+
+// The rounding and FMA fallbacks: the same Rust operations the interpreter uses.
+
+pub extern "C" fn rayzor_floor(a: f64) -> f64 {
+    a.floor()
+}
+
+pub extern "C" fn rayzor_floorf(a: f32) -> f32 {
+    a.floor()
+}
+
+pub extern "C" fn rayzor_ceil(a: f64) -> f64 {
+    a.ceil()
+}
+
+pub extern "C" fn rayzor_ceilf(a: f32) -> f32 {
+    a.ceil()
+}
+
+pub extern "C" fn rayzor_trunc(a: f64) -> f64 {
+    a.trunc()
+}
+
+pub extern "C" fn rayzor_truncf(a: f32) -> f32 {
+    a.trunc()
+}
+
+pub extern "C" fn rayzor_nearest(a: f64) -> f64 {
+    a.round_ties_even()
+}
+
+pub extern "C" fn rayzor_nearestf(a: f32) -> f32 {
+    a.round_ties_even()
+}
+
+pub extern "C" fn rayzor_fma(a: f64, b: f64, c: f64) -> f64 {
+    a.mul_add(b, c)
+}
+
+pub extern "C" fn rayzor_fmaf(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
 }

@@ -4,7 +4,7 @@
 
 use super::abi;
 use super::code_memory::CodeBlob;
-use super::emit::{Conv, Emitter, Ext, FloatCC, FloatOp, IntCC, IntOp, Mem, NativeSig, Ty, UnaryOp};
+use super::emit::{Conv, Emitter, Ext, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, NativeSig, Ty, UnaryOp};
 use super::lower::{lower_function, lower_host_entry};
 use super::{frame_too_large, Backend, CodegenEnv, CompileUnit, MachineCode};
 use crate::mir::FuncId;
@@ -26,6 +26,35 @@ pub struct CraneliftBackend {
     quick: OwnedTargetIsa,
     /// `opt_level=speed` with backtracking register allocation.
     optimizing: OwnedTargetIsa,
+    native: NativeOps,
+}
+
+/// Which `emit::Native` operations the host ISA has instructions for.
+/// Without them Cranelift would emit libcalls, which need relocations that
+/// this backend does not link; the lowering calls builtins instead.
+#[derive(Clone, Copy, Debug)]
+struct NativeOps {
+    round: bool,
+    fma: bool,
+}
+
+impl NativeOps {
+    fn of(isa: &OwnedTargetIsa) -> NativeOps {
+        let flag = |name: &str| isa.isa_flags().iter().find(|v| v.name == name).and_then(|v| v.as_bool());
+        // ISAs without such a flag (aarch64, riscv64 with its defaults) have the instructions.
+        NativeOps { round: flag("has_sse41").unwrap_or(true), fma: flag("has_fma").unwrap_or(true) }
+    }
+}
+
+/// `RAYZOR_CRANELIFT_ISA_FLAGS="has_sse41=false,has_fma=false"`: ISA settings
+/// applied over the detected host features (to test code paths of older CPUs).
+fn isa_flag_overrides() -> Vec<(String, String)> {
+    std::env::var("RAYZOR_CRANELIFT_ISA_FLAGS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
 }
 
 fn make_isa(opt_level: &str, regalloc: &str) -> Result<OwnedTargetIsa, String> {
@@ -38,7 +67,10 @@ fn make_isa(opt_level: &str, regalloc: &str) -> Result<OwnedTargetIsa, String> {
     set(&mut flags, "enable_probestack", "false")?;
     set(&mut flags, "preserve_frame_pointers", "true")?;
     set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
-    let isa_builder = cranelift_native::builder().map_err(|e| format!("host ISA not supported: {e}"))?;
+    let mut isa_builder = cranelift_native::builder().map_err(|e| format!("host ISA not supported: {e}"))?;
+    for (k, v) in isa_flag_overrides() {
+        isa_builder.set(&k, &v).map_err(|e| format!("RAYZOR_CRANELIFT_ISA_FLAGS {k}={v}: {e}"))?;
+    }
     isa_builder.finish(settings::Flags::new(flags)).map_err(|e| format!("cranelift ISA: {e}"))
 }
 
@@ -50,10 +82,9 @@ impl CraneliftBackend {
     }
 
     pub fn new() -> Result<Self, String> {
-        Ok(CraneliftBackend {
-            quick: make_isa("none", "single_pass")?,
-            optimizing: make_isa("speed", "backtracking")?,
-        })
+        let quick = make_isa("none", "single_pass")?;
+        let native = NativeOps::of(&quick);
+        Ok(CraneliftBackend { quick, optimizing: make_isa("speed", "backtracking")?, native })
     }
 
     fn isa(&self, optimize: bool) -> &OwnedTargetIsa {
@@ -73,16 +104,28 @@ impl CraneliftBackend {
         optimize: bool,
         body: impl FnOnce(&mut ClifEmitter<'_>) -> Result<(), String>,
     ) -> Result<CodeBlob, String> {
+        let clif = self.build_clif(index, sig, optimize, body)?;
+        emit(self.isa(optimize), clif, name)
+    }
+
+    /// The Cranelift IR of a function of signature `sig` with `body`.
+    fn build_clif(
+        &self,
+        index: (u32, u32),
+        sig: &NativeSig,
+        optimize: bool,
+        body: impl FnOnce(&mut ClifEmitter<'_>) -> Result<(), String>,
+    ) -> Result<ir::Function, String> {
         let isa = self.isa(optimize);
         let mut clif = ir::Function::with_name_signature(UserFuncName::user(index.0, index.1), clif_sig(sig));
         let mut fctx = FunctionBuilderContext::new();
         {
-            let mut e = ClifEmitter::new(FunctionBuilder::new(&mut clif, &mut fctx));
+            let mut e = ClifEmitter::new(FunctionBuilder::new(&mut clif, &mut fctx), self.native);
             body(&mut e)?;
             e.b.seal_all_blocks();
             e.b.finalize(isa.frontend_config());
         }
-        emit(isa, clif, name)
+        Ok(clif)
     }
 
     /// The host entry of function `id` (signature `abi::host_entry_signature`).
@@ -105,6 +148,19 @@ impl Backend for CraneliftBackend {
         let code =
             self.build(&func.name, (0, unit.id.0), &sig, unit.opts.optimize, |e| lower_function(e, unit))?;
         Ok(Box::new(code))
+    }
+
+    /// `clif`: the IR the lowering built; `clif_opt`: after Cranelift's own
+    /// passes (what instruction selection saw). The code is dropped.
+    fn ir(&self, unit: &CompileUnit<'_>) -> Result<Vec<(&'static str, String)>, String> {
+        let sig = abi::jit_signature(&unit.func.sig);
+        let optimize = unit.opts.optimize;
+        let clif = self.build_clif((0, unit.id.0), &sig, optimize, |e| lower_function(e, unit))?;
+        let lowered = clif.display().to_string();
+        let mut ctx = Context::for_function(clif);
+        ctx.compile(&**self.isa(optimize), &mut ControlPlane::default())
+            .map_err(|e| format!("cranelift failed to compile '{}': {:?}", unit.func.name, e.inner))?;
+        Ok(vec![("clif", lowered), ("clif_opt", ctx.func.display().to_string())])
     }
 }
 
@@ -155,14 +211,15 @@ pub struct ClifEmitter<'b> {
     b: FunctionBuilder<'b>,
     entry: ir::Block,
     sigs: HashMap<NativeSig, ir::SigRef>,
+    native: NativeOps,
 }
 
 impl<'b> ClifEmitter<'b> {
-    fn new(mut b: FunctionBuilder<'b>) -> Self {
+    fn new(mut b: FunctionBuilder<'b>, native: NativeOps) -> Self {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
-        ClifEmitter { b, entry, sigs: HashMap::new() }
+        ClifEmitter { b, entry, sigs: HashMap::new(), native }
     }
 
     fn args(vals: &[ir::Value]) -> Vec<BlockArg> {
@@ -248,6 +305,7 @@ impl Emitter for ClifEmitter<'_> {
             FloatOp::Div => ins.fdiv(a, b),
             FloatOp::Min => ins.fmin(a, b),
             FloatOp::Max => ins.fmax(a, b),
+            FloatOp::Copysign => ins.fcopysign(a, b),
         }
     }
 
@@ -263,6 +321,21 @@ impl Emitter for ClifEmitter<'_> {
             UnaryOp::FNeg => ins.fneg(a),
             UnaryOp::FAbs => ins.fabs(a),
             UnaryOp::Sqrt => ins.sqrt(a),
+            UnaryOp::Floor => ins.floor(a),
+            UnaryOp::Ceil => ins.ceil(a),
+            UnaryOp::Trunc => ins.trunc(a),
+            UnaryOp::Nearest => ins.nearest(a),
+        }
+    }
+
+    fn fma(&mut self, a: ir::Value, b: ir::Value, c: ir::Value) -> ir::Value {
+        self.b.ins().fma(a, b, c)
+    }
+
+    fn has_native(&self, what: Native) -> bool {
+        match what {
+            Native::Round => self.native.round,
+            Native::Fma => self.native.fma,
         }
     }
 

@@ -81,6 +81,8 @@ pub enum FloatOp {
     Div,
     Min,
     Max,
+    /// The magnitude of `a` with the sign bit of `b` (a bit operation).
+    Copysign,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +100,22 @@ pub enum UnaryOp {
     FNeg,
     FAbs,
     Sqrt,
+    /// Round to an integral float toward -inf, +inf, zero, or to nearest
+    /// with ties to even. Only if `has_native(Native::Round)`.
+    Floor,
+    Ceil,
+    Trunc,
+    Nearest,
+}
+
+/// Float operations an emitter may lack an instruction for on the host CPU
+/// (the lowering then calls a builtin instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Native {
+    /// `UnaryOp::{Floor, Ceil, Trunc, Nearest}` (x86-64: SSE4.1 `roundss/sd`).
+    Round,
+    /// `Emitter::fma` (x86-64: the FMA extension).
+    Fma,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,6 +222,10 @@ pub trait Emitter {
     fn int_op(&mut self, op: IntOp, a: Self::Value, b: Self::Value) -> Self::Value;
     fn float_op(&mut self, op: FloatOp, a: Self::Value, b: Self::Value) -> Self::Value;
     fn unary(&mut self, op: UnaryOp, a: Self::Value) -> Self::Value;
+    /// `a * b + c` rounded once. Only if `has_native(Native::Fma)`.
+    fn fma(&mut self, a: Self::Value, b: Self::Value, c: Self::Value) -> Self::Value;
+    /// Whether the operations of `what` compile to code without a library call.
+    fn has_native(&self, what: Native) -> bool;
     /// Comparisons give a bool (`I8` 0/1).
     fn icmp(&mut self, cc: IntCC, a: Self::Value, b: Self::Value) -> Self::Value;
     fn fcmp(&mut self, cc: FloatCC, a: Self::Value, b: Self::Value) -> Self::Value;

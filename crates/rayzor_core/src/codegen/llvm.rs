@@ -18,7 +18,7 @@
 //! LLVM values of the module it built.
 
 use super::abi::{self, MAX_FRAME_BYTES};
-use super::emit::{Conv, Emitter, Ext, FloatCC, FloatOp, IntCC, IntOp, Mem, NativeSig, Ty, UnaryOp};
+use super::emit::{Conv, Emitter, Ext, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, NativeSig, Ty, UnaryOp};
 use super::lower::lower_function;
 use super::{frame_too_large, Backend, CompileUnit, MachineCode};
 use crate::mir::layout::low_mask;
@@ -226,7 +226,8 @@ impl LlvmBackend {
     // SAFETY (whole function): all LLVM objects below are created and used by
     // this thread only, except the LLJIT, which is thread-safe.
     /// Build the function `fname` (of signature `sig`) with `body`, optimise,
-    /// emit and link it.
+    /// emit and link it. With `ir`, collect the IR before and after the
+    /// optimisation pipeline instead, and emit nothing (returns `None`).
     unsafe fn compile_with(
         &self,
         orc: &Orc,
@@ -234,7 +235,8 @@ impl LlvmBackend {
         fname: &str,
         sig: &NativeSig,
         body: impl FnOnce(&mut LlvmEmitter) -> Result<(), String>,
-    ) -> Result<Box<dyn MachineCode>, String> {
+        mut ir: Option<&mut Vec<(&'static str, String)>>,
+    ) -> Result<Option<Box<dyn MachineCode>>, String> {
         let n = NEXT_SYMBOL.fetch_add(1, Ordering::Relaxed);
         let name = CString::new(format!("rayzor_t3_{n}")).expect("no NUL in symbol");
         let ctx = LLVMContextCreate();
@@ -267,6 +269,9 @@ impl LlvmBackend {
             return Err(format!("internal error: invalid LLVM IR for '{}': {}", fname, take_message(msg)));
         }
         take_message(msg);
+        if let Some(ir) = ir.as_mut() {
+            ir.push(("llvm", take_message(LLVMPrintModuleToString(module))));
+        }
 
         let pass_opts = LLVMCreatePassBuilderOptions();
         let err = LLVMRunPasses(module, c"default<O3>".as_ptr(), tm, pass_opts);
@@ -278,6 +283,10 @@ impl LlvmBackend {
         if std::env::var_os("RAYZOR_LLVM_DUMP").is_some() {
             // Debugging aid: the optimised IR of every T3 compile, on stderr.
             eprintln!("; T3 '{}'\n{}", fname, take_message(LLVMPrintModuleToString(module)));
+        }
+        if let Some(ir) = ir {
+            ir.push(("llvm_opt", take_message(LLVMPrintModuleToString(module))));
+            return Ok(None);
         }
 
         let mut buf = ptr::null_mut();
@@ -318,16 +327,15 @@ impl LlvmBackend {
             return Err(format!("LLVM JIT gave no address for '{}'", fname));
         }
         code.address = addr as usize;
-        Ok(Box::new(code))
-    }
-}
-
-impl Backend for LlvmBackend {
-    fn name(&self) -> &'static str {
-        "llvm"
+        Ok(Some(Box::new(code)))
     }
 
-    fn compile(&self, unit: &CompileUnit<'_>) -> Result<Box<dyn MachineCode>, String> {
+    /// Run `f` with this thread's target machine, catching panics of the lowering.
+    fn with_tm<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Orc, LLVMTargetMachineRef) -> Result<T, String>,
+    ) -> Result<T, String> {
         let orc = orc()?;
         HOST_TM.with(|cell| {
             let mut cell = cell.borrow_mut();
@@ -338,25 +346,50 @@ impl Backend for LlvmBackend {
             let tm = cell.as_ref().expect("host target machine").0;
             // A bug in the lowering must not take the process (or a promoter
             // thread) down: report it as an error.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                // SAFETY: see `compile_with`; `tm` belongs to this thread.
-                unsafe {
-                    self.compile_with(orc, tm, &unit.func.name, &abi::jit_signature(&unit.func.sig), |e| {
-                        lower_function(e, unit)
-                    })
-                }
-            }))
-            .unwrap_or_else(|p| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(orc, tm))).unwrap_or_else(|p| {
                 let why = p
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| p.downcast_ref::<String>().cloned());
-                Err(format!(
-                    "internal error in the LLVM lowering of '{}': {}",
-                    unit.func.name,
-                    why.unwrap_or_default()
-                ))
+                Err(format!("internal error in the LLVM lowering of '{name}': {}", why.unwrap_or_default()))
             })
+        })
+    }
+}
+
+impl Backend for LlvmBackend {
+    fn name(&self) -> &'static str {
+        "llvm"
+    }
+
+    fn compile(&self, unit: &CompileUnit<'_>) -> Result<Box<dyn MachineCode>, String> {
+        let sig = abi::jit_signature(&unit.func.sig);
+        self.with_tm(&unit.func.name, |orc, tm| {
+            // SAFETY: see `compile_with`; `tm` belongs to this thread.
+            let code = unsafe {
+                self.compile_with(orc, tm, &unit.func.name, &sig, |e| lower_function(e, unit), None)?
+            };
+            code.ok_or_else(|| "internal error: no code".into())
+        })
+    }
+
+    /// `llvm`: the IR the lowering built; `llvm_opt`: after `default<O3>`. Nothing is emitted.
+    fn ir(&self, unit: &CompileUnit<'_>) -> Result<Vec<(&'static str, String)>, String> {
+        let sig = abi::jit_signature(&unit.func.sig);
+        self.with_tm(&unit.func.name, |orc, tm| {
+            let mut out = Vec::new();
+            // SAFETY: see `compile_with`; `tm` belongs to this thread.
+            unsafe {
+                self.compile_with(
+                    orc,
+                    tm,
+                    &unit.func.name,
+                    &sig,
+                    |e| lower_function(e, unit),
+                    Some(&mut out),
+                )?
+            };
+            Ok(out)
         })
     }
 }
@@ -735,6 +768,7 @@ impl Emitter for LlvmEmitter {
                 FloatOp::Div => LLVMBuildFDiv(self.b, a, b, NONAME),
                 FloatOp::Min => self.call_intrinsic("llvm.minimum", &[t], &[a, b]),
                 FloatOp::Max => self.call_intrinsic("llvm.maximum", &[t], &[a, b]),
+                FloatOp::Copysign => self.call_intrinsic("llvm.copysign", &[t], &[a, b]),
             }
         }
     }
@@ -756,8 +790,23 @@ impl Emitter for LlvmEmitter {
                 UnaryOp::FNeg => LLVMBuildFNeg(self.b, a, NONAME),
                 UnaryOp::FAbs => self.call_intrinsic("llvm.fabs", &[t], &[a]),
                 UnaryOp::Sqrt => self.call_intrinsic("llvm.sqrt", &[t], &[a]),
+                UnaryOp::Floor => self.call_intrinsic("llvm.floor", &[t], &[a]),
+                UnaryOp::Ceil => self.call_intrinsic("llvm.ceil", &[t], &[a]),
+                UnaryOp::Trunc => self.call_intrinsic("llvm.trunc", &[t], &[a]),
+                UnaryOp::Nearest => self.call_intrinsic("llvm.roundeven", &[t], &[a]),
             }
         }
+    }
+
+    fn fma(&mut self, a: LLVMValueRef, b: LLVMValueRef, c: LLVMValueRef) -> LLVMValueRef {
+        // `llvm.fma` is always fused (unlike `llvm.fmuladd`); without the CPU
+        // feature LLVM calls libm's `fma`, resolved in the process.
+        unsafe { self.call_intrinsic("llvm.fma", &[LLVMTypeOf(a)], &[a, b, c]) }
+    }
+
+    fn has_native(&self, _what: Native) -> bool {
+        // LLVM lowers every one of them itself (libm calls where the CPU lacks them).
+        true
     }
 
     fn icmp(&mut self, cc: IntCC, a: LLVMValueRef, b: LLVMValueRef) -> LLVMValueRef {
@@ -973,15 +1022,22 @@ mod tests {
         // SAFETY: a fresh target machine, used by this thread only; the code is never run.
         unsafe {
             let tm = create_host_tm()?;
-            let r = backend.compile_with(orc, tm, "big", &sig, |e| {
-                let slot = e.stack_slot(bytes);
-                let callee = e.params()[0];
-                e.call(&sig, callee, &[slot]);
-                e.ret(None);
-                Ok(())
-            });
+            let r = backend.compile_with(
+                orc,
+                tm,
+                "big",
+                &sig,
+                |e| {
+                    let slot = e.stack_slot(bytes);
+                    let callee = e.params()[0];
+                    e.call(&sig, callee, &[slot]);
+                    e.ret(None);
+                    Ok(())
+                },
+                None,
+            );
             LLVMDisposeTargetMachine(tm);
-            r
+            r.map(|c| c.expect("code"))
         }
     }
 

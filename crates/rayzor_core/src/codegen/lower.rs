@@ -18,7 +18,7 @@ use super::abi::{
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
-use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Ty, UnaryOp};
+use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, Ty, UnaryOp};
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
@@ -564,6 +564,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 let (a, b) = (self.one(*lhs), self.one(*rhs));
                 vec![self.compare(*op, s, a, b)]
             }
+            Fma { a, b, c } => {
+                let s = self.scalar_of(*a);
+                let (x, y, z) = (self.one(*a), self.one(*b), self.one(*c));
+                vec![self.fma(s, x, y, z)]
+            }
             Select { cond, if_true, if_false } => {
                 let c = self.one(*cond);
                 let t = self.leaves_of(*if_true).to_vec();
@@ -845,6 +850,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 BinOp::Div => FloatOp::Div,
                 BinOp::Min => FloatOp::Min,
                 BinOp::Max => FloatOp::Max,
+                BinOp::Copysign => FloatOp::Copysign,
                 // Rem: the same Rust `%` (fmod) the interpreter uses.
                 _ => {
                     let f = if s == Scalar::F32 { Builtin::Fmodf } else { Builtin::Fmod };
@@ -871,6 +877,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
             BinOp::Max if signed => IntOp::SMax,
             BinOp::Max => IntOp::UMax,
             BinOp::Div | BinOp::Rem => return self.divide(op, s, a, b),
+            // A float operation (the verifier rejects it on integers), as in the interpreter.
+            BinOp::Copysign => return a,
         };
         self.e.int_op(iop, a, b)
     }
@@ -914,8 +922,36 @@ impl<E: Emitter> Lower<'_, '_, E> {
             (UnOp::Clz, _) => UnaryOp::Clz,
             (UnOp::Ctz, _) => UnaryOp::Ctz,
             (UnOp::Popcnt, _) => UnaryOp::Popcnt,
+            (UnOp::Floor | UnOp::Ceil | UnOp::Trunc | UnOp::Nearest, _) => return self.round(op, s, a),
         };
         self.e.unary(uop, a)
+    }
+
+    /// `floor ceil trunc nearest` of a float: the emitter's instruction, or
+    /// (on a CPU without one) the builtin computing what the interpreter does.
+    fn round(&mut self, op: UnOp, s: Scalar, a: E::Value) -> E::Value {
+        let f32 = s == Scalar::F32;
+        let (uop, builtin) = match op {
+            UnOp::Floor => (UnaryOp::Floor, if f32 { Builtin::Floorf } else { Builtin::Floor }),
+            UnOp::Ceil => (UnaryOp::Ceil, if f32 { Builtin::Ceilf } else { Builtin::Ceil }),
+            UnOp::Trunc => (UnaryOp::Trunc, if f32 { Builtin::Truncf } else { Builtin::Trunc }),
+            _ => (UnaryOp::Nearest, if f32 { Builtin::Nearestf } else { Builtin::Nearest }),
+        };
+        if self.e.has_native(Native::Round) {
+            self.e.unary(uop, a)
+        } else {
+            self.call_builtin(builtin, &[a]).expect("rounding builtins return")
+        }
+    }
+
+    /// `fma` (one rounding): the emitter's instruction or the builtin.
+    fn fma(&mut self, s: Scalar, a: E::Value, b: E::Value, c: E::Value) -> E::Value {
+        if self.e.has_native(Native::Fma) {
+            self.e.fma(a, b, c)
+        } else {
+            let f = if s == Scalar::F32 { Builtin::Fmaf } else { Builtin::Fma };
+            self.call_builtin(f, &[a, b, c]).expect("fma returns")
+        }
     }
 
     fn compare(&mut self, op: CmpOp, s: Scalar, a: E::Value, b: E::Value) -> E::Value {

@@ -8,6 +8,7 @@ pub mod builtins;
 pub mod cast;
 pub mod code_memory;
 pub mod cranelift;
+pub mod disasm;
 pub mod emit;
 #[cfg(feature = "llvm")]
 pub mod llvm;
@@ -99,6 +100,9 @@ pub struct OsrSites<'a> {
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     fn compile(&self, unit: &CompileUnit<'_>) -> Result<Box<dyn MachineCode>, String>;
+    /// The backend's IR of `unit`, as (stage, text) in pipeline order, from a
+    /// compile that installs nothing (for inspection; nothing is kept otherwise).
+    fn ir(&self, unit: &CompileUnit<'_>) -> Result<Vec<(&'static str, String)>, String>;
 }
 
 /// The Cranelift backend (its ISAs are built once per process).

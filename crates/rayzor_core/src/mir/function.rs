@@ -53,10 +53,13 @@ pub enum BinOp {
     /// For floats: IEEE 754-2019 `minimum` (NaN if either is NaN, -0 < +0).
     Min,
     Max,
+    /// Floats only: the magnitude of `lhs` with the sign bit of `rhs` (a bit
+    /// operation: NaN payloads kept).
+    Copysign,
 }
 
 impl BinOp {
-    pub const ALL: [BinOp; 14] = [
+    pub const ALL: [BinOp; 15] = [
         BinOp::Add,
         BinOp::Sub,
         BinOp::Mul,
@@ -71,6 +74,7 @@ impl BinOp {
         BinOp::Rotr,
         BinOp::Min,
         BinOp::Max,
+        BinOp::Copysign,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +93,7 @@ impl BinOp {
             BinOp::Rotr => "rotr",
             BinOp::Min => "min",
             BinOp::Max => "max",
+            BinOp::Copysign => "copysign",
         }
     }
 
@@ -100,6 +105,7 @@ impl BinOp {
             }
             BinOp::And | BinOp::Or | BinOp::Xor => s.is_int() || s == Scalar::Bool,
             BinOp::Shl | BinOp::Shr | BinOp::Rotl | BinOp::Rotr => s.is_int(),
+            BinOp::Copysign => s.is_float(),
         }
     }
 }
@@ -118,11 +124,30 @@ pub enum UnOp {
     Clz,
     Ctz,
     Popcnt,
+    /// Floats only: round to an integral value toward -inf, toward +inf,
+    /// toward zero, and to nearest with ties to even (IEEE 754
+    /// `roundToIntegral*`; zeros, infinities and NaNs are returned as they are,
+    /// a NaN quieted).
+    Floor,
+    Ceil,
+    Trunc,
+    Nearest,
 }
 
 impl UnOp {
-    pub const ALL: [UnOp; 7] =
-        [UnOp::Neg, UnOp::Not, UnOp::Abs, UnOp::Sqrt, UnOp::Clz, UnOp::Ctz, UnOp::Popcnt];
+    pub const ALL: [UnOp; 11] = [
+        UnOp::Neg,
+        UnOp::Not,
+        UnOp::Abs,
+        UnOp::Sqrt,
+        UnOp::Clz,
+        UnOp::Ctz,
+        UnOp::Popcnt,
+        UnOp::Floor,
+        UnOp::Ceil,
+        UnOp::Trunc,
+        UnOp::Nearest,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -133,6 +158,10 @@ impl UnOp {
             UnOp::Clz => "clz",
             UnOp::Ctz => "ctz",
             UnOp::Popcnt => "popcnt",
+            UnOp::Floor => "floor",
+            UnOp::Ceil => "ceil",
+            UnOp::Trunc => "trunc",
+            UnOp::Nearest => "nearest",
         }
     }
 
@@ -140,7 +169,7 @@ impl UnOp {
         match self {
             UnOp::Neg | UnOp::Abs => s.is_int() || s.is_float(),
             UnOp::Not => s.is_int() || s == Scalar::Bool,
-            UnOp::Sqrt => s.is_float(),
+            UnOp::Sqrt | UnOp::Floor | UnOp::Ceil | UnOp::Trunc | UnOp::Nearest => s.is_float(),
             UnOp::Clz | UnOp::Ctz | UnOp::Popcnt => s.is_int(),
         }
     }
@@ -276,6 +305,13 @@ pub enum InstKind {
         op: CmpOp,
         lhs: Value,
         rhs: Value,
+    },
+    /// `a * b + c` with a single rounding (IEEE 754 `fusedMultiplyAdd`),
+    /// floats only. Only this instruction fuses: `mul` then `add` never does.
+    Fma {
+        a: Value,
+        b: Value,
+        c: Value,
     },
     /// `cond ? if_true : if_false`, any type.
     Select {
@@ -460,6 +496,11 @@ impl InstKind {
                 f(*if_true);
                 f(*if_false)
             }
+            Fma { a, b, c } => {
+                f(*a);
+                f(*b);
+                f(*c)
+            }
             Load { ptr, .. } | Free { ptr } => f(*ptr),
             Store { ptr, value } => {
                 f(*ptr);
@@ -536,6 +577,11 @@ impl InstKind {
                 *cond = g(*cond);
                 *if_true = g(*if_true);
                 *if_false = g(*if_false)
+            }
+            Fma { a, b, c } => {
+                *a = g(*a);
+                *b = g(*b);
+                *c = g(*c)
             }
             Load { ptr, .. } | Free { ptr } => *ptr = g(*ptr),
             Store { ptr, value } => {
@@ -810,6 +856,13 @@ impl Module {
         }
     }
 
+    /// The first function that calls extern `e` or takes its address, if any:
+    /// an extern no code uses needs no host address.
+    pub fn extern_user(&self, e: ExternId) -> Option<&str> {
+        let uses = |k: &InstKind| matches!(k, InstKind::Call { callee: Callee::Extern(x), .. } | InstKind::FuncAddr { callee: Callee::Extern(x) } if *x == e);
+        self.functions.iter().find(|f| f.insts.iter().any(|i| uses(&i.kind))).map(|f| f.name.as_str())
+    }
+
     pub fn callee_name(&self, callee: Callee) -> Option<&str> {
         match callee {
             Callee::Func(f) => self.functions.get(f.index()).map(|f| f.name.as_str()),
@@ -832,6 +885,7 @@ impl Module {
             Unary { arg, .. } => ty(arg)?,
             Cmp { .. } => Type::BOOL,
             Select { if_true, .. } => ty(if_true)?,
+            Fma { a, .. } => ty(a)?,
             Cast { to, .. } | Bitcast { to, .. } => Type::Scalar(*to),
             Load { ty, .. } => ty.clone(),
             Alloc { .. } | FieldAddr { .. } | ElemAddr { .. } => Type::PTR,

@@ -372,6 +372,8 @@ fn int_binary(op: BinOp, s: Scalar, a: u64, b: u64) -> Result<u64, TrapKind> {
         }
         BinOp::Rotl => rotate(a, amt, w, true),
         BinOp::Rotr => rotate(a, amt, w, false),
+        // A float operation; the verifier rejects it on integers.
+        BinOp::Copysign => a,
         BinOp::Min | BinOp::Max => {
             let a_less = if signed { (a as i64) < (b as i64) } else { a < b };
             if a_less == (op == BinOp::Min) {
@@ -420,6 +422,8 @@ macro_rules! float_ops {
                         ab & bb
                     }
                 }
+                // A bit operation: the sign of `b`, everything else of `a`.
+                BinOp::Copysign => (ab & !$sign) | (bb & $sign),
                 // Not float operations; the verifier rejects them.
                 BinOp::And => ab & bb,
                 BinOp::Or => ab | bb,
@@ -435,6 +439,10 @@ macro_rules! float_ops {
                 UnOp::Neg => ab ^ $sign,
                 UnOp::Abs => ab & !$sign,
                 UnOp::Sqrt => <$f>::from_bits(ab).sqrt().to_bits(),
+                UnOp::Floor => <$f>::from_bits(ab).floor().to_bits(),
+                UnOp::Ceil => <$f>::from_bits(ab).ceil().to_bits(),
+                UnOp::Trunc => <$f>::from_bits(ab).trunc().to_bits(),
+                UnOp::Nearest => <$f>::from_bits(ab).round_ties_even().to_bits(),
                 // Not float operations; the verifier rejects them.
                 UnOp::Not => !ab,
                 UnOp::Clz => ab.leading_zeros() as $u,
@@ -448,6 +456,18 @@ macro_rules! float_ops {
 
 float_ops!(f32_binary, f32_unary, f32, u32, 0x8000_0000u32, 0x0040_0000u32);
 float_ops!(f64_binary, f64_unary, f64, u64, 0x8000_0000_0000_0000u64, 0x0008_0000_0000_0000u64);
+
+/// `fma a, b, c`: `a * b + c` rounded once (`mul_add` is the IEEE
+/// fusedMultiplyAdd, never a separate multiply and add). Only for floats.
+fn fma(s: Scalar, a: u64, b: u64, c: u64) -> u64 {
+    match s {
+        Scalar::F32 => {
+            let f = |x: u64| f32::from_bits(x as u32);
+            f(a).mul_add(f(b), f(c)).to_bits() as u64
+        }
+        _ => f64::from_bits(a).mul_add(f64::from_bits(b), f64::from_bits(c)).to_bits(),
+    }
+}
 
 fn binary(op: BinOp, s: Scalar, a: u64, b: u64) -> Result<u64, TrapKind> {
     match s {
@@ -475,7 +495,8 @@ fn unary(op: UnOp, s: Scalar, a: u64) -> u64 {
                 a
             }
         }
-        UnOp::Sqrt => a,
+        // Float operations; the verifier rejects them on integers.
+        UnOp::Sqrt | UnOp::Floor | UnOp::Ceil | UnOp::Trunc | UnOp::Nearest => a,
         UnOp::Clz => (x.leading_zeros() - (64 - w)) as u64,
         UnOp::Ctz => {
             if x == 0 {
@@ -572,6 +593,11 @@ pub fn eval_bitcast(to: Scalar, a: u64) -> Result<u64, TrapKind> {
     Ok(to.canon(a))
 }
 
+/// `fma` of operands of float type `s`.
+pub fn eval_fma(s: Scalar, a: u64, b: u64, c: u64) -> Result<u64, TrapKind> {
+    Ok(fma(s, a, b, c))
+}
+
 /// `select` of scalar operands.
 pub fn eval_select(cond: u64, if_true: u64, if_false: u64) -> Result<u64, TrapKind> {
     Ok(if cond & 1 != 0 { if_true } else { if_false })
@@ -619,8 +645,8 @@ fn host_call(
 ) -> Result<Option<u64>, RunError> {
     if args.len() != sig.params.len() {
         return Err(usage(format!(
-            "host call passes {} arguments to a function taking {}",
-            args.len(),
+            "host call passes {} to a function taking {}",
+            crate::error::count(args.len(), "argument"),
             sig.params.len()
         )));
     }
@@ -800,9 +826,9 @@ impl<'m> Interpreter<'m> {
         }
         if args.len() != info.param_leaves {
             return Err(usage(format!(
-                "function '{}' takes {} argument words, {} were given",
+                "function '{}' takes {}, {} were given",
                 f.name,
-                info.param_leaves,
+                crate::error::count(info.param_leaves, "argument word"),
                 args.len()
             )));
         }
@@ -886,6 +912,13 @@ impl<'m> Interpreter<'m> {
                     let (s, a) = scalar(info, slots, *lhs)?;
                     let (_, b) = scalar(info, slots, *rhs)?;
                     put1(info, slots, res, compare(*op, s, a, b) as u64)?;
+                    Act::Next
+                }
+                InstKind::Fma { a, b, c } => {
+                    let (s, x) = scalar(info, slots, *a)?;
+                    let (_, y) = scalar(info, slots, *b)?;
+                    let (_, z) = scalar(info, slots, *c)?;
+                    put1(info, slots, res, fma(s, x, y, z))?;
                     Act::Next
                 }
                 InstKind::Select { cond, if_true, if_false } => {

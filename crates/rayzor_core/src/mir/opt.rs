@@ -11,7 +11,7 @@
 use super::function::{
     BinOp, Block, BlockCall, Callee, FuncId, Function, Inst, InstData, InstKind, Module, ValueData, ValueDef,
 };
-use super::interp::{eval_binary, eval_bitcast, eval_cast, eval_cmp, eval_unary};
+use super::interp::{eval_binary, eval_bitcast, eval_cast, eval_cmp, eval_fma, eval_unary};
 use super::types::{Scalar, Type};
 use super::Value;
 
@@ -100,6 +100,7 @@ fn is_root(func: &Function, kind: &InstKind) -> bool {
         | Unary { .. }
         | Cmp { .. }
         | Select { .. }
+        | Fma { .. }
         | Cast { .. }
         | Bitcast { .. }
         | FieldAddr { .. }
@@ -286,6 +287,12 @@ fn fold_constants(func: &mut Function) -> bool {
                     _ => None,
                 },
                 InstKind::Unary { op, arg } => const_of(func, *arg).map(|(s, a)| (s, eval_unary(*op, s, a))),
+                InstKind::Fma { a, b, c } => {
+                    match (const_of(func, *a), const_of(func, *b), const_of(func, *c)) {
+                        (Some((s, x)), Some((_, y)), Some((_, z))) => Some((s, eval_fma(s, x, y, z))),
+                        _ => None,
+                    }
+                }
                 InstKind::Cmp { op, lhs, rhs } => match (const_of(func, *lhs), const_of(func, *rhs)) {
                     (Some((s, a)), Some((_, c))) => Some((Scalar::Bool, eval_cmp(*op, s, a, c))),
                     _ => None,
@@ -862,7 +869,7 @@ block0(v0: ptr, v1: i64):
             let mut m = Module::new();
             let mut h = Function::new("helper", sig.clone());
             let (p0, p1) = (h.blocks[0].params[0], h.blocks[0].params[1]);
-            let op = BinOp::ALL[rnd(14) as usize];
+            let op = BinOp::ALL[rnd(BinOp::ALL.len() as u64) as usize];
             let op = if op.accepts(s) { op } else { BinOp::Add };
             let r = h.push_inst(Block(0), InstKind::Binary { op, lhs: p0, rhs: p1 }, Some(t.clone())).1;
             h.push_inst(Block(0), InstKind::Return { value: r }, None);
@@ -876,12 +883,12 @@ block0(v0: ptr, v1: i64):
                 let (kind, ty) = match rnd(7) {
                     0..=2 => (InstKind::Const { ty: s, bits: s.canon(consts[rnd(10) as usize]) }, t.clone()),
                     3 => {
-                        let op = BinOp::ALL[rnd(14) as usize];
+                        let op = BinOp::ALL[rnd(BinOp::ALL.len() as u64) as usize];
                         let op = if op.accepts(s) { op } else { BinOp::Sub };
                         (InstKind::Binary { op, lhs: a, rhs: b }, t.clone())
                     }
                     4 => {
-                        let op = UnOp::ALL[rnd(7) as usize];
+                        let op = UnOp::ALL[rnd(UnOp::ALL.len() as u64) as usize];
                         let op = if op.accepts(s) { op } else { UnOp::Neg };
                         (InstKind::Unary { op, arg: a }, t.clone())
                     }

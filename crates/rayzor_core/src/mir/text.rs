@@ -261,6 +261,10 @@ impl Printer<'_> {
                 self.out.push_str("select ");
                 self.vals(&[*cond, *if_true, *if_false]);
             }
+            Fma { a, b, c } => {
+                self.out.push_str("fma ");
+                self.vals(&[*a, *b, *c]);
+            }
             Cast { to, arg } | Bitcast { to, arg } => {
                 self.out.push_str(if matches!(d.kind, Cast { .. }) { "cast" } else { "bitcast" });
                 self.ann_scalar(r, *to);
@@ -1454,6 +1458,14 @@ impl Parser {
                 self.comma()?;
                 let if_false = self.use_value(st)?;
                 Select { cond, if_true, if_false }
+            }
+            "fma" => {
+                let a = self.use_value(st)?;
+                self.comma()?;
+                let b = self.use_value(st)?;
+                self.comma()?;
+                let c = self.use_value(st)?;
+                Fma { a, b, c }
             }
             "cast" | "bitcast" => {
                 let to = self.scalar_of(&op, &name, r)?;

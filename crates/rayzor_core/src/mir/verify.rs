@@ -12,6 +12,7 @@
 //! entry parameters, control flow (targets, reachability), then every
 //! instruction in block order.
 
+use crate::error::count;
 use crate::mir::layout::{leaf_count, size_of, MAX_TYPE_DEPTH, MAX_TYPE_SIZE, MAX_VALUE_LEAVES};
 use crate::mir::{Block, Callee, Function, Inst, InstKind, Module, Scalar, Signature, Type, Value, ValueDef};
 use std::collections::{HashMap, HashSet};
@@ -275,6 +276,7 @@ fn kind_name(k: &InstKind) -> &'static str {
         Unary { op, .. } => op.name(),
         Cmp { .. } => "cmp",
         Select { .. } => "select",
+        Fma { .. } => "fma",
         Cast { .. } => "cast",
         Bitcast { .. } => "bitcast",
         Load { .. } => "load",
@@ -479,7 +481,18 @@ impl<'m> Verifier<'m> {
         rule: &'static str,
         message: String,
     ) -> R {
-        self.errors.push(VerifyError { function: function.to_string(), block, inst, rule, message });
+        let position = (|| {
+            let f = self.m.functions.iter().find(|f| f.name == function)?;
+            f.blocks.get(block?.index())?.insts.iter().position(|i| Some(*i) == inst)
+        })();
+        self.errors.push(VerifyError {
+            function: function.to_string(),
+            block,
+            inst,
+            rule,
+            message,
+            position,
+        });
         if self.first_only {
             Err(Stop)
         } else {
@@ -886,7 +899,7 @@ impl<'m> Verifier<'m> {
             if params.len() != args.len() {
                 return Err((
                     "call-signature",
-                    format!("expected {} arguments for {what}, found {}", params.len(), args.len()),
+                    format!("expected {} for {what}, found {}", count(params.len(), "argument"), args.len()),
                 ));
             }
             for (i, (p, &a)) in params.iter().zip(args).enumerate() {
@@ -920,8 +933,8 @@ impl<'m> Verifier<'m> {
                 return Err((
                     "branch-args",
                     format!(
-                        "expected {} arguments for {}'s parameters, found {}",
-                        target.params.len(),
+                        "expected {} for {}'s parameters, found {}",
+                        count(target.params.len(), "argument"),
                         bc.block,
                         bc.args.len()
                     ),
@@ -1005,6 +1018,14 @@ impl<'m> Verifier<'m> {
             Cmp { lhs, rhs, .. } => {
                 scalar_of(*lhs, "a left operand")?;
                 expect(*rhs, ty(*lhs), "a right operand matching the left")?;
+            }
+            Fma { a, b, c } => {
+                let s = scalar_of(*a, "a first operand")?;
+                if !s.is_float() {
+                    return Err(("operand-type", format!("expected float operands for fma, found {s}")));
+                }
+                expect(*b, ty(*a), "a second operand matching the first")?;
+                expect(*c, ty(*a), "a third operand matching the first")?;
             }
             Select { cond, if_true, if_false } => {
                 expect(*cond, &Type::BOOL, "a condition")?;
@@ -1245,6 +1266,8 @@ pub struct VerifyError {
     /// A short stable name of the rule, e.g. `operand-type`, `dominance`.
     pub rule: &'static str,
     pub message: String,
+    /// The 0-based index of `inst` within `block` (`inst` is numbered across the function).
+    pub position: Option<usize>,
 }
 
 impl fmt::Display for VerifyError {

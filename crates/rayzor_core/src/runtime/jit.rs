@@ -17,10 +17,13 @@ use crate::codegen::cranelift::CraneliftBackend;
 use crate::codegen::{CodegenEnv, CompileUnit, MachineCode, OsrSites};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
-use crate::mir::{layout, verify, FuncId, Module, TrapKind};
+use crate::mir::{layout, verify, ExternId, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
+
+mod inspect;
+pub use inspect::CodeCopy;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JitError {
@@ -95,6 +98,8 @@ pub struct Jit {
     events: Mutex<Vec<CompileEvent>>,
     /// Per-loop OSR state of every function.
     osr: OsrTable,
+    /// Append every published code blob to the perf map (`runtime::perf_map`).
+    perf_map: AtomicBool,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -153,8 +158,15 @@ impl Jit {
                 module.externs.len()
             )));
         }
-        if let Some((e, _)) = module.externs.iter().zip(&extern_addrs).find(|(_, a)| **a == 0) {
-            return Err(JitError::Usage(format!("extern '{}' has no host address", e.name)));
+        // Externs no code uses may stay unbound (address 0): nothing embeds their address.
+        for (i, (e, _)) in module.externs.iter().zip(&extern_addrs).enumerate().filter(|(_, (_, a))| **a == 0)
+        {
+            if let Some(user) = module.extern_user(ExternId(i as u32)) {
+                return Err(JitError::Usage(format!(
+                    "extern '{}' (used by '{user}') has no host address",
+                    e.name
+                )));
+            }
         }
         let n = module.functions.len();
         let data = module.data.iter().map(|d| (d.as_ptr() as usize, d.len())).collect();
@@ -179,6 +191,7 @@ impl Jit {
             start: std::time::Instant::now(),
             events: Mutex::new(Vec::new()),
             osr: OsrTable::new(n, osr),
+            perf_map: AtomicBool::new(false),
             module,
         };
         let backend =
@@ -304,6 +317,9 @@ impl Jit {
         inner.code_size[tier as usize] = code.code_len();
         self.slots[f.index()].store(code.address(), Ordering::Release);
         state.tier.store(tier as u8, Ordering::Release);
+        if self.perf_map.load(Ordering::Relaxed) {
+            self.perf_map_code(f, tier, &*code);
+        }
         if let Some(old) = inner.current.replace(code) {
             retire(old);
         }
@@ -319,13 +335,8 @@ impl Jit {
     /// Machine code for `f` at `tier`, from the tier's backend.
     fn compile_code(&self, f: FuncId, tier: Tier) -> Result<Box<dyn MachineCode>, JitError> {
         let backend = tier.backend().map_err(|reason| JitError::Unavailable { tier, reason })?;
-        let optimized;
-        let func = if tier.optimizes_mir() {
-            optimized = crate::mir::opt::optimize_function(&self.module, f);
-            &optimized
-        } else {
-            self.module.func(f)
-        };
+        let func = self.mir_for(f, tier);
+        let func = &*func;
         let env = self.env();
         let opts = tier.codegen_options();
         // Loops of code that may still be promoted get OSR points.
@@ -339,6 +350,15 @@ impl Jit {
         let sites = OsrSites { points: &points, check_mask, min_count };
         let unit = CompileUnit { env: &env, id: f, func, opts, osr: Some(&sites) };
         backend.compile(&unit).map_err(|m| self.compile_error(f, tier, m))
+    }
+
+    /// The MIR `tier` compiles for `f`: after `mir::opt` from T2 on.
+    fn mir_for(&self, f: FuncId, tier: Tier) -> std::borrow::Cow<'_, crate::mir::Function> {
+        if tier.optimizes_mir() {
+            std::borrow::Cow::Owned(crate::mir::opt::optimize_function(&self.module, f))
+        } else {
+            std::borrow::Cow::Borrowed(self.module.func(f))
+        }
     }
 
     /// The OSR mode code is compiled in.
@@ -395,12 +415,7 @@ impl Jit {
         let f = point.func;
         let backend = target.backend().map_err(|reason| JitError::Unavailable { tier: target, reason })?;
         // The continuation is derived from the MIR the source code runs.
-        let source_mir = if point.source.optimizes_mir() {
-            crate::mir::opt::optimize_function(&self.module, f)
-        } else {
-            self.module.func(f).clone()
-        };
-        let mut cont = crate::mir::osr::continuation(&source_mir, point.header);
+        let mut cont = crate::mir::osr::continuation(&self.mir_for(f, point.source), point.header);
         if target.optimizes_mir() {
             cont = crate::mir::opt::optimize(&self.module, f, cont);
         }

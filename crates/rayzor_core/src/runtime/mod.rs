@@ -3,6 +3,7 @@
 
 pub mod jit;
 pub mod osr;
+pub mod perf_map;
 pub mod profile;
 pub mod stack;
 pub mod tier;

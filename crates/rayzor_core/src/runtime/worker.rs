@@ -20,6 +20,7 @@ use crate::mir::FuncId;
 use crate::runtime::Tier;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -49,6 +50,10 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Wakes compile threads (work or stop) and the monitor (stop).
     wake: Condvar,
+    /// Monitor passes completed, and the number of the last one that found
+    /// nothing to queue while nothing was queued or compiling.
+    passes: AtomicU64,
+    quiet_pass: AtomicU64,
 }
 
 /// Owns the promoter threads; stopping (or dropping) joins them.
@@ -75,6 +80,8 @@ impl Promoter {
                 stop: false,
             }),
             wake: Condvar::new(),
+            passes: AtomicU64::new(0),
+            quiet_pass: AtomicU64::new(0),
         });
         let mut threads = Vec::new();
         let s = shared.clone();
@@ -104,6 +111,18 @@ impl Promoter {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+
+    /// (monitor passes completed, number of the last quiet pass): a pass is
+    /// quiet when it queued nothing and nothing was queued or compiling at its
+    /// end. A quiet pass numbered `n + 2` or later, where `n` was read before,
+    /// looked at the counters as they were when `n` was read, or later.
+    /// `None` in a forked child (no promoter runs there).
+    pub fn passes(&self) -> Option<(u64, u64)> {
+        if std::process::id() != self.pid {
+            return None;
+        }
+        Some((self.shared.passes.load(Ordering::Acquire), self.shared.quiet_pass.load(Ordering::Acquire)))
     }
 
     /// Promotions waiting or running.
@@ -164,9 +183,6 @@ fn monitor(s: &Shared) {
                 }
             }
         }
-        if wanted.is_empty() && osr_wanted.is_empty() {
-            continue;
-        }
         let mut q = s.queue.lock();
         let mut added = false;
         for (f, t, heat) in wanted {
@@ -185,6 +201,14 @@ fn monitor(s: &Shared) {
         if added {
             s.wake.notify_all();
         }
+        let quiet = !added && q.pending.is_empty() && q.running == 0;
+        drop(q);
+        // Only this thread writes the pass counters.
+        let pass = s.passes.load(Ordering::Relaxed) + 1;
+        if quiet {
+            s.quiet_pass.store(pass, Ordering::Release);
+        }
+        s.passes.store(pass, Ordering::Release);
     }
 }
 
