@@ -172,3 +172,19 @@ def test_presets() -> None:
     dev, prod = rayzor.TieredConfig.development(), rayzor.TieredConfig.production()
     assert dev.osr and prod.osr
     assert dev.profile_config.osr_threshold < prod.profile_config.osr_threshold == 60_000
+
+
+def test_osr_entries_are_in_the_perf_map() -> None:
+    import os
+    from pathlib import Path
+
+    path = Path(rayzor.TieredJit.perf_map_path())
+    before = path.read_text().count("\n") if path.exists() else 0
+    cfg = dataclasses.replace(MANUAL, perf_map=True)
+    with rayzor.TieredJit(rayzor.parse(SUM), cfg) as jit:
+        jit._force_osr(3, TOP)
+        (point,) = jit.osr_points("sum")
+        lines = path.read_text().splitlines()[before:]
+    names = [line.split(" ", 2)[2] for line in lines]
+    assert f"sum$osr{point.loop_header}[{TOP}]" in names, names
+    assert os.getpid() == int(path.name[len("perf-") : -len(".map")])

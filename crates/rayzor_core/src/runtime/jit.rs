@@ -389,6 +389,10 @@ impl Jit {
         let compile_time = start.elapsed();
         let result = match compiled {
             Ok(code) => {
+                if self.perf_map.load(Ordering::Relaxed) {
+                    let name = format!("{}$osr{}[{target}]", self.module.func(f).name, point.header.0);
+                    let _ = super::perf_map::append(&[(code.address(), code.code_len(), name)]);
+                }
                 point.publish(target, code);
                 Ok(compile_time)
             }
