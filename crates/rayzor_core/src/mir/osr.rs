@@ -81,27 +81,34 @@ impl Liveness {
             .iter()
             .map(|v| matches!(v.def, ValueDef::Result(i) if rematerializable(&func.inst(i).kind)))
             .collect();
-        // Upward-exposed uses and definitions of each block.
-        let mut gen: Vec<Vec<Value>> = vec![Vec::new(); n];
-        let mut defined: Vec<Vec<Value>> = vec![Vec::new(); n];
+        // The block defining each value (as a parameter or an instruction result).
+        let mut def_block = vec![u32::MAX; func.values.len()];
         for b in func.block_ids() {
             let bd = &func.blocks[b.index()];
-            let mut defs: Vec<Value> = bd.params.clone();
-            let mut uses = Vec::new();
+            for &p in &bd.params {
+                def_block[p.index()] = b.0;
+            }
             for &i in &bd.insts {
-                let data = func.inst(i);
-                data.kind.for_each_operand(|v| {
-                    if !remat[v.index()] && !defs.contains(&v) {
+                if let Some(r) = func.inst(i).result {
+                    def_block[r.index()] = b.0;
+                }
+            }
+        }
+        // Upward-exposed uses of each block: in SSA, a value defined in the block
+        // is defined before its uses there.
+        let mut gen: Vec<Vec<Value>> = vec![Vec::new(); n];
+        for b in func.block_ids() {
+            let mut uses = Vec::new();
+            for &i in &func.blocks[b.index()].insts {
+                func.inst(i).kind.for_each_operand(|v| {
+                    if !remat[v.index()] && def_block[v.index()] != b.0 {
                         uses.push(v);
                     }
                 });
-                defs.extend(data.result);
             }
             uses.sort();
             uses.dedup();
-            defs.sort();
             gen[b.index()] = uses;
-            defined[b.index()] = defs;
         }
         let succs: Vec<Vec<Block>> = func
             .block_ids()
@@ -119,9 +126,7 @@ impl Liveness {
             for &b in &post {
                 let mut set = gen[b.index()].clone();
                 for s in &succs[b.index()] {
-                    set.extend(
-                        live_in[s.index()].iter().filter(|v| defined[b.index()].binary_search(v).is_err()),
-                    );
+                    set.extend(live_in[s.index()].iter().filter(|v| def_block[v.index()] != b.0));
                 }
                 set.sort();
                 set.dedup();
