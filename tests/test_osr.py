@@ -21,23 +21,7 @@ MIR = pathlib.Path(__file__).parent / "mir"
 TOP = rayzor.TieredJit.top_tier()[0]
 PAIRS = [(a, b) for a in Tier for b in Tier if a < b <= TOP]
 
-SUM = """
-fn sum(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 0
-  jump block1(v1, v1)
-block1(v2: i64, v3: i64):
-  v4: bool = lt v2, v0
-  brif v4, block2, block3
-block2:
-  v5: i64 = add v3, v2
-  v6: i64 = const 1
-  v7: i64 = add v2, v6
-  jump block1(v7, v5)
-block3:
-  ret v3
-}
-"""
+SUM = (MIR / "osr_sum.mir").read_text()
 
 MANUAL = rayzor.TieredConfig(
     enable_background_optimization=False, profile_config=rayzor.ProfileConfig(sample_rate=1)

@@ -23,22 +23,7 @@ fn call_buffers_of_the_wrong_length_are_refused() {
 }
 
 /// `sum(n)`: one loop of n iterations.
-const SUM: &str = "fn sum(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 0
-  jump block1(v1, v1)
-block1(v2: i64, v3: i64):
-  v4: bool = lt v2, v0
-  brif v4, block2, block3
-block2:
-  v5: i64 = add v3, v2
-  v6: i64 = const 1
-  v7: i64 = add v2, v6
-  jump block1(v7, v5)
-block3:
-  ret v3
-}
-";
+const SUM: &str = include_str!("../../../tests/mir/osr_sum.mir");
 
 #[test]
 fn forced_osr_transfers_after_exactly_k_back_edges() {
