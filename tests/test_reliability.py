@@ -154,7 +154,7 @@ def reentrant_module() -> rayzor.Module:
     return rayzor.parse(
         textwrap.dedent(
             """
-            extern back(i64) -> i64
+            extern fn back(i64) -> i64
             fn f(i64) -> i64 {
             block0(v0: i64):
               v1: i64 = const 0
@@ -452,14 +452,14 @@ def test_trap_function_is_the_same_in_every_tier() -> None:
               v2: i64 = call divz(v0, v1)
               ret v2
             }
-            fn oom(i64) -> i64 {
-            block0(v0: i64):
+            fn oom(u64) -> i64 {
+            block0(v0: u64):
               v1: ptr = alloc i64, v0
               v2: i64 = load v1
               ret v2
             }
-            fn callsoom(i64) -> i64 {
-            block0(v0: i64):
+            fn callsoom(u64) -> i64 {
+            block0(v0: u64):
               v1: i64 = call oom(v0)
               ret v1
             }
