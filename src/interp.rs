@@ -2,11 +2,11 @@
 
 use crate::convert::{self, PinnedBuffer};
 use crate::errors;
+use crate::host::HostThunk;
 use crate::module::PyMirModule;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyString, PyTuple};
 use rayzor_core::mir::interp::Interpreter;
-use crate::host::HostThunk;
 use rayzor_core::mir::{ExternId, FuncId, Module};
 use std::collections::HashMap;
 
@@ -106,7 +106,10 @@ pub fn extern_addresses(
             p.getattr("value")?.extract::<Option<usize>>()?.unwrap_or(0)
         } else if value.is_instance(&c_void_p)? {
             value.getattr("value")?.extract::<Option<usize>>()?.unwrap_or(0)
-        } else if value.is_callable() && !value.is_instance_of::<PyString>() && !value.is_instance_of::<PyBytes>() {
+        } else if value.is_callable()
+            && !value.is_instance_of::<PyString>()
+            && !value.is_instance_of::<PyBytes>()
+        {
             let sig = &module.externs[id.index()].sig;
             let thunk = HostThunk::new(&name, sig, value.clone().unbind()).map_err(refuse)?;
             let a = thunk.address();

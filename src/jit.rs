@@ -396,7 +396,8 @@ impl PyJit {
     /// (bytes of this thread's compiled-code stack, call depth it guarantees
     /// for frames of the largest size).
     fn stack(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
-        let bytes = rayzor_core::runtime::stack::thread_stack_bytes().map_err(|e| errors::compile_error(py, e))?;
+        let bytes =
+            rayzor_core::runtime::stack::thread_stack_bytes().map_err(|e| errors::compile_error(py, e))?;
         Ok((bytes, rayzor_core::runtime::stack::guaranteed_depth(bytes)))
     }
 

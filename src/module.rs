@@ -485,7 +485,8 @@ impl PyFunctionBuilder {
     /// The function's parameters (the entry block's parameters).
     #[getter]
     fn params(&self, py: Python<'_>) -> PyResult<Vec<PyValue>> {
-        let ids = errors::borrow(self.module.bind(py))?.core.functions[self.func.index()].blocks[0].params.clone();
+        let ids =
+            errors::borrow(self.module.bind(py))?.core.functions[self.func.index()].blocks[0].params.clone();
         Ok(ids.into_iter().map(|v| self.value(py, v)).collect())
     }
 

@@ -216,7 +216,8 @@ def test_exception_in_a_raw_ctypes_callback_is_detected() -> None:
             out.append("interp:swallowed")
         except KeyError:
             out.append("interp:raised")
-        with rayzor.TieredJit(m, rayzor.TieredConfig(enable_background_optimization=False), host={"cb": raw}) as jit:
+        cfg = rayzor.TieredConfig(enable_background_optimization=False)
+        with rayzor.TieredJit(m, cfg, host={"cb": raw}) as jit:
             try:
                 jit["f"](1)
                 out.append("T0:swallowed")
@@ -290,7 +291,7 @@ def test_deep_call_stack_pages_are_returned() -> None:
     p = run_py(
         """
         import sys, threading
-        sys.path.insert(0, %r)
+        sys.path.insert(0, TESTS)
         import rayzor
         from test_robustness import big_frame_module
         def rss():
@@ -312,8 +313,7 @@ def test_deep_call_stack_pages_are_returned() -> None:
                 t = threading.Thread(target=run, args=(out,)); t.start(); t.join()
             before, after = out[0]
             print(name, before >> 20, after >> 20)
-        """
-        % os.path.dirname(__file__)
+        """.replace("TESTS", repr(os.path.dirname(__file__)))
     )
     assert p.returncode == 0, p.stderr
     for line in p.stdout.splitlines():

@@ -408,6 +408,7 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
                             Ok(v) => Ok(v),
                             Err(RunError::Trap(t)) => Err(t.kind),
                             Err(RunError::Usage(u)) => return Err(format!("usage error: {u}")),
+                            Err(other) => return Err(other.to_string()),
                         };
                         check(c, got);
                     }
@@ -436,6 +437,7 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
                             Ok(v) => check(c, Ok(v)),
                             Err(RunError::Trap(t)) => check(c, Err(t.kind)),
                             Err(RunError::Usage(u)) => return Err(format!("usage error: {u}")),
+                            Err(other) => return Err(other.to_string()),
                         }
                     }
                 }

@@ -798,30 +798,31 @@ struct NameMaps {
     nexterns: usize,
 }
 
-/// Look `name` up in `map`, which indexes `names[..*seen]`, first extending it.
+/// Look `name` up in `map`, which indexes the first `*seen` of the `len`
+/// names `name_at(0..len)`, first extending it to all of them.
 fn index_lookup<'a>(
     map: &mut std::collections::HashMap<String, u32>,
     seen: &mut usize,
-    names: impl ExactSizeIterator<Item = &'a str> + Clone,
+    len: usize,
+    name_at: impl Fn(usize) -> &'a str,
     name: &str,
 ) -> Option<u32> {
-    let len = names.len();
     if *seen > len {
         map.clear();
         *seen = 0;
     }
-    for (i, n) in names.clone().enumerate().skip(*seen) {
-        map.entry(n.to_string()).or_insert(i as u32);
+    for i in *seen..len {
+        map.entry(name_at(i).to_string()).or_insert(i as u32);
     }
     *seen = len;
     let hit = *map.get(name)?;
-    if names.clone().nth(hit as usize) == Some(name) {
+    if name_at(hit as usize) == name {
         return Some(hit);
     }
     // Stale (an element was replaced): rebuild from scratch.
     map.clear();
-    for (i, n) in names.enumerate() {
-        map.entry(n.to_string()).or_insert(i as u32);
+    for i in 0..len {
+        map.entry(name_at(i).to_string()).or_insert(i as u32);
     }
     map.get(name).copied()
 }
@@ -858,13 +859,15 @@ impl Module {
     pub fn func_by_name(&self, name: &str) -> Option<FuncId> {
         let mut g = self.names.0.lock();
         let NameMaps { funcs, nfuncs, .. } = &mut *g;
-        index_lookup(funcs, nfuncs, self.functions.iter().map(|f| f.name.as_str()), name).map(FuncId)
+        let fs = &self.functions;
+        index_lookup(funcs, nfuncs, fs.len(), |i| fs[i].name.as_str(), name).map(FuncId)
     }
 
     pub fn extern_by_name(&self, name: &str) -> Option<ExternId> {
         let mut g = self.names.0.lock();
         let NameMaps { externs, nexterns, .. } = &mut *g;
-        index_lookup(externs, nexterns, self.externs.iter().map(|f| f.name.as_str()), name).map(ExternId)
+        let es = &self.externs;
+        index_lookup(externs, nexterns, es.len(), |i| es[i].name.as_str(), name).map(ExternId)
     }
 
     pub fn func(&self, id: FuncId) -> &Function {

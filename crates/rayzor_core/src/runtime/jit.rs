@@ -149,9 +149,10 @@ impl Jit {
         super::stack::thread_stack_bytes().map_err(JitError::Resources)?;
         let n = module.functions.len();
         let calls_host = !module.externs.is_empty()
-            || module.functions.iter().any(|f| {
-                f.insts.iter().any(|d| matches!(d.kind, crate::mir::InstKind::CallIndirect { .. }))
-            });
+            || module
+                .functions
+                .iter()
+                .any(|f| f.insts.iter().any(|d| matches!(d.kind, crate::mir::InstKind::CallIndirect { .. })));
         let data = module.data.iter().map(|d| (d.as_ptr() as usize, d.len())).collect();
         let mut jit = Jit {
             slots: (0..n).map(|_| AtomicUsize::new(0)).collect(),
@@ -394,7 +395,8 @@ impl Jit {
             ctx.edge_ticks = edge_ticks.clamp(1, n);
             let ctxp: *mut VmCtx = &mut ctx;
             // SAFETY: `ctx` outlives the scope, dropped right after the call.
-            let _scope = self.calls_host
+            let _scope = self
+                .calls_host
                 .then(|| unsafe { host_abort::Scope::enter(std::ptr::addr_of_mut!((*ctxp).trap)) });
             // SAFETY: as above; the stack limit keeps frames above the guard page.
             unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };

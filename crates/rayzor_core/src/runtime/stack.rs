@@ -67,7 +67,7 @@ impl JitStack {
         if unsafe { std::ptr::read_volatile(self.canary()) } != CANARY {
             return true;
         }
-        if returns % RESIDENCY_CHECK_EVERY != 0 {
+        if !returns.is_multiple_of(RESIDENCY_CHECK_EVERY) {
             return false;
         }
         let page = (self.canary() as usize & !4095) - 4096;
