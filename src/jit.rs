@@ -34,14 +34,29 @@ pub fn tier_from_int(py: Python<'_>, tier: u8) -> PyResult<Tier> {
 /// (source tier, loop header, back-edges counted, tier of the published entry).
 type OsrPointRow = (u8, u32, u64, Option<u8>);
 
+/// A tier given from Python: an int (or `rayzor.Tier`) from 0 to 3, nothing else.
+pub fn tier_arg(py: Python<'_>, tier: &Bound<'_, PyAny>) -> PyResult<Tier> {
+    let bad = || {
+        let shown = tier.repr().map(|r| r.to_string()).unwrap_or_default();
+        errors::argument_error(py, format!("no tier {shown}: a tier is an int from 0 (T0) to 3 (T3)"))
+    };
+    if !tier.is_instance_of::<PyInt>() || tier.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(bad());
+    }
+    match tier.extract::<i64>() {
+        Ok(t) if (0..4).contains(&t) => Tier::from_index(t as usize).ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
 /// Compiled code for a module: the dispatch table and every function's code.
 #[pyclass(name = "Jit", module = "rayzor._rayzor", frozen)]
 pub struct PyJit {
     pub core: Arc<Jit>,
     promoter: Mutex<Option<Promoter>>,
     config: TieredConfig,
-    /// The host objects (ctypes functions) the code calls: kept alive as long as the code.
-    _host_objects: Vec<Py<PyAny>>,
+    /// The host objects (ctypes functions, thunks) the code calls: kept alive as long as the code.
+    _host_objects: crate::interp::HostObjects,
 }
 
 /// The tiering configuration in the core's terms; `rayzor.TieredConfig` builds
@@ -266,15 +281,12 @@ impl PyJit {
     ) -> PyResult<Self> {
         let config = config.map(|c| c.get().to_core()).unwrap_or_default();
         config.validate().map_err(PyValueError::new_err)?;
-        module.borrow_mut().finish_and_verify(py)?;
-        let core = module.borrow().core.clone();
-        let addrs = extern_addresses(py, &core, host)?;
-        let mut host_objects = Vec::new();
-        if let Some(h) = host {
-            for v in h.call_method0("values")?.try_iter()? {
-                host_objects.push(v?.unbind());
-            }
-        }
+        let core = {
+            let mut m = errors::borrow_mut(module)?;
+            m.finish_and_verify(py)?;
+            m.core.clone()
+        };
+        let (addrs, host_objects) = extern_addresses(py, &core, host)?;
         let mut by_index = vec![0usize; core.externs.len()];
         for (id, a) in addrs {
             by_index[id.index()] = a;
@@ -461,9 +473,9 @@ impl PyJit {
     }
 
     /// Compile `name` at `tier` (0..3) and publish it; returns the compile time in seconds.
-    fn compile(&self, py: Python<'_>, name: &str, tier: u8) -> PyResult<f64> {
+    fn compile(&self, py: Python<'_>, name: &str, tier: &Bound<'_, PyAny>) -> PyResult<f64> {
         let id = lookup(py, self.core.module(), name)?;
-        let tier = tier_from_int(py, tier)?;
+        let tier = tier_arg(py, tier)?;
         let core = self.core.clone();
         let t = py.detach(move || core.compile(id, tier)).map_err(|e| jit_error(py, e))?;
         Ok(t.as_secs_f64())
@@ -492,6 +504,14 @@ impl PyJit {
     #[getter]
     fn functions(&self) -> Vec<String> {
         self.core.module().functions.iter().map(|f| f.name.clone()).collect()
+    }
+
+    /// (bytes of this thread's compiled-code stack, call depth it guarantees
+    /// for frames of the largest size).
+    fn stack(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
+        let bytes =
+            rayzor_core::runtime::stack::thread_stack_bytes().map_err(|e| errors::compile_error(py, e))?;
+        Ok((bytes, rayzor_core::runtime::stack::guaranteed_depth(bytes)))
     }
 
     /// Bytes of executable memory held by current code.

@@ -82,6 +82,12 @@ class Stats:
     #: Why the ladder stops below T3, when it does.
     notes: list[str]
     uptime_seconds: float
+    #: Bytes reserved for the calling thread's compiled-code stack (4 GiB unless the
+    #: address space is limited, e.g. by ``ulimit -v``).
+    stack_bytes: int = 4 << 30
+    #: Nested calls that work in every tier even with frames of the largest size:
+    #: ``MAX_CALL_DEPTH`` unless the stack had to be smaller.
+    guaranteed_depth: int = 10_000
 
     @property
     def total_compile_seconds(self) -> float:

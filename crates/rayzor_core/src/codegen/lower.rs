@@ -52,6 +52,8 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         counters: vmctx,
         exit_block: None,
         trap_blocks: Vec::new(),
+        origin: id,
+        origin_exits: Vec::new(),
     };
     l.run(&params)
 }
@@ -103,7 +105,13 @@ struct Lower<'e, 'a, E: Emitter> {
     counters: E::Value,
     /// Returns to the caller with a dummy result (a trap is pending).
     exit_block: Option<E::Block>,
-    trap_blocks: Vec<(TrapKind, E::Block)>,
+    /// Trap blocks by (kind, MIR function the trap is reported from).
+    trap_blocks: Vec<(TrapKind, FuncId, E::Block)>,
+    /// The MIR function the instruction being lowered came from (`id` unless
+    /// inlining moved it here): traps name it in `VmCtx::trap_func`.
+    origin: FuncId,
+    /// Blocks that record `trap_func` for a trap a builtin set, then exit.
+    origin_exits: Vec<(FuncId, E::Block)>,
 }
 
 impl<E: Emitter> Lower<'_, '_, E> {
@@ -129,6 +137,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             self.e.switch_to(self.blocks[blk.index()]);
             for &inst in &f.blocks[blk.index()].insts {
                 let data = f.inst(inst);
+                self.origin = data.origin.unwrap_or(self.id);
                 self.inst(&data.kind, data.result)?;
             }
             for (edge, call) in std::mem::take(&mut self.pending_edges) {
@@ -321,13 +330,33 @@ impl<E: Emitter> Lower<'_, '_, E> {
     }
 
     fn trap_block(&mut self, kind: TrapKind) -> E::Block {
-        if let Some((_, b)) = self.trap_blocks.iter().find(|(k, _)| *k == kind) {
+        let origin = self.origin;
+        if let Some((_, _, b)) = self.trap_blocks.iter().find(|(k, o, _)| *k == kind && *o == origin) {
             return *b;
         }
         let b = self.e.create_block(&[]);
         self.e.set_cold(b);
-        self.trap_blocks.push((kind, b));
+        self.trap_blocks.push((kind, origin, b));
         b
+    }
+
+    /// After a builtin that reports failure by setting `VmCtx::trap` (not
+    /// `trap_func`): leave at once if it did, naming the current origin.
+    fn check_builtin_trap(&mut self) {
+        let origin = self.origin;
+        let blk = match self.origin_exits.iter().find(|(o, _)| *o == origin) {
+            Some((_, b)) => *b,
+            None => {
+                let b = self.e.create_block(&[]);
+                self.e.set_cold(b);
+                self.origin_exits.push((origin, b));
+                b
+            }
+        };
+        let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_TRAP);
+        let cont = self.e.create_block(&[]);
+        self.e.brif(t, blk, &[], cont, &[]);
+        self.e.switch_to(cont);
     }
 
     /// Branch to a trap of `kind` when the bool `cond` is set; continue otherwise.
@@ -350,13 +379,20 @@ impl<E: Emitter> Lower<'_, '_, E> {
     /// Fill the trap and exit blocks; called after all other code.
     fn finish_cold_blocks(&mut self) {
         let mut traps = std::mem::take(&mut self.trap_blocks);
-        traps.sort_by_key(|(k, _)| k.code());
-        for (kind, blk) in traps {
+        traps.sort_by_key(|(k, o, _)| (k.code(), o.0));
+        for (kind, origin, blk) in traps {
             let exit = self.exit_block();
             self.e.switch_to(blk);
             let code = self.e.constant(Ty::I64, kind.code() as u64);
             self.e.store(Mem::Vm, code, self.vmctx, VMCTX_TRAP);
-            let fid = self.e.constant(Ty::I64, self.id.0 as u64 + 1);
+            let fid = self.e.constant(Ty::I64, origin.0 as u64 + 1);
+            self.e.store(Mem::Vm, fid, self.vmctx, VMCTX_TRAP_FUNC);
+            self.e.jump(exit, &[]);
+        }
+        for (origin, blk) in std::mem::take(&mut self.origin_exits) {
+            let exit = self.exit_block();
+            self.e.switch_to(blk);
+            let fid = self.e.constant(Ty::I64, origin.0 as u64 + 1);
             self.e.store(Mem::Vm, fid, self.vmctx, VMCTX_TRAP_FUNC);
             self.e.jump(exit, &[]);
         }
@@ -522,6 +558,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
     fn call_host(&mut self, sig: &Signature, addr: E::Value, args: &[Value]) -> Vec<E::Value> {
         let vals: Vec<E::Value> = args.iter().map(|a| self.one(*a)).collect();
         let r = self.e.call(&host_signature(sig), addr, &vals);
+        // A host function that failed (a Python exception) aborted the call.
+        self.check_pending_trap();
         match (sig.ret.scalar(), r) {
             (Some(Scalar::Bool), Some(v)) => vec![self.mask_bool(v)],
             (_, r) => r.into_iter().collect(),
@@ -602,7 +640,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 let size = self.i64c(layout::size_of(ty));
                 let n = self.one(*count);
                 let p = self.call_builtin(Builtin::Alloc, &[self.vmctx, size, n]).ok_or("alloc returns")?;
-                self.check_pending_trap();
+                self.check_builtin_trap();
                 vec![p]
             }
             Free { ptr } => {

@@ -13,6 +13,7 @@ pub mod emit;
 #[cfg(feature = "llvm")]
 pub mod llvm;
 pub mod lower;
+pub mod thunk;
 
 use crate::mir::{Block, FuncId, Function, Module};
 

@@ -678,6 +678,9 @@ pub struct InstData {
     pub kind: InstKind,
     /// The value this instruction defines, if it defines one.
     pub result: Option<Value>,
+    /// The module function this instruction came from when inlining moved it
+    /// into another one (None: the function that holds it). Traps report it.
+    pub origin: Option<FuncId>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -742,7 +745,7 @@ impl Function {
             }
             _ => None,
         };
-        self.insts.push(InstData { kind, result });
+        self.insts.push(InstData { kind, result, origin: None });
         self.blocks[block.index()].insts.push(inst);
         (inst, result)
     }
@@ -821,6 +824,77 @@ pub struct Module {
     pub externs: Vec<ExternFunc>,
     /// Static data (string literals).
     pub data: Vec<Vec<u8>>,
+    /// Name lookup tables, kept in step with `functions`/`externs` lazily
+    /// (names are never changed once pushed). Not part of the module's value.
+    pub names: NameIndex,
+}
+
+/// A cache from names to positions, so lookups by name (every `call` built by
+/// name, every duplicate check on declaration) are O(1) rather than a scan.
+/// Entries are appended as the vectors grow; a mismatch on a hit, or vectors
+/// that shrank, rebuild it. Clones start empty; it never affects equality.
+#[derive(Default)]
+pub struct NameIndex(parking_lot::Mutex<NameMaps>);
+
+#[derive(Default)]
+struct NameMaps {
+    funcs: std::collections::HashMap<String, u32>,
+    nfuncs: usize,
+    externs: std::collections::HashMap<String, u32>,
+    nexterns: usize,
+}
+
+/// Look `name` up in `map`, which indexes the first `*seen` of the `len`
+/// names `name_at(0..len)`, first extending it to all of them.
+fn index_lookup<'a>(
+    map: &mut std::collections::HashMap<String, u32>,
+    seen: &mut usize,
+    len: usize,
+    name_at: impl Fn(usize) -> &'a str,
+    name: &str,
+) -> Option<u32> {
+    if *seen > len {
+        map.clear();
+        *seen = 0;
+    }
+    for i in *seen..len {
+        map.entry(name_at(i).to_string()).or_insert(i as u32);
+    }
+    *seen = len;
+    let hit = *map.get(name)?;
+    if name_at(hit as usize) == name {
+        return Some(hit);
+    }
+    // Stale (an element was replaced): rebuild from scratch.
+    map.clear();
+    for i in 0..len {
+        map.entry(name_at(i).to_string()).or_insert(i as u32);
+    }
+    map.get(name).copied()
+}
+
+impl Clone for NameIndex {
+    fn clone(&self) -> Self {
+        NameIndex::default()
+    }
+}
+
+impl PartialEq for NameIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for NameIndex {}
+
+impl std::hash::Hash for NameIndex {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+impl fmt::Debug for NameIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NameIndex")
+    }
 }
 
 impl Module {
@@ -829,11 +903,17 @@ impl Module {
     }
 
     pub fn func_by_name(&self, name: &str) -> Option<FuncId> {
-        self.functions.iter().position(|f| f.name == name).map(|i| FuncId(i as u32))
+        let mut g = self.names.0.lock();
+        let NameMaps { funcs, nfuncs, .. } = &mut *g;
+        let fs = &self.functions;
+        index_lookup(funcs, nfuncs, fs.len(), |i| fs[i].name.as_str(), name).map(FuncId)
     }
 
     pub fn extern_by_name(&self, name: &str) -> Option<ExternId> {
-        self.externs.iter().position(|f| f.name == name).map(|i| ExternId(i as u32))
+        let mut g = self.names.0.lock();
+        let NameMaps { externs, nexterns, .. } = &mut *g;
+        let es = &self.externs;
+        index_lookup(externs, nexterns, es.len(), |i| es[i].name.as_str(), name).map(ExternId)
     }
 
     pub fn func(&self, id: FuncId) -> &Function {

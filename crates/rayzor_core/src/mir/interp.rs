@@ -680,8 +680,16 @@ fn host_call(
         },
     };
     let float_ret = ret.is_some_and(Scalar::is_float);
-    // SAFETY: the program asserts that `addr` is a C function of this signature.
-    let raw = unsafe { native_call(addr as usize, &ints, &floats, float_ret)? };
+    let word = std::cell::Cell::new(0u64);
+    let raw = {
+        // SAFETY: `word` outlives the scope, which ends before it is read.
+        let _scope = unsafe { super::host_abort::Scope::enter(word.as_ptr()) };
+        // SAFETY: the program asserts that `addr` is a C function of this signature.
+        unsafe { native_call(addr as usize, &ints, &floats, float_ret)? }
+    };
+    if word.get() != 0 {
+        return Err(RunError::HostAborted);
+    }
     Ok(ret.map(|s| s.canon(raw)))
 }
 
@@ -1317,6 +1325,9 @@ impl std::error::Error for Trap {}
 pub enum RunError {
     Trap(Trap),
     Usage(UsageError),
+    /// A host function aborted the call (`host_abort::abort_current`); the
+    /// code that made the host function knows why.
+    HostAborted,
 }
 
 impl fmt::Display for RunError {
@@ -1324,6 +1335,7 @@ impl fmt::Display for RunError {
         match self {
             RunError::Trap(t) => t.fmt(f),
             RunError::Usage(u) => u.fmt(f),
+            RunError::HostAborted => f.write_str("a host function aborted the call"),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod builder;
 pub mod function;
+pub mod host_abort;
 pub mod interp;
 pub mod layout;
 pub mod opt;

@@ -17,7 +17,7 @@ use crate::codegen::cranelift::CraneliftBackend;
 use crate::codegen::{CodegenEnv, CompileUnit, MachineCode, OsrSites};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
-use crate::mir::{layout, verify, ExternId, FuncId, Module, TrapKind};
+use crate::mir::{host_abort, layout, verify, ExternId, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -35,6 +35,8 @@ pub enum JitError {
     Unavailable { tier: Tier, reason: String },
     /// The jit was closed.
     Closed,
+    /// A resource the code needs (its native stack) cannot be had.
+    Resources(String),
 }
 
 impl std::fmt::Display for JitError {
@@ -46,6 +48,7 @@ impl std::fmt::Display for JitError {
             }
             JitError::Unavailable { tier, reason } => write!(f, "{tier} is not available: {reason}"),
             JitError::Closed => f.write_str("the jit is closed"),
+            JitError::Resources(m) => f.write_str(m),
         }
     }
 }
@@ -100,6 +103,9 @@ pub struct Jit {
     osr: OsrTable,
     /// Append every published code blob to the perf map (`runtime::perf_map`).
     perf_map: AtomicBool,
+    /// The code can call host functions (externs or host function pointers),
+    /// which may abort the call (`host_abort`): calls set up the abort scope.
+    calls_host: bool,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -168,7 +174,14 @@ impl Jit {
                 )));
             }
         }
+        // Fail here, clearly, rather than on the first call.
+        super::stack::thread_stack_bytes().map_err(JitError::Resources)?;
         let n = module.functions.len();
+        let calls_host = !module.externs.is_empty()
+            || module
+                .functions
+                .iter()
+                .any(|f| f.insts.iter().any(|d| matches!(d.kind, crate::mir::InstKind::CallIndirect { .. })));
         let data = module.data.iter().map(|d| (d.as_ptr() as usize, d.len())).collect();
         let mut jit = Jit {
             slots: (0..n).map(|_| AtomicUsize::new(0)).collect(),
@@ -192,6 +205,7 @@ impl Jit {
             events: Mutex::new(Vec::new()),
             osr: OsrTable::new(n, osr),
             perf_map: AtomicBool::new(false),
+            calls_host,
             module,
         };
         let backend =
@@ -519,16 +533,25 @@ impl Jit {
         // keeps every piece of code reachable from the slots alive.
         let entry: HostEntry =
             unsafe { std::mem::transmute::<usize, HostEntry>(self.entries[f.index()].address()) };
-        super::stack::on_jit_stack(|limit, thread| {
+        let entered = super::stack::on_jit_stack(|limit, thread| {
             let (call_ticks, edge_ticks) = thread.ticks.get();
             ctx.stack_limit = limit;
             ctx.call_ticks = call_ticks.clamp(1, n);
             ctx.edge_ticks = edge_ticks.clamp(1, n);
+            let ctxp: *mut VmCtx = &mut ctx;
+            // SAFETY: `ctx` outlives the scope, dropped right after the call.
+            let _scope = self
+                .calls_host
+                .then(|| unsafe { host_abort::Scope::enter(std::ptr::addr_of_mut!((*ctxp).trap)) });
             // SAFETY: as above; the stack limit keeps frames above the guard page.
-            unsafe { entry(&mut ctx, args.as_ptr(), rets.as_mut_ptr()) };
+            unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
         });
         drop(guard);
+        entered.map_err(|e| RunError::Usage(UsageError(e)))?;
+        if ctx.trap == host_abort::HOST_ABORT {
+            return Err(RunError::HostAborted);
+        }
         if ctx.trap != 0 {
             let kind = TrapKind::from_code(ctx.trap as u32).unwrap_or(TrapKind::User);
             let function = (ctx.trap_func as usize)
