@@ -713,19 +713,31 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let s = self.scalar_of(value);
         let v = self.one(value);
         let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::new();
         let mut pads = Vec::new();
+        // A case that passes no arguments branches straight to its block; others
+        // go through a pad block that passes them (one per case, so linear).
+        let mut target = |l: &mut Self, call: &BlockCall| {
+            if call.args.is_empty() {
+                l.blocks[call.block.index()]
+            } else {
+                let pad = l.e.create_block(&[]);
+                pads.push((pad, call.clone()));
+                pad
+            }
+        };
         for (k, call) in cases {
             let key = k & low_mask(s.bits());
             if seen.insert(key) {
-                pads.push((key, self.e.create_block(&[]), call));
+                let b = target(self, call);
+                keys.push((key, b));
             }
         }
-        let dpad = self.e.create_block(&[]);
-        let keys: Vec<(u64, E::Block)> = pads.iter().map(|(k, b, _)| (*k, *b)).collect();
-        self.e.switch(v, native_ty(s), &keys, dpad);
-        for (pad, call) in pads.into_iter().map(|(_, b, c)| (b, c)).chain(std::iter::once((dpad, default))) {
+        let dflt = target(self, default);
+        self.e.switch(v, native_ty(s), &keys, dflt);
+        for (pad, call) in pads {
             self.e.switch_to(pad);
-            let args = self.block_args(call);
+            let args = self.block_args(&call);
             self.e.jump(self.blocks[call.block.index()], &args);
         }
     }
