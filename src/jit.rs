@@ -162,7 +162,7 @@ pub struct RawEvent {
     at_seconds: f64,
     #[pyo3(get)]
     compile_seconds: f64,
-    /// "initial", "requested" or "promotion".
+    /// "initial", "requested", "promotion" or "size_limit" (not compiled: over the tier's size limit).
     #[pyo3(get)]
     reason: &'static str,
     /// For promotions: the heat that triggered it and its hotness class.
@@ -301,6 +301,7 @@ impl PyJit {
                     CompileReason::Promotion { heat, hotness } => {
                         ("promotion", Some(heat), Some(hotness.name()))
                     }
+                    CompileReason::SizeLimit { .. } => ("size_limit", None, None),
                 };
                 RawEvent {
                     function: self.core.module().func(e.function).name.clone(),

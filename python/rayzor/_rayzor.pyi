@@ -4,6 +4,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Union, final
 
 MAX_CALL_DEPTH: int
+T3_MAX_SIZE: int
 
 Operand = Union["Value", int, float, bool]
 

@@ -12,6 +12,7 @@ pub mod emit;
 #[cfg(feature = "llvm")]
 pub mod llvm;
 pub mod lower;
+pub mod quiesce;
 
 use crate::mir::{FuncId, Function, Module};
 

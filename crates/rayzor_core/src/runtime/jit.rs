@@ -13,7 +13,7 @@ use crate::codegen::abi::{FunctionCounters, VmCtx};
 use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
 use crate::codegen::cranelift::CraneliftBackend;
-use crate::codegen::{CodegenEnv, CompileUnit, MachineCode};
+use crate::codegen::{quiesce, CodegenEnv, CompileUnit, MachineCode};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
 use crate::mir::{layout, verify, FuncId, Module, TrapKind};
@@ -105,6 +105,9 @@ pub enum CompileReason {
     Requested,
     /// The profiler found the function this hot.
     Promotion { heat: u64, hotness: super::profile::Hotness },
+    /// Not compiled: the function's size (`tier::function_size`) is over the
+    /// tier's limit (`Tier::size_limit`), so it stays where it is.
+    SizeLimit { size: usize, limit: usize },
 }
 
 /// One compile, successful or not.
@@ -165,16 +168,37 @@ impl Jit {
         };
         let backend =
             CraneliftBackend::shared().map_err(|reason| JitError::Unavailable { tier: Tier::T0, reason })?;
+        let section = quiesce::enter(false);
         for i in 0..n {
             let entry = backend
                 .compile_host_entry(&jit.env(), FuncId(i as u32))
                 .map_err(|m| jit.compile_error(FuncId(i as u32), Tier::T0, m))?;
             jit.entries.push(entry);
         }
+        drop(section);
         for i in 0..n {
-            jit.compile_for(FuncId(i as u32), Tier::T0, CompileReason::Initial, false)?;
+            jit.compile_initial(FuncId(i as u32))?;
         }
         Ok(jit)
+    }
+
+    /// The first compile of `f`: T0, or, when T0 cannot compile it (a frame over
+    /// the limit, say), the next tier that can. Each failure is recorded as an
+    /// event; only when no tier can compile `f` is it an error (T0's).
+    fn compile_initial(&self, f: FuncId) -> Result<(), JitError> {
+        let mut first_error = None;
+        for tier in Tier::ALL {
+            match self.compile_for(f, tier, CompileReason::Initial, false) {
+                Ok(_) => return Ok(()),
+                Err(e @ JitError::Compile { .. }) => {
+                    first_error.get_or_insert(e);
+                }
+                // A tier this build lacks: the ones above it are no different.
+                Err(JitError::Unavailable { .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_error.unwrap_or(JitError::Closed))
     }
 
     fn env(&self) -> CodegenEnv<'_> {
@@ -223,10 +247,25 @@ impl Jit {
         if f.index() >= self.funcs.len() {
             return Err(JitError::Usage(format!("no function with index {}", f.0)));
         }
+        // No fork while compiling or publishing (see codegen::quiesce).
+        let _section = quiesce::enter(tier == Tier::T3);
+        if quiesce::poisoned() {
+            return Err(self.compile_error(f, tier, quiesce::POISONED_MESSAGE.into()));
+        }
         let from = self.tier_of(f);
         let start = std::time::Instant::now();
         let injected = self.failing_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
-        let compiled = if injected {
+        let size = super::tier::function_size(self.module.func(f));
+        let mut reason = reason;
+        let compiled = if let Some(limit) = tier.size_limit().filter(|l| size > *l) {
+            reason = CompileReason::SizeLimit { size, limit };
+            let stays = from.map_or("uncompiled".to_string(), |t| format!("at {t}"));
+            Err(self.compile_error(
+                f,
+                tier,
+                format!("its size ({size} instructions and switch cases) is over the {tier} limit of {limit}; it stays {stays}"),
+            ))
+        } else if injected {
             Err(self.compile_error(f, tier, "failure injected for testing".into()))
         } else {
             self.compile_code(f, tier)
@@ -246,6 +285,8 @@ impl Jit {
             Ok(code) => {
                 if self.publish(f, tier, code, compile_time, only_upgrade) {
                     Ok(compile_time)
+                } else if self.is_closed() {
+                    return Err(JitError::Closed); // closed while compiling: the code was discarded
                 } else {
                     return Ok(compile_time); // superseded: nothing happened worth recording
                 }
@@ -274,7 +315,8 @@ impl Jit {
     ) -> bool {
         let state = &self.funcs[f.index()];
         let mut inner = state.inner.lock();
-        if only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier) {
+        // Code compiled by a compile that `close` abandoned is never published.
+        if self.is_closed() || (only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier)) {
             return false;
         }
         inner.compile_time[tier as usize] = Some(time);
@@ -399,9 +441,16 @@ impl Jit {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Stop accepting compiles. Code is freed when the jit is dropped.
+    /// Stop accepting compiles; a compile still running finishes in the
+    /// background and its code is discarded (`publish` refuses it). Code is
+    /// freed when the jit is dropped.
     pub fn close(&self) {
+        // Under each function's lock, so no publish that saw the jit open is
+        // still in progress when this returns.
         self.closed.store(true, Ordering::Release);
+        for f in &self.funcs {
+            drop(f.inner.lock());
+        }
     }
 
     /// Bytes of executable memory currently held (whole pages).
