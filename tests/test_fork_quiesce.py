@@ -12,7 +12,6 @@ import textwrap
 
 import pytest
 
-
 SCRIPT = textwrap.dedent(
     """
     import os, sys, time
@@ -21,7 +20,8 @@ SCRIPT = textwrap.dedent(
     HAS_T3 = rayzor.TieredJit.top_tier()[0] == rayzor.Tier.T3
     lines = ["fn sl(i64) -> i64 {", "block0(v0: i64):"]
     lines += [f"  v{i}: i64 = add v{i - 1}, v0" for i in range(1, 8)]
-    lines += [f"  v{i}: i64 = {['add', 'xor', 'sub', 'mul'][i % 4]} v{i - 1}, v{i - 7}" for i in range(8, 600)]
+    ops = ["add", "xor", "sub", "mul"]
+    lines += [f"  v{i}: i64 = {ops[i % 4]} v{i - 1}, v{i - 7}" for i in range(8, 600)]
     lines += ["  ret v599", "}"]
     from rayzor.examples import fib_module
     src = "\\n".join(lines)
