@@ -387,7 +387,7 @@ impl PyJit {
         self.core.code_bytes()
     }
 
-    /// Stop the promoter (waiting for a compile in progress) and refuse further work.
+    /// Stop the promoter (not waiting for a compile in progress: its code is discarded) and refuse further work.
     fn close(&self, py: Python<'_>) {
         self.core.close();
         let promoter = self.promoter.lock().take();

@@ -147,8 +147,9 @@ class TieredJit:
         return self._core.closed
 
     def close(self) -> None:
-        """Stop the promoter (a compile in progress finishes first) and the jit:
-        further calls and compiles raise :class:`rayzor.ClosedError`. Idempotent."""
+        """Stop the promoter and the jit: further calls and compiles raise
+        :class:`rayzor.ClosedError`. Returns without waiting for a compile in progress
+        (it finishes in the background and its code is discarded). Idempotent."""
         self._stop.set()
         self._core.close()
         if self._logger is not None and self._logger is not threading.current_thread():
