@@ -82,6 +82,7 @@ pub fn interpret(
     step_limit: Option<u64>,
 ) -> PyResult<Py<PyAny>> {
     module.borrow_mut().finish_and_verify(py)?;
+    rayzor_core::mir::interrupt::install_sigint_handler();
     let m = module.borrow();
     let core = &m.core;
     let func = lookup(py, core, name)?;

@@ -264,6 +264,7 @@ impl PyJit {
             ));
         }
         let sample_rate = config.profile.sample_rate;
+        rayzor_core::mir::interrupt::install_sigint_handler();
         let jit = py.detach(|| Jit::new(core, by_index, sample_rate)).map_err(|e| jit_error(py, e))?;
         let core = Arc::new(jit);
         let promoter = if config.enable_background_optimization {
@@ -399,6 +400,28 @@ impl PyJit {
     #[getter]
     fn closed(&self) -> bool {
         self.core.is_closed()
+    }
+
+    /// Make every call of this jit running now (any thread) raise Trap(interrupted);
+    /// with `after`, do it that many seconds from now, from a thread of its own.
+    #[pyo3(signature = (after = None))]
+    fn interrupt(&self, py: Python<'_>, after: Option<f64>) -> PyResult<()> {
+        let Some(after) = after else {
+            self.core.interrupt();
+            return Ok(());
+        };
+        let delay = std::time::Duration::try_from_secs_f64(after).map_err(|_| {
+            errors::argument_error(py, format!("interrupt(after={after}): expected seconds >= 0"))
+        })?;
+        let core = self.core.clone();
+        std::thread::Builder::new()
+            .name("rayzor-deadline".into())
+            .spawn(move || {
+                std::thread::sleep(delay);
+                core.interrupt();
+            })
+            .map_err(|e| errors::compile_error(py, format!("cannot start the deadline thread: {e}")))?;
+        Ok(())
     }
 }
 

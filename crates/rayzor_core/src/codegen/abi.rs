@@ -21,7 +21,7 @@ use crate::mir::{Scalar, Signature, Type};
 
 /// Per-call state shared by all frames of one native call (one per thread).
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VmCtx {
     /// Current call depth; a prologue traps when it reaches `MAX_CALL_DEPTH`.
     pub depth: u64,
@@ -34,6 +34,10 @@ pub struct VmCtx {
     /// Sampling countdowns (see `ProfileConfig::sample_rate`) for calls and back-edges.
     pub call_ticks: u64,
     pub edge_ticks: u64,
+    /// The `interrupt::EPOCH` this call last saw; polls take the slow path when it moved.
+    pub epoch: u64,
+    /// What may interrupt this call (`interrupt::Marks`), captured when it started.
+    pub interrupts: crate::codegen::interrupt::Marks,
 }
 
 /// Byte offsets of `VmCtx` fields, for generated code.
@@ -43,6 +47,7 @@ pub const VMCTX_STACK_LIMIT: i32 = std::mem::offset_of!(VmCtx, stack_limit) as i
 pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;
 pub const VMCTX_CALL_TICKS: i32 = std::mem::offset_of!(VmCtx, call_ticks) as i32;
 pub const VMCTX_EDGE_TICKS: i32 = std::mem::offset_of!(VmCtx, edge_ticks) as i32;
+pub const VMCTX_EPOCH: i32 = std::mem::offset_of!(VmCtx, epoch) as i32;
 
 /// Largest native stack frame a compiled function may have. Compiled code runs
 /// on a stack with `MAX_FRAME_BYTES` (plus room for host helpers) kept free

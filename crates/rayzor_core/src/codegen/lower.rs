@@ -13,8 +13,8 @@
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_STACK_LIMIT, VMCTX_TRAP,
-    VMCTX_TRAP_FUNC,
+    COUNTER_CALLS, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH, VMCTX_STACK_LIMIT,
+    VMCTX_TRAP, VMCTX_TRAP_FUNC,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
@@ -120,14 +120,17 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let insts = &f.blocks[blk.index()].insts;
             for (n, &inst) in insts.iter().enumerate() {
                 let data = f.inst(inst);
-                if self.opts.count_backedges && n + 1 == insts.len() && data.kind.is_terminator() {
+                if n + 1 == insts.len() && data.kind.is_terminator() {
                     let back_edge = data
                         .kind
                         .successors()
                         .iter()
                         .any(|s| rpo_index[s.block.index()] <= rpo_index[blk.index()]);
                     if back_edge {
-                        self.bump_counter(COUNTER_BACKEDGES, VMCTX_EDGE_TICKS);
+                        if self.opts.count_backedges {
+                            self.bump_counter(COUNTER_BACKEDGES, VMCTX_EDGE_TICKS);
+                        }
+                        self.poll_interrupt();
                     }
                 }
                 self.inst(&data.kind, data.result)?;
@@ -148,6 +151,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.counters = self.e.constant(Ty::Addr, counters_addr as u64);
         self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
         self.bump_counter(COUNTER_CALLS + 8 * self.opts.call_counter as i32, VMCTX_CALL_TICKS);
+        self.poll_interrupt();
 
         let max = self.e.constant(Ty::I64, MAX_CALL_DEPTH as u64);
         let too_deep = self.e.icmp(IntCC::UGe, self.depth, max);
@@ -194,6 +198,27 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let c = self.e.load(Mem::Vm, Ty::I64, self.counters, offset);
         let c1 = self.add_const(c, n);
         self.e.store(Mem::Vm, c1, self.counters, offset);
+        self.e.jump(cont, &[]);
+        self.e.switch_to(cont);
+    }
+
+    /// Poll for an interrupt (`codegen::interrupt`), at every tier, with or
+    /// without counting code: when the process-wide epoch differs from the one
+    /// this call last saw, ask the runtime (cold path) whether to stop, and trap
+    /// `interrupted` if so.
+    fn poll_interrupt(&mut self) {
+        let epoch_addr = self.e.constant(Ty::Addr, self.env.interrupt_epoch as u64);
+        let epoch = self.e.load(Mem::Slot, Ty::I64, epoch_addr, 0);
+        let seen = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_EPOCH);
+        let moved = self.e.icmp(IntCC::Ne, epoch, seen);
+        let slow = self.e.create_block(&[]);
+        let cont = self.e.create_block(&[]);
+        self.e.set_cold(slow);
+        self.e.brif(moved, slow, &[], cont, &[]);
+        self.e.switch_to(slow);
+        let stop = self.call_builtin(Builtin::PollInterrupt, &[self.vmctx]).expect("poll returns");
+        let stop = self.icmp_const(IntCC::Ne, Scalar::U64, stop, 0);
+        self.trap_if(stop, TrapKind::Interrupted);
         self.e.jump(cont, &[]);
         self.e.switch_to(cont);
     }

@@ -192,10 +192,14 @@ pub enum TrapKind {
     MemoryFault,
     /// `alloc` could not get memory.
     OutOfMemory,
+    /// The call was interrupted from outside: SIGINT, or `Jit::interrupt`
+    /// (see `codegen::interrupt`). Not a property of the program: no program
+    /// traps this way by itself.
+    Interrupted,
 }
 
 impl TrapKind {
-    pub const ALL: [TrapKind; 8] = [
+    pub const ALL: [TrapKind; 9] = [
         TrapKind::DivisionByZero,
         TrapKind::IntegerOverflow,
         TrapKind::User,
@@ -204,6 +208,7 @@ impl TrapKind {
         TrapKind::BadTag,
         TrapKind::MemoryFault,
         TrapKind::OutOfMemory,
+        TrapKind::Interrupted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -216,6 +221,7 @@ impl TrapKind {
             TrapKind::BadTag => "bad_tag",
             TrapKind::MemoryFault => "memory_fault",
             TrapKind::OutOfMemory => "out_of_memory",
+            TrapKind::Interrupted => "interrupted",
         }
     }
 

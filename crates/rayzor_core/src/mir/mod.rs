@@ -4,6 +4,7 @@
 pub mod builder;
 pub mod function;
 pub mod interp;
+pub mod interrupt;
 pub mod layout;
 pub mod opt;
 pub mod text;

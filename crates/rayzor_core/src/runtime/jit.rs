@@ -13,12 +13,12 @@ use crate::codegen::abi::{FunctionCounters, VmCtx};
 use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
 use crate::codegen::cranelift::CraneliftBackend;
-use crate::codegen::{quiesce, CodegenEnv, CompileUnit, MachineCode};
+use crate::codegen::{interrupt, quiesce, CodegenEnv, CompileUnit, MachineCode};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
 use crate::mir::{layout, verify, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +92,8 @@ pub struct Jit {
     failing_tiers: AtomicU8,
     start: std::time::Instant,
     events: Mutex<Vec<CompileEvent>>,
+    /// Bumped by `interrupt` (see `codegen::interrupt`).
+    interrupt_generation: AtomicU64,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -164,6 +166,7 @@ impl Jit {
             failing_tiers: AtomicU8::new(0),
             start: std::time::Instant::now(),
             events: Mutex::new(Vec::new()),
+            interrupt_generation: AtomicU64::new(0),
             module,
         };
         let backend =
@@ -210,6 +213,7 @@ impl Jit {
             data: &self.data,
             sample_rate: self.sample_rate,
             builtins: &self.builtins,
+            interrupt_epoch: interrupt::epoch_address(),
         }
     }
 
@@ -410,7 +414,16 @@ impl Jit {
         }
         let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
-        let mut ctx = VmCtx { depth: 0, trap: 0, stack_limit: 0, trap_func: 0, call_ticks: 0, edge_ticks: 0 };
+        let mut ctx = VmCtx {
+            depth: 0,
+            trap: 0,
+            stack_limit: 0,
+            trap_func: 0,
+            call_ticks: 0,
+            edge_ticks: 0,
+            epoch: interrupt::EPOCH.load(Ordering::SeqCst),
+            interrupts: interrupt::Marks::now(Some(&self.interrupt_generation)),
+        };
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
         // keeps every piece of code reachable from the slots alive.
@@ -435,6 +448,13 @@ impl Jit {
             return Err(Trap { kind, function }.into());
         }
         Ok(())
+    }
+
+    /// Make every call of this jit running now, on any thread, trap with
+    /// `interrupted` at its next function entry or loop back-edge. Calls that
+    /// start later are not affected.
+    pub fn interrupt(&self) {
+        interrupt::interrupt(&self.interrupt_generation);
     }
 
     pub fn is_closed(&self) -> bool {

@@ -8,7 +8,7 @@ use crate::mir::{Function, InstKind};
 /// superlinear in function size (a 8k-instruction straight-line function took
 /// 3.4 s, 32k took 55 s), so bigger functions stay at T2, whose compile time is
 /// linear; the promoter records that as a `size_limit` event.
-pub const T3_MAX_SIZE: usize = 3000;
+pub const T3_MAX_SIZE: usize = 4000;
 
 /// The size the tier limits are stated in: MIR instructions plus `switch` cases.
 pub fn function_size(f: &Function) -> usize {
