@@ -65,7 +65,8 @@ SCRIPT = textwrap.dedent(
         print(f"{name}: median {statistics.median(xs):.2f} ms, max {max(xs):.2f} ms", flush=True)
 
     m = rayzor.parse(SPIN)
-    figures("interpret SIGINT", [sigint_latency(lambda: rayzor.interpret(m, "spin", 1)) for _ in range(ROUNDS)])
+    lat = [sigint_latency(lambda: rayzor.interpret(m, "spin", 1)) for _ in range(ROUNDS)]
+    figures("interpret SIGINT", lat)
     assert rayzor.interpret(m, "add1", 1) == 2
     for sample_rate in (16, 0):
         config = rayzor.TieredConfig(enable_background_optimization=False,
