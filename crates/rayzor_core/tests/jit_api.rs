@@ -45,8 +45,7 @@ fn interrupt_stops_an_endless_loop_at_every_tier() {
     use rayzor_core::mir::TrapKind;
     use rayzor_core::runtime::Tier;
     use std::sync::Arc;
-    let tiers: &[Tier] =
-        if cfg!(feature = "llvm") { &Tier::ALL } else { &[Tier::T0, Tier::T1, Tier::T2] };
+    let tiers: &[Tier] = if cfg!(feature = "llvm") { &Tier::ALL } else { &[Tier::T0, Tier::T1, Tier::T2] };
     for sample_rate in [0, 1, 16] {
         let jit = Arc::new(Jit::new(parse_module(SPIN).unwrap(), vec![], sample_rate).unwrap());
         let (spin, add1) = (jit.func_id("spin").unwrap(), jit.func_id("add1").unwrap());

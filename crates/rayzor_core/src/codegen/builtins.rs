@@ -18,14 +18,13 @@ pub enum Builtin {
     MemSet,
     Fmod,
     Fmodf,
-    PollInterrupt,
 }
 
 /// Address of each builtin, indexed by `Builtin as usize`.
 pub type BuiltinTable = [usize; Builtin::COUNT];
 
 impl Builtin {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 6;
 
     pub fn signature(self) -> NativeSig {
         use Ty::*;
@@ -35,7 +34,6 @@ impl Builtin {
             Builtin::MemMove | Builtin::MemSet => NativeSig::new(&[I64, I64, I64], None),
             Builtin::Fmod => NativeSig::new(&[F64, F64], Some(F64)),
             Builtin::Fmodf => NativeSig::new(&[F32, F32], Some(F32)),
-            Builtin::PollInterrupt => NativeSig::new(&[Addr], Some(I64)),
         }
     }
 
@@ -48,7 +46,6 @@ impl Builtin {
             rayzor_memset as *const () as usize,
             rayzor_fmod as *const () as usize,
             rayzor_fmodf as *const () as usize,
-            rayzor_poll_interrupt as *const () as usize,
         ]
     }
 }
@@ -117,17 +114,4 @@ pub extern "C" fn rayzor_fmod(a: f64, b: f64) -> f64 {
 
 pub extern "C" fn rayzor_fmodf(a: f32, b: f32) -> f32 {
     a % b
-}
-
-/// The slow path of an interrupt poll (`codegen::interrupt`): the epoch moved.
-/// Records the new epoch; returns 1 if this call is to stop (the caller traps
-/// with `interrupted`), 0 otherwise.
-///
-/// # Safety
-/// `vmctx` must point to the live `VmCtx` of the current call.
-pub unsafe extern "C" fn rayzor_poll_interrupt(vmctx: *mut VmCtx) -> u64 {
-    // SAFETY: generated code passes its live VmCtx.
-    let ctx = unsafe { &mut *vmctx };
-    ctx.epoch = crate::codegen::interrupt::EPOCH.load(std::sync::atomic::Ordering::SeqCst);
-    ctx.interrupts.interrupted() as u64
 }

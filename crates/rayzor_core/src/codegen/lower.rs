@@ -13,8 +13,9 @@
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH, VMCTX_STACK_LIMIT,
-    VMCTX_TRAP, VMCTX_TRAP_FUNC,
+    COUNTER_CALLS, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH, VMCTX_GENERATION,
+    VMCTX_GENERATION_MARK, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP,
+    VMCTX_TRAP_FUNC,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
@@ -127,10 +128,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
                         .iter()
                         .any(|s| rpo_index[s.block.index()] <= rpo_index[blk.index()]);
                     if back_edge {
-                        if self.opts.count_backedges {
-                            self.bump_counter(COUNTER_BACKEDGES, VMCTX_EDGE_TICKS);
+                        let polled = self.opts.count_backedges
+                            && self.bump_counter(COUNTER_BACKEDGES, VMCTX_EDGE_TICKS);
+                        if !polled {
+                            self.poll_interrupt();
                         }
-                        self.poll_interrupt();
                     }
                 }
                 self.inst(&data.kind, data.result)?;
@@ -150,8 +152,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let counters_addr = self.env.counters_base + COUNTERS_STRIDE * self.id.index();
         self.counters = self.e.constant(Ty::Addr, counters_addr as u64);
         self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
-        self.bump_counter(COUNTER_CALLS + 8 * self.opts.call_counter as i32, VMCTX_CALL_TICKS);
-        self.poll_interrupt();
+        if !self.bump_counter(COUNTER_CALLS + 8 * self.opts.call_counter as i32, VMCTX_CALL_TICKS) {
+            self.poll_interrupt();
+        }
 
         let max = self.e.constant(Ty::I64, MAX_CALL_DEPTH as u64);
         let too_deep = self.e.icmp(IntCC::UGe, self.depth, max);
@@ -173,17 +176,18 @@ impl<E: Emitter> Lower<'_, '_, E> {
 
     /// Count one event in the counter at `offset`; with sampling, only every
     /// `sample_rate`-th event of this thread (countdown at `ticks` in VmCtx)
-    /// adds `sample_rate`.
-    fn bump_counter(&mut self, offset: i32, ticks: i32) {
+    /// adds `sample_rate`, and polls for an interrupt there (returns true:
+    /// the fast path then needs no poll of its own).
+    fn bump_counter(&mut self, offset: i32, ticks: i32) -> bool {
         if self.env.sample_rate == 0 {
-            return; // profiling compiled out
+            return false; // profiling compiled out
         }
         let n = self.env.sample_rate.max(1);
         if n == 1 {
             let c = self.e.load(Mem::Vm, Ty::I64, self.counters, offset);
             let c1 = self.add_const(c, 1);
             self.e.store(Mem::Vm, c1, self.counters, offset);
-            return;
+            return false;
         }
         let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, ticks);
         let t1 = self.add_const(t, u64::MAX);
@@ -198,14 +202,17 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let c = self.e.load(Mem::Vm, Ty::I64, self.counters, offset);
         let c1 = self.add_const(c, n);
         self.e.store(Mem::Vm, c1, self.counters, offset);
+        self.poll_interrupt();
         self.e.jump(cont, &[]);
         self.e.switch_to(cont);
+        true
     }
 
     /// Poll for an interrupt (`codegen::interrupt`), at every tier, with or
     /// without counting code: when the process-wide epoch differs from the one
-    /// this call last saw, ask the runtime (cold path) whether to stop, and trap
-    /// `interrupted` if so.
+    /// this call last saw, record it and (cold path, loads only: no call, so
+    /// nothing is spilled around it) trap `interrupted` if this call's SIGINT
+    /// counter or its jit's interrupt generation moved since the call started.
     fn poll_interrupt(&mut self) {
         let epoch_addr = self.e.constant(Ty::Addr, self.env.interrupt_epoch as u64);
         let epoch = self.e.load(Mem::Slot, Ty::I64, epoch_addr, 0);
@@ -216,9 +223,18 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.set_cold(slow);
         self.e.brif(moved, slow, &[], cont, &[]);
         self.e.switch_to(slow);
-        let stop = self.call_builtin(Builtin::PollInterrupt, &[self.vmctx]).expect("poll returns");
-        let stop = self.icmp_const(IntCC::Ne, Scalar::U64, stop, 0);
-        self.trap_if(stop, TrapKind::Interrupted);
+        self.e.store(Mem::Vm, epoch, self.vmctx, VMCTX_EPOCH);
+        let mut stop = None;
+        for (counter, mark) in
+            [(VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK), (VMCTX_GENERATION, VMCTX_GENERATION_MARK)]
+        {
+            let addr = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, counter);
+            let now = self.e.load(Mem::Slot, Ty::I64, addr, 0);
+            let then = self.e.load(Mem::Vm, Ty::I64, self.vmctx, mark);
+            let ne = self.e.icmp(IntCC::Ne, now, then);
+            stop = Some(stop.map_or(ne, |s| self.e.int_op(IntOp::Or, s, ne)));
+        }
+        self.trap_if(stop.expect("two checks"), TrapKind::Interrupted);
         self.e.jump(cont, &[]);
         self.e.switch_to(cont);
     }

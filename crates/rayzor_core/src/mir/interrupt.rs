@@ -4,8 +4,8 @@
 //! (`codegen::lower`'s `poll_interrupt`): it compares the process-wide `EPOCH`
 //! with the epoch its call last saw (`VmCtx::epoch`), a load, a compare and a
 //! branch not taken. Anything that wants running code to stop bumps `EPOCH`;
-//! the poll's slow path (`codegen::builtins::rayzor_poll_interrupt`) then records the
-//! new epoch and asks `Marks::interrupted` whether *this* call is meant: a
+//! the poll's slow path (inline, cold, loads only) then records the new epoch
+//! and checks the call's `Marks` (as `Marks::interrupted` does) whether *this* call is meant: a
 //! SIGINT that arrived since the call started, on the main thread, or an
 //! `interrupt` of the jit the call runs in since it started. If so the call
 //! traps with `TrapKind::Interrupted` like any other trap; otherwise it goes on.
@@ -22,21 +22,25 @@ static SIGINTS: AtomicU64 = AtomicU64::new(0);
 /// The interpreter polls once per this many instructions.
 pub const INTERP_POLL_STEPS: u64 = 1024;
 
-/// "SIGINT does not interrupt this call" (it runs on another thread than the main one).
-pub const NO_SIGINT: u64 = u64::MAX;
-
 /// Address of `EPOCH`, for generated code.
 pub fn epoch_address() -> usize {
     &EPOCH as *const AtomicU64 as usize
 }
 
-/// What may interrupt one call, captured when it starts.
+/// Never bumped: the counter a call watches for what cannot interrupt it.
+static NEVER: AtomicU64 = AtomicU64::new(0);
+
+/// What may interrupt one call, captured when it starts: the call is to stop
+/// once either counter differs from its mark. Generated code reads these
+/// fields itself (offsets in `codegen::abi`), so a poll's slow path is a few
+/// loads and no call.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Marks {
-    /// `SIGINTS` at the start, or `NO_SIGINT`.
-    pub sigint: u64,
-    /// The jit's interrupt generation (0: none) and its value at the start.
+    /// Address of the SIGINT counter (of `NEVER` off the main thread) and its value at the start.
+    pub sigint_counter: usize,
+    pub sigint_mark: u64,
+    /// Address of the jit's interrupt generation (`NEVER` for the interpreter) and its value at the start.
     pub generation: usize,
     pub generation_mark: u64,
 }
@@ -45,29 +49,22 @@ impl Marks {
     /// Marks for a call starting now on this thread, in a jit whose
     /// interrupt generation is `generation` (None: the interpreter).
     pub fn now(generation: Option<&AtomicU64>) -> Marks {
+        let sigints = if is_main_thread() { &SIGINTS } else { &NEVER };
+        let generation = generation.unwrap_or(&NEVER);
         Marks {
-            sigint: if is_main_thread() { SIGINTS.load(Ordering::SeqCst) } else { NO_SIGINT },
-            generation: generation.map_or(0, |g| g as *const AtomicU64 as usize),
-            generation_mark: generation.map_or(0, |g| g.load(Ordering::SeqCst)),
+            sigint_counter: sigints as *const AtomicU64 as usize,
+            sigint_mark: sigints.load(Ordering::SeqCst),
+            generation: generation as *const AtomicU64 as usize,
+            generation_mark: generation.load(Ordering::SeqCst),
         }
     }
 
     /// Whether the call these marks belong to should stop.
     pub fn interrupted(&self) -> bool {
-        if self.sigint != NO_SIGINT && SIGINTS.load(Ordering::SeqCst) != self.sigint {
-            return true;
-        }
-        if self.generation != 0 {
-            // SAFETY: `generation` points to the jit's counter, alive while its calls run.
-            let g = unsafe { &*(self.generation as *const AtomicU64) };
-            return g.load(Ordering::SeqCst) != self.generation_mark;
-        }
-        false
-    }
-
-    /// Whether a SIGINT arrived since the call started (on the main thread).
-    pub fn by_sigint(&self) -> bool {
-        self.sigint != NO_SIGINT && SIGINTS.load(Ordering::SeqCst) != self.sigint
+        // SAFETY: both point to statics or to the jit's counter, alive while its calls run.
+        let (s, g) =
+            unsafe { (&*(self.sigint_counter as *const AtomicU64), &*(self.generation as *const AtomicU64)) };
+        s.load(Ordering::SeqCst) != self.sigint_mark || g.load(Ordering::SeqCst) != self.generation_mark
     }
 }
 
@@ -94,9 +91,11 @@ pub fn is_main_thread() -> bool {
         static MAIN: Cell<Option<bool>> = const { Cell::new(None) };
     }
     MAIN.with(|m| {
-        *m.get().get_or_insert_with(|| {
+        m.get().unwrap_or_else(|| {
             // SAFETY: plain syscalls without arguments.
-            unsafe { libc::gettid() == libc::getpid() }
+            let main = unsafe { libc::gettid() == libc::getpid() };
+            m.set(Some(main));
+            main
         })
     })
 }
