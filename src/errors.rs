@@ -56,6 +56,11 @@ pub fn trap(_py: Python<'_>, t: &Trap) -> PyErr {
 pub fn run(py: Python<'_>, e: RunError) -> PyErr {
     match e {
         RunError::HostAborted => take_host_exception(py),
+        // SIGINT interrupted the call: Python's own handler runs now (KeyboardInterrupt).
+        RunError::Trap(t) if t.kind == rayzor_core::mir::TrapKind::Interrupted => match py.check_signals() {
+            Err(e) => e,
+            Ok(()) => trap(py, &t),
+        },
         RunError::Trap(t) => trap(py, &t),
         RunError::Usage(u) if u.0.starts_with("step limit") => py::StepLimitError::new_err(u.0),
         RunError::Usage(u) => argument_error(py, u.0),

@@ -166,6 +166,7 @@ pub fn interpret(
     step_limit: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let step_limit = step_limit_arg(py, step_limit)?;
+    rayzor_core::mir::interrupt::install_sigint_handler();
     let core = {
         let mut m = errors::borrow_mut(module)?;
         m.finish_and_verify(py)?;

@@ -195,8 +195,9 @@ pub struct RawEvent {
     at_seconds: f64,
     #[pyo3(get)]
     compile_seconds: f64,
-    /// "initial", "requested", "promotion" or "osr" (an OSR entry for a loop
-    /// of the function's code at `from_tier`, published in the loop's OSR point).
+    /// "initial", "requested", "promotion", "osr" (an OSR entry for a loop of the
+    /// function's code at `from_tier`, published in the loop's OSR point) or
+    /// "size_limit" (not compiled: over the tier's size limit).
     #[pyo3(get)]
     reason: &'static str,
     /// For OSR entries: the loop header block and the back-edges its loop had counted.
@@ -306,6 +307,7 @@ impl PyJit {
             ));
         }
         let sample_rate = config.profile.sample_rate;
+        rayzor_core::mir::interrupt::install_sigint_handler();
         let osr = if config.osr { OsrMode::Counting } else { OsrMode::Off };
         let jit =
             py.detach(|| Jit::with_osr(core, by_index, sample_rate, osr)).map_err(|e| jit_error(py, e))?;
@@ -346,6 +348,7 @@ impl PyJit {
                         ("promotion", Some(heat), Some(hotness.name()))
                     }
                     CompileReason::Osr { .. } => ("osr", None, None),
+                    CompileReason::SizeLimit { .. } => ("size_limit", None, None),
                 };
                 let (loop_header, backedges) = match e.reason {
                     CompileReason::Osr { header, backedges } => (Some(header), Some(backedges)),
@@ -519,7 +522,7 @@ impl PyJit {
         self.core.code_bytes()
     }
 
-    /// Stop the promoter (waiting for a compile in progress) and refuse further work.
+    /// Stop the promoter (not waiting for a compile in progress: its code is discarded) and refuse further work.
     fn close(&self, py: Python<'_>) {
         self.core.close();
         let promoter = self.promoter.lock().take();
@@ -531,6 +534,28 @@ impl PyJit {
     #[getter]
     fn closed(&self) -> bool {
         self.core.is_closed()
+    }
+
+    /// Make every call of this jit running now (any thread) raise Trap(interrupted);
+    /// with `after`, do it that many seconds from now, from a thread of its own.
+    #[pyo3(signature = (after = None))]
+    fn interrupt(&self, py: Python<'_>, after: Option<f64>) -> PyResult<()> {
+        let Some(after) = after else {
+            self.core.interrupt();
+            return Ok(());
+        };
+        let delay = std::time::Duration::try_from_secs_f64(after).map_err(|_| {
+            errors::argument_error(py, format!("interrupt(after={after}): expected seconds >= 0"))
+        })?;
+        let core = self.core.clone();
+        std::thread::Builder::new()
+            .name("rayzor-deadline".into())
+            .spawn(move || {
+                std::thread::sleep(delay);
+                core.interrupt();
+            })
+            .map_err(|e| errors::compile_error(py, format!("cannot start the deadline thread: {e}")))?;
+        Ok(())
     }
 }
 

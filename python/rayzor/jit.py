@@ -207,13 +207,25 @@ class TieredJit:
         """Bytes of executable memory held by the current code (whole pages)."""
         return self._core.code_bytes()
 
+    def interrupt(self, after: float | None = None) -> None:
+        """Stop every call of this jit running now, on any thread: each raises
+        :class:`rayzor.Trap` of kind ``interrupted`` at its next function entry or loop
+        back-edge, at every tier. Calls started afterwards run normally, and so does the
+        jit. Safe to call from any thread. With ``after`` (seconds), the interrupt fires
+        that much later from a native thread, so it works as a deadline even while the
+        call holds the GIL: ``jit.interrupt(after=0.5); jit["f"](x)``.
+        SIGINT (Ctrl-C) interrupts a call on the main thread the same way and raises
+        ``KeyboardInterrupt``."""
+        self._core.interrupt(after)
+
     @property
     def closed(self) -> bool:
         return self._core.closed
 
     def close(self) -> None:
-        """Stop the promoter (a compile in progress finishes first) and the jit:
-        further calls and compiles raise :class:`rayzor.ClosedError`. Idempotent."""
+        """Stop the promoter and the jit: further calls and compiles raise
+        :class:`rayzor.ClosedError`. Returns without waiting for a compile in progress
+        (it finishes in the background and its code is discarded). Idempotent."""
         self._stop.set()
         self._core.close()
         if self._logger is not None and self._logger is not threading.current_thread():

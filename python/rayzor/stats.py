@@ -19,7 +19,9 @@ class CompileEvent:
     #: Seconds since the jit was created when the code was published (or failed).
     at_seconds: float
     compile_seconds: float
-    #: "initial", "requested", "promotion" or "osr".
+    #: "initial", "requested", "promotion", "osr", or "size_limit": not compiled because
+    #: the function is larger than the tier compiles (``rayzor.T3_MAX_SIZE``); it stays
+    #: where it was and ``error`` says why.
     reason: str
     #: For promotions: the heat that triggered it and its hotness class.
     heat: int | None = None

@@ -13,8 +13,9 @@
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS,
-    VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
+    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT,
+    VMCTX_TRAP, VMCTX_TRAP_FUNC,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
@@ -138,6 +139,10 @@ impl<E: Emitter> Lower<'_, '_, E> {
             for &inst in &f.blocks[blk.index()].insts {
                 let data = f.inst(inst);
                 self.origin = data.origin.unwrap_or(self.id);
+                if data.kind.is_terminator() && !self.opts.count_backedges && self.has_back_edge(&data.kind) {
+                    // Uncounted back-edges (the top tier) still poll for interrupts.
+                    self.poll_interrupt();
+                }
                 self.inst(&data.kind, data.result)?;
             }
             for (edge, call) in std::mem::take(&mut self.pending_edges) {
@@ -159,8 +164,12 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let counters_addr = self.env.counters_base + COUNTERS_STRIDE * self.id.index();
         self.counters = self.e.constant(Ty::Addr, counters_addr as u64);
         self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
-        if let Some(counter) = self.opts.call_counter {
-            self.bump_counter(self.counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None);
+        let counters = self.counters;
+        let polled = self.opts.call_counter.is_some_and(|counter| {
+            self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None)
+        });
+        if !polled {
+            self.poll_interrupt();
         }
 
         let max = self.e.constant(Ty::I64, MAX_CALL_DEPTH as u64);
@@ -183,11 +192,13 @@ impl<E: Emitter> Lower<'_, '_, E> {
 
     /// Count one event in the counter at `base + offset`; with sampling, only
     /// every `sample_rate`-th event of this thread (countdown at `ticks` in
-    /// VmCtx) adds `sample_rate`. With `osr` (a back-edge to a loop header with
-    /// an OSR point at `base`), the counting path also looks for an OSR entry.
-    fn bump_counter(&mut self, base: E::Value, offset: i32, ticks: i32, osr: Option<&BlockCall>) {
+    /// VmCtx) adds `sample_rate`, and polls for an interrupt there (returns
+    /// true: the fast path then needs no poll of its own). With `osr` (a
+    /// back-edge to a loop header with an OSR point at `base`), the counting
+    /// path also looks for an OSR entry.
+    fn bump_counter(&mut self, base: E::Value, offset: i32, ticks: i32, osr: Option<&BlockCall>) -> bool {
         if self.env.sample_rate == 0 {
-            return; // profiling compiled out
+            return false; // profiling compiled out
         }
         let n = self.env.sample_rate.max(1);
         if n == 1 {
@@ -197,7 +208,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             if let Some(call) = osr {
                 self.osr_check(base, c1, call, true);
             }
-            return;
+            return false;
         }
         let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, ticks);
         let t1 = self.add_const(t, u64::MAX);
@@ -215,8 +226,46 @@ impl<E: Emitter> Lower<'_, '_, E> {
         if let Some(call) = osr {
             self.osr_check(base, c1, call, false);
         }
+        self.poll_interrupt();
         self.e.jump(cont, &[]);
         self.e.switch_to(cont);
+        true
+    }
+
+    /// Poll for an interrupt (`codegen::interrupt`), at every tier, with or
+    /// without counting code: when the process-wide epoch differs from the one
+    /// this call last saw, record it and (cold path, loads only: no call, so
+    /// nothing is spilled around it) trap `interrupted` if this call's SIGINT
+    /// counter or its jit's interrupt generation moved since the call started.
+    fn poll_interrupt(&mut self) {
+        let epoch_addr = self.e.constant(Ty::Addr, self.env.interrupt_epoch as u64);
+        let epoch = self.e.load(Mem::Slot, Ty::I64, epoch_addr, 0);
+        let seen = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_EPOCH);
+        let moved = self.e.icmp(IntCC::Ne, epoch, seen);
+        let slow = self.e.create_block(&[]);
+        let cont = self.e.create_block(&[]);
+        self.e.set_cold(slow);
+        self.e.brif(moved, slow, &[], cont, &[]);
+        self.e.switch_to(slow);
+        self.e.store(Mem::Vm, epoch, self.vmctx, VMCTX_EPOCH);
+        let mut stop = None;
+        for (counter, mark) in
+            [(VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK), (VMCTX_GENERATION, VMCTX_GENERATION_MARK)]
+        {
+            let addr = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, counter);
+            let now = self.e.load(Mem::Slot, Ty::I64, addr, 0);
+            let then = self.e.load(Mem::Vm, Ty::I64, self.vmctx, mark);
+            let ne = self.e.icmp(IntCC::Ne, now, then);
+            stop = Some(stop.map_or(ne, |s| self.e.int_op(IntOp::Or, s, ne)));
+        }
+        self.trap_if(stop.expect("two checks"), TrapKind::Interrupted);
+        self.e.jump(cont, &[]);
+        self.e.switch_to(cont);
+    }
+
+    /// Whether the terminator `kind` of the block being lowered has a back-edge.
+    fn has_back_edge(&self, kind: &InstKind) -> bool {
+        kind.successors().iter().any(|c| osr::is_back_edge(&self.rpo, self.current, c.block))
     }
 
     /// The branch target for `call` from the block being lowered: its block,
@@ -237,12 +286,15 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let point = self.osr.as_ref().and_then(|(sites, _)| {
             sites.points.iter().find(|(h, _)| *h == call.block).map(|(_, addr)| *addr)
         });
-        match point {
+        let polled = match point {
             Some(addr) => {
                 let p = self.e.constant(Ty::Addr, addr as u64);
-                self.bump_counter(p, OSR_BACKEDGES, VMCTX_EDGE_TICKS, Some(call));
+                self.bump_counter(p, OSR_BACKEDGES, VMCTX_EDGE_TICKS, Some(call))
             }
             None => self.bump_counter(self.counters, COUNTER_BACKEDGES, VMCTX_EDGE_TICKS, None),
+        };
+        if !polled {
+            self.poll_interrupt();
         }
         let args = self.block_args(call);
         self.e.jump(self.blocks[call.block.index()], &args);
@@ -862,19 +914,32 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let s = self.scalar_of(value);
         let v = self.one(value);
         let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::new();
         let mut pads = Vec::new();
+        // A case that passes no arguments branches straight to its block (or its
+        // back-edge's edge block); others go through a pad block that passes
+        // them (one per case, so linear).
+        let mut target = |l: &mut Self, call: &BlockCall| {
+            if call.args.is_empty() {
+                l.target(call).0
+            } else {
+                let pad = l.e.create_block(&[]);
+                pads.push((pad, call.clone()));
+                pad
+            }
+        };
         for (k, call) in cases {
             let key = k & low_mask(s.bits());
             if seen.insert(key) {
-                pads.push((key, self.e.create_block(&[]), call));
+                let b = target(self, call);
+                keys.push((key, b));
             }
         }
-        let dpad = self.e.create_block(&[]);
-        let keys: Vec<(u64, E::Block)> = pads.iter().map(|(k, b, _)| (*k, *b)).collect();
-        self.e.switch(v, native_ty(s), &keys, dpad);
-        for (pad, call) in pads.into_iter().map(|(_, b, c)| (b, c)).chain(std::iter::once((dpad, default))) {
+        let dflt = target(self, default);
+        self.e.switch(v, native_ty(s), &keys, dflt);
+        for (pad, call) in pads {
             self.e.switch_to(pad);
-            let (b, args) = self.target(call);
+            let (b, args) = self.target(&call);
             self.e.jump(b, &args);
         }
     }

@@ -221,10 +221,14 @@ pub enum TrapKind {
     MemoryFault,
     /// `alloc` could not get memory.
     OutOfMemory,
+    /// The call was interrupted from outside: SIGINT, or `Jit::interrupt`
+    /// (see `codegen::interrupt`). Not a property of the program: no program
+    /// traps this way by itself.
+    Interrupted,
 }
 
 impl TrapKind {
-    pub const ALL: [TrapKind; 8] = [
+    pub const ALL: [TrapKind; 9] = [
         TrapKind::DivisionByZero,
         TrapKind::IntegerOverflow,
         TrapKind::User,
@@ -233,6 +237,7 @@ impl TrapKind {
         TrapKind::BadTag,
         TrapKind::MemoryFault,
         TrapKind::OutOfMemory,
+        TrapKind::Interrupted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -245,6 +250,7 @@ impl TrapKind {
             TrapKind::BadTag => "bad_tag",
             TrapKind::MemoryFault => "memory_fault",
             TrapKind::OutOfMemory => "out_of_memory",
+            TrapKind::Interrupted => "interrupted",
         }
     }
 
@@ -648,6 +654,19 @@ impl InstKind {
         }
     }
 
+    /// Successor `k` (in `successors()` order), without collecting them all.
+    pub fn successor(&self, k: usize) -> Option<&BlockCall> {
+        match self {
+            InstKind::Jump { dest } => (k == 0).then_some(dest),
+            InstKind::Brif { then_dest, else_dest, .. } => [then_dest, else_dest].get(k).copied(),
+            InstKind::Switch { cases, default, .. } => match cases.get(k) {
+                Some((_, c)) => Some(c),
+                None => (k == cases.len()).then_some(default),
+            },
+            _ => None,
+        }
+    }
+
     pub fn successors_mut(&mut self) -> Vec<&mut BlockCall> {
         match self {
             InstKind::Jump { dest } => vec![dest],
@@ -774,22 +793,23 @@ impl Function {
         let n = func.blocks.len();
         let mut seen = vec![false; n];
         let mut post = Vec::with_capacity(n);
-        let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
+        // Each block's successors are collected once, when it is first pushed: a
+        // `switch` with k cases is visited k times, so re-collecting them would be quadratic.
+        let succs_of = |b: Block| -> Vec<Block> {
+            func.terminator(b).map(|t| t.successors().iter().map(|c| c.block).collect()).unwrap_or_default()
+        };
+        let mut stack: Vec<(Block, Vec<Block>, usize)> = vec![(Block(0), succs_of(Block(0)), 0)];
         seen[0] = true;
-        while let Some((b, i)) = stack.pop() {
-            let succs: Vec<Block> = func
-                .terminator(b)
-                .map(|t| t.successors().iter().map(|c| c.block).collect())
-                .unwrap_or_default();
-            if i < succs.len() {
-                stack.push((b, i + 1));
-                let s = succs[i];
-                if s.index() < n && !seen[s.index()] {
-                    seen[s.index()] = true;
-                    stack.push((s, 0));
-                }
-            } else {
-                post.push(b);
+        while let Some((b, succs, i)) = stack.last_mut() {
+            let Some(&s) = succs.get(*i) else {
+                post.push(*b);
+                stack.pop();
+                continue;
+            };
+            *i += 1;
+            if s.index() < n && !seen[s.index()] {
+                seen[s.index()] = true;
+                stack.push((s, succs_of(s), 0));
             }
         }
         post.reverse();

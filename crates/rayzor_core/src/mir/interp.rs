@@ -25,6 +25,7 @@ use super::function::{
 };
 use super::types::{Scalar, Signature, Type};
 use crate::mir::builder::UsageError;
+use crate::mir::interrupt;
 use crate::mir::layout;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -790,6 +791,9 @@ pub struct Interpreter<'m> {
     stack: Vec<Frame>,
     pool: Vec<Vec<u64>>,
     scratch: Vec<u64>,
+    /// What may interrupt the current call, and the epoch it last saw (`mir::interrupt`).
+    interrupts: interrupt::Marks,
+    epoch: u64,
 }
 
 impl<'m> Interpreter<'m> {
@@ -805,6 +809,8 @@ impl<'m> Interpreter<'m> {
             stack: Vec::new(),
             pool: Vec::new(),
             scratch: Vec::new(),
+            interrupts: interrupt::Marks::now(None),
+            epoch: 0,
         }
     }
 
@@ -846,6 +852,8 @@ impl<'m> Interpreter<'m> {
         }
         self.heap.clear_freed();
         self.steps = 0;
+        self.interrupts = interrupt::Marks::now(None);
+        self.epoch = interrupt::EPOCH.load(std::sync::atomic::Ordering::SeqCst);
         let mut slots = self.pool.pop().unwrap_or_default();
         slots.clear();
         slots.resize(info.nslots, 0);
@@ -867,7 +875,19 @@ impl<'m> Interpreter<'m> {
 
     fn run(&mut self) -> Result<Vec<u64>, RunError> {
         let m = self.module;
-        let Interpreter { infos, hosts, step_limit, steps, heap, stack, pool, scratch, .. } = self;
+        let Interpreter {
+            infos,
+            hosts,
+            step_limit,
+            steps,
+            heap,
+            stack,
+            pool,
+            scratch,
+            interrupts,
+            epoch,
+            ..
+        } = self;
         let step_limit = *step_limit;
         loop {
             let depth = stack.len();
@@ -884,6 +904,12 @@ impl<'m> Interpreter<'m> {
                 if *steps > limit {
                     return Err(usage(format!("step limit of {limit} instructions exceeded")));
                 }
+            }
+            if *steps % interrupt::INTERP_POLL_STEPS == 0 && interrupt::poll(interrupts, epoch) {
+                return Err(RunError::Trap(Trap {
+                    kind: TrapKind::Interrupted,
+                    function: Some(f.name.clone()),
+                }));
             }
             fr.ip += 1;
             let data = &f.insts[inst.index()];

@@ -562,7 +562,7 @@ fn eliminate_dead_code(func: &Function) -> (Function, bool) {
             }
             ValueDef::Param(b, j) => {
                 for &(t, k) in &in_edges[b.index()] {
-                    if let Some(s) = func.insts[t.index()].kind.successors().get(k) {
+                    if let Some(s) = func.insts[t.index()].kind.successor(k) {
                         if let Some(&a) = s.args.get(j as usize) {
                             work.push(a);
                         }

@@ -14,12 +14,12 @@ use crate::codegen::abi::{FunctionCounters, VmCtx};
 use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
 use crate::codegen::cranelift::CraneliftBackend;
-use crate::codegen::{CodegenEnv, CompileUnit, MachineCode, OsrSites};
+use crate::codegen::{interrupt, quiesce, CodegenEnv, CompileUnit, MachineCode, OsrSites};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
 use crate::mir::{host_abort, layout, verify, ExternId, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod inspect;
@@ -106,6 +106,8 @@ pub struct Jit {
     /// The code can call host functions (externs or host function pointers),
     /// which may abort the call (`host_abort`): calls set up the abort scope.
     calls_host: bool,
+    /// Bumped by `interrupt` (see `codegen::interrupt`).
+    interrupt_generation: AtomicU64,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -123,6 +125,9 @@ pub enum CompileReason {
     /// `from` (whose loop had counted `backedges`); published in that loop's
     /// `OsrPoint`, not in the function's slot.
     Osr { header: u32, backedges: u64 },
+    /// Not compiled: the function's size (`tier::function_size`) is over the
+    /// tier's limit (`Tier::size_limit`), so it stays where it is.
+    SizeLimit { size: usize, limit: usize },
 }
 
 /// One compile, successful or not.
@@ -206,20 +211,42 @@ impl Jit {
             osr: OsrTable::new(n, osr),
             perf_map: AtomicBool::new(false),
             calls_host,
+            interrupt_generation: AtomicU64::new(0),
             module,
         };
         let backend =
             CraneliftBackend::shared().map_err(|reason| JitError::Unavailable { tier: Tier::T0, reason })?;
+        let section = quiesce::enter(false);
         for i in 0..n {
             let entry = backend
                 .compile_host_entry(&jit.env(), FuncId(i as u32))
                 .map_err(|m| jit.compile_error(FuncId(i as u32), Tier::T0, m))?;
             jit.entries.push(entry);
         }
+        drop(section);
         for i in 0..n {
-            jit.compile_for(FuncId(i as u32), Tier::T0, CompileReason::Initial, false)?;
+            jit.compile_initial(FuncId(i as u32))?;
         }
         Ok(jit)
+    }
+
+    /// The first compile of `f`: T0, or, when T0 cannot compile it (a frame over
+    /// the limit, say), the next tier that can. Each failure is recorded as an
+    /// event; only when no tier can compile `f` is it an error (T0's).
+    fn compile_initial(&self, f: FuncId) -> Result<(), JitError> {
+        let mut first_error = None;
+        for tier in Tier::ALL {
+            match self.compile_for(f, tier, CompileReason::Initial, false) {
+                Ok(_) => return Ok(()),
+                Err(e @ JitError::Compile { .. }) => {
+                    first_error.get_or_insert(e);
+                }
+                // A tier this build lacks: the ones above it are no different.
+                Err(JitError::Unavailable { .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_error.unwrap_or(JitError::Closed))
     }
 
     fn env(&self) -> CodegenEnv<'_> {
@@ -231,6 +258,7 @@ impl Jit {
             data: &self.data,
             sample_rate: self.sample_rate,
             builtins: &self.builtins,
+            interrupt_epoch: interrupt::epoch_address(),
         }
     }
 
@@ -268,10 +296,25 @@ impl Jit {
         if f.index() >= self.funcs.len() {
             return Err(JitError::Usage(format!("no function with index {}", f.0)));
         }
+        // No fork while compiling or publishing (see codegen::quiesce).
+        let _section = quiesce::enter(tier == Tier::T3);
+        if quiesce::poisoned() {
+            return Err(self.compile_error(f, tier, quiesce::POISONED_MESSAGE.into()));
+        }
         let from = self.tier_of(f);
         let start = std::time::Instant::now();
         let injected = self.failing_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
-        let compiled = if injected {
+        let size = super::tier::function_size(self.module.func(f));
+        let mut reason = reason;
+        let compiled = if let Some(limit) = tier.size_limit().filter(|l| size > *l) {
+            reason = CompileReason::SizeLimit { size, limit };
+            let stays = from.map_or("uncompiled".to_string(), |t| format!("at {t}"));
+            Err(self.compile_error(
+                f,
+                tier,
+                format!("its size ({size} instructions and switch cases) is over the {tier} limit of {limit}; it stays {stays}"),
+            ))
+        } else if injected {
             Err(self.compile_error(f, tier, "failure injected for testing".into()))
         } else {
             self.compile_code(f, tier)
@@ -291,6 +334,8 @@ impl Jit {
             Ok(code) => {
                 if self.publish(f, tier, code, compile_time, only_upgrade) {
                     Ok(compile_time)
+                } else if self.is_closed() {
+                    return Err(JitError::Closed); // closed while compiling: the code was discarded
                 } else {
                     return Ok(compile_time); // superseded: nothing happened worth recording
                 }
@@ -324,7 +369,8 @@ impl Jit {
     ) -> bool {
         let state = &self.funcs[f.index()];
         let mut inner = state.inner.lock();
-        if only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier) {
+        // Code compiled by a compile that `close` abandoned is never published.
+        if self.is_closed() || (only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier)) {
             return false;
         }
         inner.compile_time[tier as usize] = Some(time);
@@ -527,7 +573,16 @@ impl Jit {
         }
         let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
-        let mut ctx = VmCtx { depth: 0, trap: 0, stack_limit: 0, trap_func: 0, call_ticks: 0, edge_ticks: 0 };
+        let mut ctx = VmCtx {
+            depth: 0,
+            trap: 0,
+            stack_limit: 0,
+            trap_func: 0,
+            call_ticks: 0,
+            edge_ticks: 0,
+            epoch: interrupt::EPOCH.load(Ordering::SeqCst),
+            interrupts: interrupt::Marks::now(Some(&self.interrupt_generation)),
+        };
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
         // keeps every piece of code reachable from the slots alive.
@@ -563,13 +618,27 @@ impl Jit {
         Ok(())
     }
 
+    /// Make every call of this jit running now, on any thread, trap with
+    /// `interrupted` at its next function entry or loop back-edge. Calls that
+    /// start later are not affected.
+    pub fn interrupt(&self) {
+        interrupt::interrupt(&self.interrupt_generation);
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Stop accepting compiles. Code is freed when the jit is dropped.
+    /// Stop accepting compiles; a compile still running finishes in the
+    /// background and its code is discarded (`publish` refuses it). Code is
+    /// freed when the jit is dropped.
     pub fn close(&self) {
+        // Under each function's lock, so no publish that saw the jit open is
+        // still in progress when this returns.
         self.closed.store(true, Ordering::Release);
+        for f in &self.funcs {
+            drop(f.inner.lock());
+        }
     }
 
     /// Bytes of executable memory currently held (whole pages).

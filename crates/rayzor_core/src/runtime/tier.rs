@@ -2,6 +2,26 @@
 //! and which MIR optimisation each tier uses is decided here, not in codegen.
 
 use crate::codegen::{self, Backend, CodegenOptions};
+use crate::mir::{Function, InstKind};
+
+/// The largest function (`function_size`) T3 compiles. LLVM's code generator is
+/// superlinear in function size (a 8k-instruction straight-line function took
+/// 3.4 s, 32k took 55 s), so bigger functions stay at T2, whose compile time is
+/// linear; the promoter records that as a `size_limit` event.
+pub const T3_MAX_SIZE: usize = 4000;
+
+/// The size the tier limits are stated in: MIR instructions plus `switch` cases.
+pub fn function_size(f: &Function) -> usize {
+    let cases: usize = f
+        .insts
+        .iter()
+        .map(|i| match &i.kind {
+            InstKind::Switch { cases, .. } => cases.len(),
+            _ => 0,
+        })
+        .sum();
+    f.insts.len() + cases
+}
 
 /// Compilation tiers, ordered from quickest to compile to fastest code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,6 +58,11 @@ impl Tier {
     /// Whether the tier compiles the MIR after `mir::opt` (inlining, folding, DCE).
     pub fn optimizes_mir(self) -> bool {
         self >= Tier::T2
+    }
+
+    /// The largest `function_size` this tier compiles, if it has a limit.
+    pub fn size_limit(self) -> Option<usize> {
+        (self == Tier::T3).then_some(T3_MAX_SIZE)
     }
 
     pub fn codegen_options(self) -> CodegenOptions {
