@@ -45,6 +45,7 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         rpo: osr::rpo_index(func),
         current: Block(0),
         pending_edges: Vec::new(),
+        cold_path: false,
         blocks: Vec::with_capacity(func.blocks.len()),
         vals: vec![Vec::new(); func.values.len()],
         vmctx,
@@ -95,6 +96,9 @@ struct Lower<'e, 'a, E: Emitter> {
     current: Block,
     /// Counted back-edges of the current terminator, to fill once it is emitted.
     pending_edges: Vec<(E::Block, BlockCall)>,
+    /// Emitting a rarely run path (a sampled count): blocks made now are cold
+    /// too, so the layout keeps them away from the hot code.
+    cold_path: bool,
     blocks: Vec<E::Block>,
     /// The native leaves of every MIR value defined so far.
     vals: Vec<Vec<E::Value>>,
@@ -218,6 +222,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.set_cold(sample);
         self.e.brif(t1, cont, &[], sample, &[]);
         self.e.switch_to(sample);
+        let outer = std::mem::replace(&mut self.cold_path, true);
         let reload = self.e.constant(Ty::I64, n);
         self.e.store(Mem::Vm, reload, self.vmctx, ticks);
         let c = self.e.load(Mem::Vm, Ty::I64, base, offset);
@@ -227,9 +232,19 @@ impl<E: Emitter> Lower<'_, '_, E> {
             self.osr_check(base, c1, call, false);
         }
         self.poll_interrupt();
+        self.cold_path = outer;
         self.e.jump(cont, &[]);
         self.e.switch_to(cont);
         true
+    }
+
+    /// A new block without parameters (cold on a cold path).
+    fn new_block(&mut self) -> E::Block {
+        let b = self.e.create_block(&[]);
+        if self.cold_path {
+            self.e.set_cold(b);
+        }
+        b
     }
 
     /// Poll for an interrupt (`codegen::interrupt`), at every tier, with or
@@ -243,7 +258,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let seen = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_EPOCH);
         let moved = self.e.icmp(IntCC::Ne, epoch, seen);
         let slow = self.e.create_block(&[]);
-        let cont = self.e.create_block(&[]);
+        let cont = self.new_block();
         self.e.set_cold(slow);
         self.e.brif(moved, slow, &[], cont, &[]);
         self.e.switch_to(slow);
@@ -309,7 +324,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             None => return,
         };
         let look = self.e.create_block(&[]);
-        let cont = self.e.create_block(&[]);
+        let cont = self.new_block();
         self.e.set_cold(look);
         let mut due = None;
         if mask != 0 {
@@ -361,8 +376,10 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let v = self.native_to_abi(s, v);
             args.push(v);
         }
+        // Its result is ours, and a trap it left pending in VmCtx is ours too: our
+        // caller checks for one after we return. (No check here, so no value of
+        // this frame lives across the call: the hot loop keeps its registers.)
         let r = self.e.call(&jit_signature(&sig), entry, &args);
-        self.check_pending_trap();
         self.e.ret(r);
     }
 
@@ -414,7 +431,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
     /// Branch to a trap of `kind` when the bool `cond` is set; continue otherwise.
     fn trap_if(&mut self, cond: E::Value, kind: TrapKind) {
         let trap = self.trap_block(kind);
-        let cont = self.e.create_block(&[]);
+        let cont = self.new_block();
         self.e.brif(cond, trap, &[], cont, &[]);
         self.e.switch_to(cont);
     }
