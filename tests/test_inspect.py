@@ -129,7 +129,7 @@ def test_machine_code_is_the_installed_code(jit, tier):
     addr = code.address
     listed = bytearray()
     for line in lines[1:]:
-        m = re.match(r"0x([0-9a-f]+):  ((?:[0-9a-f]{2} )+)\s*(\S.*)$", line)
+        m = re.match(r"0x([0-9a-f]+):  ((?:[0-9a-f]{2} )+)\s*(\S.*?)(\s+; .*)?$", line)
         assert m, line
         assert int(m.group(1), 16) == addr
         b = bytes.fromhex(m.group(2))
@@ -139,6 +139,8 @@ def test_machine_code_is_the_installed_code(jit, tier):
     assert "(bad)" not in text
     assert any(re.search(r"\bret\b", line) for line in lines)
     assert any("call" in line for line in lines)  # the recursive calls, through the slot
+    # Addresses of runtime data are named.
+    assert "; entry slot of 'fib'" in text
 
 
 def test_machine_code_at_another_tier_is_not_installed(jit):
