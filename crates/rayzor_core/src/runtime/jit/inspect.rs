@@ -94,7 +94,7 @@ impl Jit {
         let name = |i: usize| &self.module.functions[i].name;
         let slots = self.slots.as_ptr() as usize;
         let n = self.slots.len();
-        if (slots..slots + 8 * n).contains(&addr) && (addr - slots) % 8 == 0 {
+        if (slots..slots + 8 * n).contains(&addr) && (addr - slots).is_multiple_of(8) {
             return Some(format!("entry slot of '{}'", name((addr - slots) / 8)));
         }
         let counters = self.counters.as_ptr() as usize;
