@@ -139,8 +139,12 @@ def test_machine_code_is_the_installed_code(jit, tier):
     assert "(bad)" not in text
     assert any(re.search(r"\bret\b", line) for line in lines)
     assert any("call" in line for line in lines)  # the recursive calls, through the slot
-    # Addresses of runtime data are named.
-    assert "; entry slot of 'fib'" in text
+    # Addresses of runtime data are named: Cranelift loads the slot address for each call;
+    # LLVM may address the slot relative to the counters (or the other way round).
+    if tier == rayzor.Tier.T3:
+        assert re.search(r"; (entry slot|counters) of 'fib'", text), text
+    else:
+        assert "; entry slot of 'fib'" in text, text
 
 
 def test_machine_code_at_another_tier_is_not_installed(jit):
