@@ -218,7 +218,8 @@ def perf_map_lines(path: str) -> list[tuple[int, int, str]]:
 def test_perf_map_lists_every_published_blob():
     path = rayzor.TieredJit.perf_map_path()
     assert path == f"/tmp/perf-{os.getpid()}.map"
-    before = len(perf_map_lines(path)) if os.path.exists(path) else 0
+    existed = os.path.exists(path)
+    before = len(perf_map_lines(path)) if existed else 0
     cfg = rayzor.TieredConfig(enable_background_optimization=False, perf_map=True)
     with rayzor.TieredJit(rayzor.parse(SRC), cfg) as jit:
         t0 = jit.machine_code("fib")
@@ -228,6 +229,8 @@ def test_perf_map_lists_every_published_blob():
             jit.compile("fib", tier)
             published.append(jit.machine_code("fib"))
         lines = perf_map_lines(path)[before:]
+    if not existed:
+        os.unlink(path)  # the map is reopened for every append: deleting it is safe
     names = [n for _, _, n in lines]
     for f in ["fib", "five", "round", "fused"]:
         assert f"{f}[entry]" in names and f"{f}[T0]" in names
