@@ -129,3 +129,22 @@ fn interrupt_stops_an_endless_loop_at_every_tier() {
         }
     }
 }
+
+#[test]
+fn ir_and_machine_code_are_inspected_without_installing_anything() {
+    use rayzor_core::runtime::Tier;
+    let jit = Jit::new(parse_module(FIB).unwrap(), vec![], 1).unwrap();
+    let fib = jit.func_id("fib").unwrap();
+    let stages: Vec<String> = jit.ir(fib, Tier::T1).unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(stages, ["mir", "clif", "clif_opt"]);
+    assert_eq!(jit.tier_of(fib), Some(Tier::T0));
+    let installed = jit.code_copy(fib, None).unwrap();
+    assert!(installed.installed && installed.tier == Tier::T0);
+    assert_eq!(installed.bytes.len(), jit.info(fib).code_size[0]);
+    let other = jit.code_copy(fib, Some(Tier::T1)).unwrap();
+    assert!(!other.installed && other.tier == Tier::T1);
+    assert_eq!(jit.tier_of(fib), Some(Tier::T0));
+    let text = jit.disassemble(fib, None).unwrap();
+    assert!(text.starts_with("; 'fib' at T0: "), "{text}");
+    assert!(text.lines().nth(1).unwrap().starts_with(&format!("{:#014x}:", installed.address)), "{text}");
+}
