@@ -88,18 +88,43 @@ def straight_line(n: int, name: str = "sl") -> str:
     return "\n".join(lines)
 
 
-def test_function_size_counts_instructions_and_switch_cases() -> None:
-    m = rayzor.parse(straight_line(rayzor.T3_MAX_SIZE + 1))
+def test_a_block_over_the_t3_limit_is_refused_at_t3() -> None:
+    m = rayzor.parse(straight_line(rayzor.T3_MAX_BLOCK + 1))
     jit = rayzor.TieredJit(m, rayzor.TieredConfig(enable_background_optimization=False))
     expected = rayzor.interpret(m, "sl", 3)
     jit.compile("sl", rayzor.Tier.T2)
     if HAS_T3:
-        with pytest.raises(rayzor.CompileError, match=r"over the T3 limit of \d+; it stays at T2"):
+        with pytest.raises(
+            rayzor.CompileError,
+            match=r"largest block \(\d+ instructions\) is over the T3 limit of \d+; it stays at T2",
+        ):
             jit.compile("sl", rayzor.Tier.T3)
         assert jit.tier_of("sl") == rayzor.Tier.T2
         refused = [e for e in jit.events() if e.reason == "size_limit"]
         assert len(refused) == 1 and refused[0].to_tier == rayzor.Tier.T3 and not refused[0].ok
     assert jit["sl"](3) == expected
+    jit.close()
+
+
+@pytest.mark.skipif(not HAS_T3, reason="needs the LLVM tier")
+def test_a_switch_over_the_t3_size_limit_is_refused_at_t3() -> None:
+    # 12.5k cases took 34 s at T3; each case counts as several instructions.
+    n = rayzor.T3_MAX_SIZE // 4 + 1
+    cases = ", ".join(f"{k}: block1" for k in range(n))
+    src = "\n".join(
+        [
+            "fn sw(i64) -> i64 {",
+            "block0(v0: i64):",
+            f"  switch v0, [{cases}], block1",
+            "block1:",
+            "  ret v0",
+            "}",
+        ]
+    )
+    jit = rayzor.TieredJit(rayzor.parse(src), rayzor.TieredConfig(enable_background_optimization=False))
+    with pytest.raises(rayzor.CompileError, match=r"its size \(\d+: instructions, switch cases counted"):
+        jit.compile("sw", rayzor.Tier.T3)
+    assert jit["sw"](5) == 5
     jit.close()
 
 
@@ -131,7 +156,7 @@ def test_a_function_over_the_t3_size_limit_stays_at_t2_as_an_event() -> None:
 def test_close_does_not_wait_for_a_compile_in_flight_and_discards_its_code() -> None:
     # close() used to join the compile thread (13 s for a big T3 compile) and the
     # finished compile was published into the closed jit.
-    m = rayzor.parse(straight_line(rayzor.T3_MAX_SIZE - 10))
+    m = rayzor.parse(straight_line(rayzor.T3_MAX_BLOCK - 10))
     jit = rayzor.TieredJit(m, rayzor.TieredConfig(enable_background_optimization=False))
     jit.compile("sl", rayzor.Tier.T2)
     import threading
@@ -163,7 +188,7 @@ def test_close_and_exit_with_a_promotion_in_flight() -> None:
     out = run_script(
         f"""
 import time, rayzor
-m = rayzor.parse({straight_line(rayzor.T3_MAX_SIZE - 10)!r})
+m = rayzor.parse({straight_line(rayzor.T3_MAX_BLOCK - 10)!r})
 jit = rayzor.TieredJit(m, rayzor.TieredConfig.development())
 fn = jit["sl"]
 while jit.tier_of("sl") < rayzor.Tier.T2 or not jit._core.busy():
