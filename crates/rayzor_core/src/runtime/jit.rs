@@ -260,16 +260,18 @@ impl Jit {
         let start = std::time::Instant::now();
         let injected = self.failing_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
         let mut reason = reason;
-        let compiled =
-            if let Some((size, limit, why)) = super::tier::over_size_limit(tier, self.module.func(f)) {
-                reason = CompileReason::SizeLimit { size, limit };
-                let stays = from.map_or("uncompiled".to_string(), |t| format!("at {t}"));
-                Err(self.compile_error(f, tier, format!("{why}; it stays {stays}")))
-            } else if injected {
-                Err(self.compile_error(f, tier, "failure injected for testing".into()))
-            } else {
-                self.compile_code(f, tier)
-            };
+        // The size limits bound promotions; an explicit request is compiled as asked.
+        let bounded = matches!(reason, CompileReason::Promotion { .. });
+        let over = if bounded { super::tier::over_size_limit(tier, self.module.func(f)) } else { None };
+        let compiled = if let Some((size, limit, why)) = over {
+            reason = CompileReason::SizeLimit { size, limit };
+            let stays = from.map_or("uncompiled".to_string(), |t| format!("at {t}"));
+            Err(self.compile_error(f, tier, format!("{why}; it stays {stays}")))
+        } else if injected {
+            Err(self.compile_error(f, tier, "failure injected for testing".into()))
+        } else {
+            self.compile_code(f, tier)
+        };
         let compile_time = start.elapsed();
         let mut event = CompileEvent {
             function: f,

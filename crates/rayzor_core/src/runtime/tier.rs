@@ -9,7 +9,8 @@ use crate::mir::{Function, InstKind};
 /// straight-line 8k-instruction function took 3.4 s at T3, 32k took 55 s) and
 /// in `switch` cases (12.5k cases: 34 s), so functions over either limit stay
 /// at T2, whose compile time is linear; the promoter records that as a
-/// `size_limit` event. Ordinary code (many short blocks) of up to 20k
+/// `size_limit` event. The limits bound promotions only: `Jit::compile` at T3
+/// compiles what it is asked to. Ordinary code (many short blocks) of up to 20k
 /// instructions compiles at T3 in about a second.
 pub const T3_MAX_SIZE: usize = 20_000;
 pub const T3_MAX_BLOCK: usize = 2_000;
