@@ -5,6 +5,7 @@ from typing import Any, Union, final
 
 MAX_CALL_DEPTH: int
 T3_MAX_SIZE: int
+T3_MAX_BLOCK: int
 
 Operand = Union["Value", int, float, bool]
 

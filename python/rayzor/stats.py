@@ -20,7 +20,8 @@ class CompileEvent:
     at_seconds: float
     compile_seconds: float
     #: "initial", "requested", "promotion", "osr", or "size_limit": not compiled because
-    #: the function is larger than the tier compiles (``rayzor.T3_MAX_SIZE``); it stays
+    #: the function is larger than the tier compiles (``rayzor.T3_MAX_SIZE``,
+    #: ``rayzor.T3_MAX_BLOCK``); it stays
     #: where it was and ``error`` says why.
     reason: str
     #: For promotions: the heat that triggered it and its hotness class.

@@ -304,16 +304,14 @@ impl Jit {
         let from = self.tier_of(f);
         let start = std::time::Instant::now();
         let injected = self.failing_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
-        let size = super::tier::function_size(self.module.func(f));
         let mut reason = reason;
-        let compiled = if let Some(limit) = tier.size_limit().filter(|l| size > *l) {
+        // The size limits bound promotions; an explicit request is compiled as asked.
+        let bounded = matches!(reason, CompileReason::Promotion { .. });
+        let over = if bounded { super::tier::over_size_limit(tier, self.module.func(f)) } else { None };
+        let compiled = if let Some((size, limit, why)) = over {
             reason = CompileReason::SizeLimit { size, limit };
             let stays = from.map_or("uncompiled".to_string(), |t| format!("at {t}"));
-            Err(self.compile_error(
-                f,
-                tier,
-                format!("its size ({size} instructions and switch cases) is over the {tier} limit of {limit}; it stays {stays}"),
-            ))
+            Err(self.compile_error(f, tier, format!("{why}; it stays {stays}")))
         } else if injected {
             Err(self.compile_error(f, tier, "failure injected for testing".into()))
         } else {

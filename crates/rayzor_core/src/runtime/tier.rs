@@ -4,13 +4,19 @@
 use crate::codegen::{self, Backend, CodegenOptions};
 use crate::mir::{Function, InstKind};
 
-/// The largest function (`function_size`) T3 compiles. LLVM's code generator is
-/// superlinear in function size (a 8k-instruction straight-line function took
-/// 3.4 s, 32k took 55 s), so bigger functions stay at T2, whose compile time is
-/// linear; the promoter records that as a `size_limit` event.
-pub const T3_MAX_SIZE: usize = 4000;
+/// The largest function (`function_size`) T3 compiles, and the longest basic
+/// block. LLVM's code generator is superlinear in the length of a block (a
+/// straight-line 8k-instruction function took 3.4 s at T3, 32k took 55 s) and
+/// in `switch` cases (12.5k cases: 34 s), so functions over either limit stay
+/// at T2, whose compile time is linear; the promoter records that as a
+/// `size_limit` event. The limits bound promotions only: `Jit::compile` at T3
+/// compiles what it is asked to. Ordinary code (many short blocks) of up to 20k
+/// instructions compiles at T3 in about a second.
+pub const T3_MAX_SIZE: usize = 20_000;
+pub const T3_MAX_BLOCK: usize = 2_000;
 
-/// The size the tier limits are stated in: MIR instructions plus `switch` cases.
+/// The size the tier limits are stated in: MIR instructions, with each `switch`
+/// case counted as `SWITCH_CASE_WEIGHT` instructions.
 pub fn function_size(f: &Function) -> usize {
     let cases: usize = f
         .insts
@@ -20,7 +26,34 @@ pub fn function_size(f: &Function) -> usize {
             _ => 0,
         })
         .sum();
-    f.insts.len() + cases
+    f.insts.len() + SWITCH_CASE_WEIGHT * cases
+}
+
+/// What one `switch` case costs LLVM, in instructions.
+pub const SWITCH_CASE_WEIGHT: usize = 4;
+
+/// Instructions in the longest block of `f`.
+pub fn largest_block(f: &Function) -> usize {
+    f.blocks.iter().map(|b| b.insts.len()).max().unwrap_or(0)
+}
+
+/// Why `tier` does not compile `f`, if it does not (over one of its size limits).
+pub fn over_size_limit(tier: Tier, f: &Function) -> Option<(usize, usize, String)> {
+    if tier != Tier::T3 {
+        return None;
+    }
+    let size = function_size(f);
+    if size > T3_MAX_SIZE {
+        return Some((size, T3_MAX_SIZE, format!("its size ({size}: instructions, switch cases counted {SWITCH_CASE_WEIGHT}x) is over the {tier} limit of {T3_MAX_SIZE}")));
+    }
+    let block = largest_block(f);
+    (block > T3_MAX_BLOCK).then(|| {
+        (
+            block,
+            T3_MAX_BLOCK,
+            format!("its largest block ({block} instructions) is over the {tier} limit of {T3_MAX_BLOCK}"),
+        )
+    })
 }
 
 /// Compilation tiers, ordered from quickest to compile to fastest code.
@@ -58,11 +91,6 @@ impl Tier {
     /// Whether the tier compiles the MIR after `mir::opt` (inlining, folding, DCE).
     pub fn optimizes_mir(self) -> bool {
         self >= Tier::T2
-    }
-
-    /// The largest `function_size` this tier compiles, if it has a limit.
-    pub fn size_limit(self) -> Option<usize> {
-        (self == Tier::T3).then_some(T3_MAX_SIZE)
     }
 
     pub fn codegen_options(self) -> CodegenOptions {
