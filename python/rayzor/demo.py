@@ -379,14 +379,18 @@ def run_loop(
         worker = threading.Thread(target=call, name="rayzor-demo-loop")
         seen = 0
         worker.start()
-        while worker.is_alive() or "end" not in box:
-            worker.join(timeout=0.002)
-            if live and "start" in box:
-                new = jit.events()[seen:]
-                seen += len(new)
-                for e in new:
-                    if e.reason != "initial":
-                        print("  " + _loop_event(e, box["start"], None).describe(), flush=True)
+        try:
+            while worker.is_alive() or "end" not in box:
+                worker.join(timeout=0.002)
+                if live and "start" in box:
+                    new = jit.events()[seen:]
+                    seen += len(new)
+                    for e in new:
+                        if e.reason != "initial":
+                            print("  " + _loop_event(e, box["start"], None).describe(), flush=True)
+        except KeyboardInterrupt:
+            worker.join()  # a running call cannot be interrupted: let it end before closing the jit
+            raise
         if "error" in box:
             raise box["error"]
         jit.wait_idle(timeout=10)
