@@ -431,9 +431,20 @@ impl Jit {
 
     /// Compile the continuation of `point`'s loop at `target` and publish it
     /// as the point's entry (unless an entry of `target` or higher is there).
-    pub fn compile_osr(&self, point: &OsrPointState, target: Tier) -> Result<Duration, JitError> {
+    /// `bounded`: the tier's size limits apply (background compiles).
+    pub fn compile_osr(
+        &self,
+        point: &OsrPointState,
+        target: Tier,
+        bounded: bool,
+    ) -> Result<Duration, JitError> {
         if self.is_closed() {
             return Err(JitError::Closed);
+        }
+        // As for every compile: no LLVM compile may be in flight across fork().
+        let _section = quiesce::enter(target == Tier::T3);
+        if quiesce::poisoned() {
+            return Err(self.compile_error(point.func, target, quiesce::POISONED_MESSAGE.into()));
         }
         let f = point.func;
         let start = std::time::Instant::now();
@@ -442,7 +453,7 @@ impl Jit {
         let compiled = if injected {
             Err(self.compile_error(f, target, "failure injected for testing".into()))
         } else {
-            self.compile_continuation(point, target)
+            self.compile_continuation(point, target, bounded)
         };
         let compile_time = start.elapsed();
         let result = match compiled {
@@ -473,11 +484,15 @@ impl Jit {
         &self,
         point: &OsrPointState,
         target: Tier,
+        bounded: bool,
     ) -> Result<Box<dyn MachineCode>, JitError> {
         let f = point.func;
         let backend = target.backend().map_err(|reason| JitError::Unavailable { tier: target, reason })?;
         // The continuation is derived from the MIR the source code runs.
         let mut cont = crate::mir::osr::continuation(&self.mir_for(f, point.source), point.header);
+        if let Some((_, _, why)) = bounded.then(|| super::tier::over_size_limit(target, &cont)).flatten() {
+            return Err(self.compile_error(f, target, format!("{why}; the loop stays in its code")));
+        }
         if target.optimizes_mir() {
             cont = crate::mir::opt::optimize(&self.module, f, cont);
         }
@@ -500,7 +515,7 @@ impl Jit {
             self.compile(f, tier)?;
             self.osr.reset_counts(f);
             for p in self.osr.points(f).iter().filter(|p| p.source == tier) {
-                self.compile_osr(p, target)?;
+                self.compile_osr(p, target, false)?;
             }
         }
         Ok(())

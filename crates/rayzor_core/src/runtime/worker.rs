@@ -252,7 +252,7 @@ fn compiler(s: &Shared) {
                 let hotness = s.config.profile.classify(heat);
                 s.jit.compile_for(f, tier, CompileReason::Promotion { heat, hotness }, true).map(|_| ())
             }
-            Job::Osr(p, tier) => s.jit.compile_osr(&p, tier).map(|_| ()),
+            Job::Osr(p, tier) => s.jit.compile_osr(&p, tier, true).map(|_| ()),
         };
         s.queue.lock().running -= 1;
         s.idle.notify_all();
