@@ -138,6 +138,8 @@ pub struct ThreadState {
     active_limit: Cell<u64>,
     /// Outermost calls returned (paces the residency check).
     returns: Cell<u32>,
+    /// Address of the stack's canary word (0: no stack yet).
+    canary: Cell<usize>,
     /// Sampling countdowns (calls, back-edges), carried from one host call to the next.
     pub ticks: Cell<(u64, u64)>,
 }
@@ -150,6 +152,7 @@ thread_local! {
             owner: std::cell::RefCell::new(None),
             active_limit: Cell::new(0),
             returns: Cell::new(0),
+            canary: Cell::new(0),
             ticks: Cell::new((1, 1)),
         }
     };
@@ -164,17 +167,35 @@ fn no_stack() -> String {
 }
 
 impl ThreadState {
+    #[inline]
     fn jit_stack(&self) -> Option<(*mut u8, usize)> {
         let p = self.stack.get();
         if !p.is_null() {
             return Some((p, self.size.get()));
         }
+        self.reserve_stack()
+    }
+
+    #[cold]
+    fn reserve_stack(&self) -> Option<(*mut u8, usize)> {
         let s = reserve()?;
         let (base, size) = (s.base, s.size);
+        self.canary.set(s.canary() as usize);
         *self.owner.borrow_mut() = Some(s);
         self.stack.set(base);
         self.size.set(size);
         Some((base, size))
+    }
+}
+
+impl ThreadState {
+    #[cold]
+    fn maybe_trim(&self, returns: u32) {
+        if let Some(s) = self.owner.borrow().as_ref() {
+            if s.went_deep(returns) {
+                s.trim();
+            }
+        }
     }
 }
 
@@ -206,10 +227,10 @@ pub fn on_jit_stack<R>(f: impl FnOnce(u64, &ThreadState) -> R) -> Result<R, Stri
         st.active_limit.set(0);
         let n = st.returns.get().wrapping_add(1);
         st.returns.set(n);
-        if let Some(s) = st.owner.borrow().as_ref() {
-            if s.went_deep(n) {
-                s.trim();
-            }
+        // SAFETY: the canary word lies inside this thread's live mapping.
+        let intact = unsafe { std::ptr::read_volatile(st.canary.get() as *const u64) } == CANARY;
+        if !intact || n.is_multiple_of(RESIDENCY_CHECK_EVERY) {
+            st.maybe_trim(n);
         }
         Ok(r)
     })
