@@ -6,6 +6,7 @@ Crash-prone checks run in a subprocess so a regression cannot take pytest down.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import subprocess
 import sys
@@ -140,6 +141,25 @@ def test_python_callable_host_function_works_and_its_exception_propagates() -> N
             assert jit["f"](4) == 41  # still usable
 
 
+def test_python_host_functions_convert_by_signature() -> None:
+    m = rayzor.Module()
+    m.extern("log", [rayzor.f32, rayzor.bool_, rayzor.i8, rayzor.u64], rayzor.void)
+    m.extern("h", [rayzor.f64, rayzor.u8], rayzor.f32)
+    g = m.function("g", [rayzor.f32, rayzor.bool_, rayzor.i8, rayzor.u64], rayzor.f32)
+    g.call_void("log", *g.params)
+    g.ret(g.call("h", 2.5, 200))
+    seen: list[tuple[object, ...]] = []
+    host = {"log": lambda *a: seen.append(a), "h": lambda x, y: x + y}
+    assert rayzor.interpret(m, "g", 1.5, True, -3, 2**64 - 1, host=host) == 202.5
+    assert seen[-1] == (1.5, True, -3, 2**64 - 1)
+    with rayzor.TieredJit(m, MANUAL, host=host) as jit:
+        for t in TIERS:
+            jit.compile("g", t)
+            assert jit["g"](0.25, False, 127, 7) == 202.5
+            assert seen[-1] == (0.25, False, 127, 7)
+            assert all(type(a) is type(b) for a, b in zip(seen[-1], (0.25, False, 127, 7), strict=True))
+
+
 def test_host_result_of_the_wrong_type_is_an_error_not_garbage() -> None:
     m = callback_module()
     with pytest.raises(rayzor.ArgumentError, match="cb"):
@@ -234,27 +254,17 @@ def test_exception_in_a_raw_ctypes_callback_is_detected() -> None:
 
 
 def test_depth_guarantee_under_address_space_limit() -> None:
+    # ~64 KiB frames: 9,999 of them need far more than a thread's 8 MiB stack, which the
+    # unfixed code fell back to when the 4 GiB reservation failed.
     p = run_py(
         """
-        import resource, rayzor
-        from rayzor.examples import fib_module
-        m = rayzor.parse('''
-        fn rec(i64) -> i64 {
-        block0(v0: i64):
-          v1: i64 = const 0
-          v2: bool = eq v0, v1
-          brif v2, block1, block2
-        block1:
-          ret v1
-        block2:
-          v3: i64 = const 1
-          v4: i64 = sub v0, v3
-          v5: i64 = call rec(v4)
-          v6: i64 = add v5, v3
-          ret v6
-        }
-        ''')
-        expected = rayzor.interpret(m, "rec", 9999)
+        import resource, sys
+        sys.path.insert(0, TESTS)
+        import rayzor
+        from test_robustness import big_frame_module
+        m = big_frame_module(1)
+        buf = bytearray(8 * 4096)
+        expected = rayzor.interpret(m, "rec", 9999, bytearray(8 * 4096))
         with open("/proc/self/statm") as fh:
             vm = int(fh.read().split()[0]) * resource.getpagesize()
         limit = vm + (1536 << 20)  # far less than the 4 GiB reservation
@@ -264,17 +274,17 @@ def test_depth_guarantee_under_address_space_limit() -> None:
         except rayzor.RayzorError as e:
             print("refused", e)
             raise SystemExit(0)
-        got = jit["rec"](9999)
+        got = jit["rec"](9999, buf)
         st = jit.stats()
         print("ran", got == expected, st.stack_bytes < (4 << 30), st.guaranteed_depth)
-        """
+        """.replace("TESTS", repr(os.path.dirname(__file__)))
     )
     assert p.returncode == 0, p.stderr
     words = p.stdout.split()
     assert words[0] in ("ran", "refused"), p.stdout
     if words[0] == "ran":
         assert words[1:3] == ["True", "True"], p.stdout
-        assert 1000 <= int(words[3]) <= rayzor.MAX_CALL_DEPTH
+        assert 1000 <= int(words[3]) < rayzor.MAX_CALL_DEPTH
 
 
 def test_stats_report_the_stack_and_its_depth_guarantee() -> None:
@@ -397,6 +407,15 @@ def test_glue_never_lets_a_panic_through() -> None:
 
 
 def build_calls(n: int) -> float:
+    gc.collect()
+    gc.disable()  # Python's collector scales with live objects; measure rayzor alone
+    try:
+        return _build_calls(n)
+    finally:
+        gc.enable()
+
+
+def _build_calls(n: int) -> float:
     start = time.perf_counter()
     m = rayzor.Module()
     bs = [m.function(f"f{i}", [rayzor.i64], rayzor.i64) for i in range(n)]
@@ -410,12 +429,13 @@ def build_calls(n: int) -> float:
 
 
 def test_building_and_stats_scale_linearly() -> None:
-    # Ratios, not absolute times: doubling n must not ~quadruple the time.
-    small, big = 4000, 16000
-    t_small = min(build_calls(small) for _ in range(2))
+    # A complexity check, not a speed target: 8x the functions must cost well under
+    # the 64x a quadratic algorithm needs (benches/reliability.py prints the figures).
+    small, big = 4000, 32000
+    t_small = min(build_calls(small) for _ in range(3))
     t_big = build_calls(big)
     print(f"build {small}: {t_small:.3f}s, {big}: {t_big:.3f}s")
-    assert t_big < 8 * t_small + 0.2, (t_small, t_big)
+    assert t_big < 24 * t_small + 0.1, (t_small, t_big)
 
     def stats_time(n: int) -> float:
         m = rayzor.Module()
@@ -429,9 +449,9 @@ def test_building_and_stats_scale_linearly() -> None:
             assert len(st.functions) == n and len(st.events) == n
             return time.perf_counter() - start
 
-    s_small, s_big = stats_time(1000), stats_time(4000)
-    print(f"stats 1000: {s_small:.3f}s, 4000: {s_big:.3f}s")
-    assert s_big < 8 * s_small + 0.1, (s_small, s_big)
+    s_small, s_big = min(stats_time(1000) for _ in range(2)), stats_time(6000)
+    print(f"stats 1000: {s_small:.3f}s, 6000: {s_big:.3f}s")
+    assert s_big < 18 * s_small + 0.1, (s_small, s_big)
 
 
 # --- item 13: Trap.function names the MIR function in every tier --------------------------

@@ -1014,3 +1014,35 @@ impl Module {
         })
     }
 }
+
+#[cfg(test)]
+mod name_index_tests {
+    use super::*;
+
+    #[test]
+    fn lookups_follow_pushes_replacements_and_truncation() {
+        let sig = Signature::new(vec![], Type::Void);
+        let mut m = Module::new();
+        for i in 0..100 {
+            m.functions.push(Function::new(format!("f{i}"), sig.clone()));
+        }
+        assert_eq!(m.func_by_name("f42"), Some(FuncId(42)));
+        assert_eq!(m.func_by_name("nope"), None);
+        m.functions.push(Function::new("late", sig.clone()));
+        assert_eq!(m.func_by_name("late"), Some(FuncId(100)));
+        // Replaced in place: the stale entry is detected on the hit and rebuilt.
+        m.functions[42] = Function::new("other", sig.clone());
+        assert_eq!(m.func_by_name("f42"), None);
+        assert_eq!(m.func_by_name("other"), Some(FuncId(42)));
+        m.functions.truncate(10);
+        assert_eq!(m.func_by_name("late"), None);
+        assert_eq!(m.func_by_name("f9"), Some(FuncId(9)));
+        // Duplicates resolve to the first, as a scan would.
+        m.functions.push(Function::new("f3", sig));
+        assert_eq!(m.func_by_name("f3"), Some(FuncId(3)));
+        // Clones and equality ignore the cache.
+        let c = m.clone();
+        assert_eq!(c, m);
+        assert_eq!(c.func_by_name("f5"), Some(FuncId(5)));
+    }
+}

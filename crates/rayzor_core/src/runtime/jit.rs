@@ -607,20 +607,23 @@ impl Jit {
             ctx.call_ticks = call_ticks.clamp(1, n);
             ctx.edge_ticks = edge_ticks.clamp(1, n);
             let ctxp: *mut VmCtx = &mut ctx;
-            // SAFETY: `ctx` outlives the scope, dropped right after the call.
-            let _scope = self
-                .calls_host
-                .then(|| unsafe { host_abort::Scope::enter(std::ptr::addr_of_mut!((*ctxp).trap)) });
-            // SAFETY: as above; the stack limit keeps frames above the guard page.
-            unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+            if self.calls_host {
+                // SAFETY: `ctx` outlives the scope, dropped right after the call.
+                let _scope = unsafe { host_abort::Scope::enter(std::ptr::addr_of_mut!((*ctxp).trap)) };
+                // SAFETY: as below.
+                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+            } else {
+                // SAFETY: as above; the stack limit keeps frames above the guard page.
+                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+            }
             thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
         });
         drop(guard);
         entered.map_err(|e| RunError::Usage(UsageError(e)))?;
-        if ctx.trap == host_abort::HOST_ABORT {
-            return Err(RunError::HostAborted);
-        }
         if ctx.trap != 0 {
+            if ctx.trap == host_abort::HOST_ABORT {
+                return Err(RunError::HostAborted);
+            }
             let kind = TrapKind::from_code(ctx.trap as u32).unwrap_or(TrapKind::User);
             let function = (ctx.trap_func as usize)
                 .checked_sub(1)

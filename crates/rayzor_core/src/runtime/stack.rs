@@ -16,10 +16,15 @@
 //! the minimum can be reserved, the call (or `Jit::new`) fails with an error.
 //!
 //! Pages a deep call committed are given back when the outermost call
-//! returns, above a high-water mark of `HIGH_WATER` bytes: a canary word just
-//! below the mark (checked on every return, one load) and, every
-//! `RESIDENCY_CHECK_EVERY` returns, `mincore` on the page below it tell
-//! whether the call went deeper; only then `madvise(MADV_DONTNEED)` runs.
+//! returns, above a high-water mark of `HIGH_WATER` bytes, cheaply. The fast
+//! path reads one word, at the bottom of the stack's top page (which every
+//! call touches anyway, so the check costs no cache or TLB miss). Only when a
+//! call overwrote it is the canary page just below the mark (4 KiB of canary
+//! words, which a frame going deeper must cross) checked, and only a call that
+//! went below the mark pays for `madvise(MADV_DONTNEED)`. No system call runs
+//! on the way (they are slow in sandboxes). A frame that spans the whole
+//! canary page without writing to it would go unnoticed: its pages are then
+//! given back after the next deep call instead.
 
 use crate::codegen::abi::MAX_FRAME_BYTES;
 use crate::mir::MAX_CALL_DEPTH;
@@ -40,7 +45,7 @@ const GUARD: usize = 64 << 10;
 /// Committed stack kept after a call returns (shallow calls never fault).
 pub const HIGH_WATER: usize = 1 << 20;
 const CANARY: u64 = 0x5a17_c0de_0bad_f00d;
-const RESIDENCY_CHECK_EVERY: u32 = 256;
+const PAGE: usize = 4096;
 
 /// The size new reservations try first: lowered when one had to be smaller.
 static RESERVE_BYTES: AtomicUsize = AtomicUsize::new(JIT_STACK_BYTES);
@@ -59,34 +64,41 @@ struct JitStack {
 }
 
 impl JitStack {
-    fn canary(&self) -> *mut u64 {
-        (self.base as usize + self.size - HIGH_WATER - 8) as *mut u64
+    /// The canary page: the page just below the high-water mark.
+    fn canary_page(&self) -> *mut u64 {
+        (self.base as usize + self.size - HIGH_WATER - PAGE) as *mut u64
     }
 
-    /// Whether a call since the last trim used the stack below the mark.
-    fn went_deep(&self, returns: u32) -> bool {
-        // SAFETY: the canary lies inside our mapping, above the guard.
-        if unsafe { std::ptr::read_volatile(self.canary()) } != CANARY {
-            return true;
-        }
-        if !returns.is_multiple_of(RESIDENCY_CHECK_EVERY) {
-            return false;
-        }
-        let page = (self.canary() as usize & !4095) - 4096;
-        let mut resident = 0u8;
-        // SAFETY: one page of our mapping; `resident` receives one byte.
-        let rc = unsafe { libc::mincore(page as *mut libc::c_void, 4096, &mut resident) };
-        rc == 0 && resident & 1 != 0
+    /// The lowest word of the stack's top page, which every call touches: a
+    /// call that used more than a page of stack probably overwrote it.
+    fn near_canary(&self) -> *mut u64 {
+        (self.base as usize + self.size - PAGE) as *mut u64
     }
 
-    /// Give back the pages below the mark and re-arm the canary.
+    /// Whether a call since the last trim wrote below the high-water mark.
+    fn went_deep(&self) -> bool {
+        let page = self.canary_page();
+        // SAFETY: the canary page lies inside our mapping, above the guard.
+        (0..PAGE / 8).any(|k| unsafe { std::ptr::read_volatile(page.add(k)) } != CANARY)
+    }
+
+    /// Give back the pages below the mark.
     fn trim(&self) {
         let start = self.base as usize + GUARD;
         let end = self.base as usize + self.size - HIGH_WATER;
         // SAFETY: a range of our own mapping that nothing runs on now.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+
+    /// (Re)write the canaries.
+    fn arm(&self) {
+        let page = self.canary_page();
+        // SAFETY: both canaries lie inside our mapping, above the guard.
         unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-            std::ptr::write_volatile(self.canary(), CANARY);
+            for k in 0..PAGE / 8 {
+                std::ptr::write_volatile(page.add(k), CANARY);
+            }
+            std::ptr::write_volatile(self.near_canary(), CANARY);
         }
     }
 }
@@ -121,8 +133,7 @@ fn reserve() -> Option<JitStack> {
             unsafe { libc::mprotect(p, GUARD, libc::PROT_NONE) };
             RESERVE_BYTES.fetch_min(size, Ordering::Relaxed);
             let s = JitStack { base: p as *mut u8, size };
-            // SAFETY: the canary lies inside the mapping.
-            unsafe { std::ptr::write_volatile(s.canary(), CANARY) };
+            s.arm();
             return Some(s);
         }
         size /= 2;
@@ -138,8 +149,8 @@ pub struct ThreadState {
     owner: std::cell::RefCell<Option<JitStack>>,
     /// Limit of the stack compiled code is running on now (0: not inside compiled code).
     active_limit: Cell<u64>,
-    /// Outermost calls returned (paces the residency check).
-    returns: Cell<u32>,
+    /// Address of the stack's near canary word (0: no stack yet).
+    canary: Cell<usize>,
     /// Sampling countdowns (calls, back-edges), carried from one host call to the next.
     pub ticks: Cell<(u64, u64)>,
 }
@@ -151,7 +162,7 @@ thread_local! {
             size: Cell::new(0),
             owner: std::cell::RefCell::new(None),
             active_limit: Cell::new(0),
-            returns: Cell::new(0),
+            canary: Cell::new(0),
             ticks: Cell::new((1, 1)),
         }
     };
@@ -166,17 +177,40 @@ fn no_stack() -> String {
 }
 
 impl ThreadState {
+    #[inline]
     fn jit_stack(&self) -> Option<(*mut u8, usize)> {
         let p = self.stack.get();
         if !p.is_null() {
             return Some((p, self.size.get()));
         }
+        self.reserve_stack()
+    }
+
+    #[cold]
+    fn reserve_stack(&self) -> Option<(*mut u8, usize)> {
         let s = reserve()?;
         let (base, size) = (s.base, s.size);
+        self.canary.set(s.near_canary() as usize);
         *self.owner.borrow_mut() = Some(s);
         self.stack.set(base);
         self.size.set(size);
         Some((base, size))
+    }
+}
+
+impl ThreadState {
+    /// After a call that used more than a page of stack.
+    #[cold]
+    fn maybe_trim(&self) {
+        if let Some(s) = self.owner.borrow().as_ref() {
+            if s.went_deep() {
+                s.trim();
+                s.arm();
+            } else {
+                // SAFETY: inside our mapping.
+                unsafe { std::ptr::write_volatile(s.near_canary(), CANARY) };
+            }
+        }
     }
 }
 
@@ -206,12 +240,9 @@ pub fn on_jit_stack<R>(f: impl FnOnce(u64, &ThreadState) -> R) -> Result<R, Stri
         // calls compiled code, which never panics or unwinds).
         let r = unsafe { psm::on_stack(base, size, || f(limit, st)) };
         st.active_limit.set(0);
-        let n = st.returns.get().wrapping_add(1);
-        st.returns.set(n);
-        if let Some(s) = st.owner.borrow().as_ref() {
-            if s.went_deep(n) {
-                s.trim();
-            }
+        // SAFETY: the near canary lies inside this thread's live mapping.
+        if unsafe { std::ptr::read_volatile(st.canary.get() as *const u64) } != CANARY {
+            st.maybe_trim();
         }
         Ok(r)
     })
