@@ -4,7 +4,11 @@ numba bundles its own LLVM and rayzor links LLVM statically; only one LLVM may l
 process, so this script must never import rayzor (``workloads`` imports it lazily).
 
     python benches/numba_worker.py <workload> <size> [--repeat N] [--budget S] [--k K]
+    python benches/numba_worker.py <workload> <size> --first-call
     python benches/numba_worker.py ident <calls>
+
+``--first-call``: only the first call on a fresh dispatcher (compile included), as
+``first_call_ms`` and ``result``.
 
 prints one JSON object on stdout.
 """
@@ -154,6 +158,19 @@ def k_matmul(a, b, c, n):
     return total
 
 
+def k_collatz(n):
+    total = 0
+    for i in range(1, n):
+        x = i
+        while x != 1:
+            total += 1
+            if x & 1:
+                x = 3 * x + 1
+            else:
+                x = x >> 1
+    return total
+
+
 def k_ident(x):
     return x
 
@@ -165,6 +182,7 @@ KERNELS = {
     "nbody": k_nbody,
     "sieve": k_sieve,
     "matmul": k_matmul,
+    "collatz": k_collatz,
 }
 
 
@@ -188,6 +206,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--budget", type=float, default=5.0)
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--first-call", action="store_true", help="time one first call only")
     a = ap.parse_args()
     assert "rayzor" not in sys.modules, "numba_worker must not import rayzor"
 
@@ -209,7 +228,12 @@ def main() -> None:
         )
         return
 
-    w = W.WORKLOADS[a.workload]
+    w = W.ALL[a.workload]
+    if a.first_call:
+        cumulative, _, results = timing.time_to_result(lambda: fresh(numba, a.workload), [w.args(a.size)])
+        out = {"workload": a.workload, "numba": numba.__version__, "first_call_ms": cumulative[0]}
+        print(json.dumps({**out, "result": results[0], "import_ms": import_ms, "init_ms": init_ms}))
+        return
     arg_sets = [w.args(a.size) for _ in range(a.k)]
     cumulative, each, ttr_results = timing.time_to_result(lambda: fresh(numba, a.workload), arg_sets)
 

@@ -7,6 +7,10 @@ promotion off), rayzor tiered from a cold start (development and production pres
 pure CPython, numba (in a subprocess: numba and rayzor each carry an LLVM, and only one
 may live in a process) and C (``cc -O2 -shared -fPIC`` at run time, through ctypes).
 
+The OSR section times one long first call (``loop``, and the one-call ``collatz`` of
+``workloads.ONE_CALL``) on a fresh jit under both presets with on-stack replacement on
+and off, beside forced-T3 code, and compares steady-state speed with OSR on and off.
+
 Every result is checked against C's; any mismatch, failed compile or crashed worker
 prints a banner on stderr and makes the exit status non-zero (after the report).
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import importlib.util
 import json
 import os
@@ -44,6 +49,15 @@ MODES = {
     "quick": (3, 1.0, 5, 300_000),
     "tiny": (2, 0.2, 3, 50_000),
 }
+OSR_MODES = {
+    # fresh jits (and numba processes) per first-call measurement; steady state: rounds,
+    # jits (code placements) per configuration
+    "full": (5, 7, 4),
+    "quick": (3, 5, 3),
+    "tiny": (1, 2, 2),
+}
+OSR_WORKLOADS = ("loop", "collatz")
+PRESETS = ("development", "production")
 
 
 class Bench:
@@ -51,7 +65,7 @@ class Bench:
         self.mode = mode
         rep, self.budget, self.k, self.overhead_calls = MODES[mode]
         self.repeat = repeat or rep
-        self.workloads = [W.WORKLOADS[n] for n in (only or W.WORKLOADS)]
+        self.workloads = [W.WORKLOADS[n] for n in (only or W.WORKLOADS) if n in W.WORKLOADS]
         self.results: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.nbody_check: dict[str, dict[str, str]] = {}
@@ -69,6 +83,7 @@ class Bench:
             self.t3_note = f"rayzor.llvm_available() missing ({rayzor.TieredJit.top_tier()[1]})"
         self.tiers = [Tier.T0, Tier.T1, Tier.T2] + ([Tier.T3] if self.t3 else [])
         self.has_numba = importlib.util.find_spec("numba") is not None
+        self.only = only
 
     # ------------------------------------------------------------------ helpers
 
@@ -329,10 +344,241 @@ class Bench:
             }
         return out
 
+    # ------------------------------------------------------------------ OSR
+
+    def c_reference(self, w: W.Workload, size: int) -> tuple[Any, float]:
+        """C's result and median run time (ms) for ``w`` at ``size``."""
+        lib, _ = self.cc(w.name, w.c_path())
+        fn = getattr(lib, w.entry)
+        fn.argtypes = w.c_argtypes
+        fn.restype = w.c_restype
+        samples, result = timing.measure(
+            lambda *a: fn(*W.c_args(a)), lambda: w.args(size), self.repeat, self.budget
+        )
+        return result, timing.median_ms(samples)
+
+    def osr_first_call(self, w: W.Workload, size: int, preset: str, osr: bool) -> dict[str, Any]:
+        """One first call on a fresh jit: the clock starts before ``TieredJit(...)`` (the
+        initial T0 compile is included, as the OSR events' times count from there)."""
+        config = dataclasses.replace(getattr(rayzor.TieredConfig, preset)(), osr=osr)
+        module = w.mir()
+        args = w.args(size)
+        t0 = time.perf_counter()
+        jit = rayzor.TieredJit(module, config)
+        try:
+            fn = jit[w.entry]
+            t1 = time.perf_counter()
+            result = fn(*args)
+            t2 = time.perf_counter()
+            jit.wait_idle(10.0)
+            events = jit.events()
+        finally:
+            jit.close()
+        for e in events:
+            if not e.ok:
+                self.fail(f"{w.name} / first call ({preset}, osr={osr}): compile failed: {e.describe()}")
+        osr_events = [e for e in events if e.reason == "osr" and e.ok]
+        call_end_s = t2 - t0
+        t3 = [e.at_seconds for e in osr_events if e.to_tier == Tier.T3 and e.at_seconds <= call_end_s]
+        return {
+            "first_call_ms": (t2 - t0) * 1e3,
+            "call_only_ms": (t2 - t1) * 1e3,
+            "result": result,
+            # The first OSR entry at T3 published while the call ran (ms since the jit was created).
+            "t3_osr_published_ms": min(t3) * 1e3 if t3 else None,
+            "osr_events": [
+                {
+                    "from_tier": str(e.from_tier),
+                    "to_tier": str(e.to_tier),
+                    "loop_header": e.loop_header,
+                    "backedges": e.backedges,
+                    "at_ms": e.at_seconds * 1e3,
+                    "compile_ms": e.compile_seconds * 1e3,
+                    "during_call": e.at_seconds <= call_end_s,
+                }
+                for e in osr_events
+            ],
+            "promotions": [e.describe() for e in events if e.reason == "promotion" and e.ok],
+        }
+
+    def forced_t3(self, w: W.Workload, size: int) -> dict[str, Any] | None:
+        """T3 code compiled up front: the compile (median of three, all functions) and a
+        call's run time (median)."""
+        if not self.t3:
+            return None
+        config = rayzor.TieredConfig(enable_background_optimization=False)
+        try:
+            with rayzor.TieredJit(w.mir(), config) as jit:
+                totals = [sum(jit.compile(n, Tier.T3) for n in jit.functions) for _ in range(3)]
+                fn = jit[w.entry]
+                samples, result = timing.measure(fn, lambda: w.args(size), self.repeat, self.budget)
+        except rayzor.RayzorError as e:
+            self.fail(f"{w.name} / forced T3: {type(e).__name__}: {e}")
+            return None
+        return {
+            "compile_ms": statistics.median(totals) * 1e3,
+            "run_ms": timing.median_ms(samples),
+            "runs": len(samples),
+            "result": result,
+        }
+
+    def numba_first_calls(self, w: W.Workload, size: int, n: int) -> dict[str, Any] | None:
+        """numba's first call (dispatcher creation + compile + run), one fresh process each."""
+        if not self.has_numba:
+            return None
+        samples, results = [], []
+        for _ in range(n):
+            out = self.numba_worker(w.name, str(size), "--first-call")
+            if out is None:
+                return None
+            samples.append(out["first_call_ms"])
+            results.append(out["result"])
+            version = out["numba"]
+        return {
+            "first_call_ms": statistics.median(samples),
+            "samples_ms": samples,
+            "results": results,
+            "numba": version,
+        }
+
+    def osr_first_calls(self) -> dict[str, Any]:
+        n, _, _ = OSR_MODES[self.mode]
+        out: dict[str, Any] = {"samples": n, "load_avg_before": os.getloadavg()}
+        names = [x for x in OSR_WORKLOADS if self.only is None or x in self.only]
+        for name in names:
+            w = W.ALL[name]
+            size = w.sizes[self.mode]
+            self.log(f"OSR first call: {name} (size {size})")
+            want, c_ms = self.c_reference(w, size)
+            if name in W.ONE_CALL:  # its CPython reference, at the toy size, against C
+                tiny = w.sizes["tiny"]
+                py, (c_tiny, _) = w.py(*w.args(tiny)), self.c_reference(w, tiny)
+                if not W.same_result(w.result_kind, py, c_tiny):
+                    self.fail(f"MISMATCH {name} / cpython at {tiny}: got {py!r}, C gave {c_tiny!r}")
+            row: dict[str, Any] = {"size": size, "c_run_ms": c_ms, "c_result": want, "configs": {}}
+            t3 = self.forced_t3(w, size)
+            row["forced_t3"] = t3
+            if t3 is not None and not W.same_result(w.result_kind, t3["result"], want):
+                self.fail(f"MISMATCH {name} / forced T3: got {t3['result']!r}, C gave {want!r}")
+            runs: dict[str, list[dict[str, Any]]] = {}
+            for _ in range(n):  # interleaved: every configuration once per round
+                for preset in PRESETS:
+                    for osr in (True, False):
+                        key = f"{preset}/osr={'on' if osr else 'off'}"
+                        r = self.osr_first_call(w, size, preset, osr)
+                        if not W.same_result(w.result_kind, r["result"], want):
+                            self.fail(
+                                f"MISMATCH {name} / first call {key}: got {r['result']!r}, C gave {want!r}"
+                            )
+                        runs.setdefault(key, []).append(r)
+            for key, rs in runs.items():
+                pub = [r["t3_osr_published_ms"] for r in rs if r["t3_osr_published_ms"] is not None]
+                row["configs"][key] = {
+                    "first_call_ms": statistics.median(r["first_call_ms"] for r in rs),
+                    "call_only_ms": statistics.median(r["call_only_ms"] for r in rs),
+                    "samples_ms": [r["first_call_ms"] for r in rs],
+                    # Median over the runs in which a T3 OSR entry was published in time.
+                    "t3_osr_published_ms": statistics.median(pub) if pub else None,
+                    "t3_osr_published_in": f"{len(pub)}/{len(rs)}",
+                    "runs": rs,
+                }
+                self.log(f"  {key}: {row['configs'][key]['first_call_ms']:.1f} ms")
+            nb = self.numba_first_calls(w, size, n)
+            row["numba"] = nb if nb is not None else "numba is not installed (pip install numba)"
+            if nb is not None:
+                for r in nb["results"]:
+                    if not W.same_result(w.result_kind, r, want):
+                        self.fail(f"MISMATCH {name} / numba first call: got {r!r}, C gave {want!r}")
+            row["ratio"], row["beats_numba"] = {}, {}
+            for preset in PRESETS:
+                on = row["configs"][f"{preset}/osr=on"]
+                pub = on["t3_osr_published_ms"]
+                row["ratio"][preset] = (
+                    on["first_call_ms"] / (t3["run_ms"] + pub) if t3 is not None and pub is not None else None
+                )
+                row["beats_numba"][preset] = None if nb is None else on["first_call_ms"] < nb["first_call_ms"]
+            out[name] = row
+        out["load_avg_after"] = os.getloadavg()
+        return out
+
+    def osr_steady_state(self) -> dict[str, Any]:
+        """The six workloads at T0-T2, compiled with OSR points (``osr=True``) and without,
+        background promotion off. Each configuration is compiled into several jits (code
+        placement alone moves a small loop's time by up to 2.5x: the same bytes at another
+        address), and every round runs all of them, on and off alternating; the figure is
+        the median over all runs of a configuration."""
+        _, rounds, placements = OSR_MODES[self.mode]
+        out: dict[str, Any] = {
+            "rounds": rounds,
+            "placements": placements,
+            "load_avg_before": os.getloadavg(),
+            "rows": [],
+        }
+        for w in self.workloads:
+            size = w.sizes[self.mode]
+            self.log(f"OSR steady state: {w.name} (size {size})")
+            for tier in (Tier.T0, Tier.T1, Tier.T2):
+                jits: list[rayzor.TieredJit] = []
+                fns: list[tuple[bool, Any]] = []
+                times: list[list[float]] = []
+                results: list[Any] = []
+                try:
+                    for k in range(2 * placements):
+                        osr = k % 2 == 0
+                        cfg = rayzor.TieredConfig(enable_background_optimization=False, osr=osr)
+                        jit = rayzor.TieredJit(w.mir(), cfg)
+                        jits.append(jit)
+                        for fn_name in jit.functions:
+                            jit.compile(fn_name, tier)
+                        fns.append((osr, jit[w.entry]))
+                        times.append([])
+                    results = [fn(*w.args(size)) for _, fn in fns]  # warm-up
+                    for r in range(rounds):
+                        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+                        for k in order:
+                            args = w.args(size)
+                            t = time.perf_counter()
+                            results[k] = fns[k][1](*args)
+                            times[k].append(time.perf_counter() - t)
+                except rayzor.RayzorError as e:
+                    self.fail(f"{w.name} / OSR steady state at {tier}: {type(e).__name__}: {e}")
+                    continue
+                finally:
+                    for jit in jits:
+                        jit.close()
+                for r in results[1:]:
+                    if not W.same_result(w.result_kind, r, results[0]):
+                        self.fail(f"MISMATCH {w.name} at {tier}: OSR on/off results differ: {results}")
+                on_t = [t for (osr, _), ts in zip(fns, times, strict=True) if osr for t in ts]
+                off_t = [t for (osr, _), ts in zip(fns, times, strict=True) if not osr for t in ts]
+                on, off = statistics.median(on_t) * 1e3, statistics.median(off_t) * 1e3
+
+                # Per placement: the best round (preemption by other load only adds time).
+                per = [(osr, min(ts) * 1e3) for (osr, _), ts in zip(fns, times, strict=True)]
+                on_p = statistics.median(m for osr, m in per if osr)
+                off_p = statistics.median(m for osr, m in per if not osr)
+                out["rows"].append(
+                    {
+                        "workload": w.name,
+                        "tier": str(tier),
+                        "size": size,
+                        "osr_on_ms": on,
+                        "osr_off_ms": off,
+                        "diff_pct": (on / off - 1) * 100,
+                        "osr_on_best_ms": on_p,
+                        "osr_off_best_ms": off_p,
+                        "diff_best_pct": (on_p / off_p - 1) * 100,
+                        "osr_on_best_by_placement_ms": [m for osr, m in per if osr],
+                        "osr_off_best_by_placement_ms": [m for osr, m in per if not osr],
+                    }
+                )
+        out["load_avg_after"] = os.getloadavg()
+        return out
+
     # ------------------------------------------------------------------ driver
 
-    def run(self) -> dict[str, Any]:
-        for w in self.workloads:
+    def run(self, osr_only: bool = False) -> dict[str, Any]:
+        for w in [] if osr_only else self.workloads:
             size = w.sizes[self.mode]
             self.log(f"{w.name} (size {size})")
             self.run_c(w, size)
@@ -349,10 +595,14 @@ class Bench:
                 if len(self.results) > n_before:
                     r = self.results[-1]
                     self.log(f"  {label}: {r['run_ms']:.3f} ms -> {r['result']}")
-        self.log("call overhead")
-        overhead = self.call_overhead()
-        self.log("counter cost")
-        counters = self.counter_cost()
+        overhead: dict[str, float] = {}
+        counters: dict[str, Any] = {}
+        if not osr_only:
+            self.log("call overhead")
+            overhead = self.call_overhead()
+            self.log("counter cost")
+            counters = self.counter_cost()
+        osr = {"first_call": self.osr_first_calls(), "steady_state": self.osr_steady_state()}
         systems = ["c"] + [f"rayzor-{t.name}" for t in self.tiers]
         systems += ["rayzor-tiered-dev", "rayzor-tiered-prod", "cpython"] + (
             ["numba"] if self.has_numba else []
@@ -368,6 +618,7 @@ class Bench:
             "results": self.results,
             "call_overhead_ns": overhead,
             "counter_cost": counters,
+            "osr": osr,
             "time_to_result": {"k": self.k, "ms": self.ttr},
             "nbody_check": {"published": W.NBODY_PUBLISHED, "steps": W.NBODY_CHECK_STEPS, **self.nbody_check},
             "c_flags": CC_FLAGS,
@@ -415,6 +666,8 @@ def fmt_ms(x: float | None) -> str:
 
 
 def markdown(rep: dict[str, Any]) -> str:
+    if not rep["results"]:  # --osr-only
+        return "\n".join(markdown_osr(rep["osr"]))
     systems = rep["systems"]
     by = {(r["workload"], r["system"]): r for r in rep["results"]}
     wl = list(rep["workloads"])
@@ -467,12 +720,13 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append(f"| {w} | " + " | ".join(cells) + f" | {fmt_ms(c['run_ms'] * k) if c else 'n/a'} |")
     lines.append("")
 
-    lines += ["## Python-to-native call overhead, ns per call (identity i64 -> i64)", ""]
     ov = rep["call_overhead_ns"]
-    lines.append("| " + " | ".join(ov) + " |")
-    lines.append("|---" * len(ov) + "|")
-    lines.append("| " + " | ".join(f"{v:.0f}" for v in ov.values()) + " |")
-    lines.append("")
+    if ov:
+        lines += ["## Python-to-native call overhead, ns per call (identity i64 -> i64)", ""]
+        lines.append("| " + " | ".join(ov) + " |")
+        lines.append("|---" * len(ov) + "|")
+        lines.append("| " + " | ".join(f"{v:.0f}" for v in ov.values()) + " |")
+        lines.append("")
 
     if rep["counter_cost"]:
         lines += [
@@ -492,6 +746,8 @@ def markdown(rep: dict[str, Any]) -> str:
             )
         lines.append("")
 
+    lines += markdown_osr(rep["osr"])
+
     nb = rep["nbody_check"]
     checked = {s: v for s, v in nb.items() if s not in ("published", "steps")}
     if checked:
@@ -501,6 +757,82 @@ def markdown(rep: dict[str, Any]) -> str:
             lines.append(f"- {s}: {v['before']} / {v['after_1000']}")
         lines.append("")
     return "\n".join(lines)
+
+
+def fmt_pct(x: float) -> str:
+    return f"{x:+.1f}%"
+
+
+def markdown_osr(osr: dict[str, Any]) -> list[str]:
+    fc = osr["first_call"]
+    lines = [
+        f"## OSR: one long first call on a fresh jit, ms (median of {fc['samples']} fresh jits; "
+        f"load average {fmt_load(fc['load_avg_before'])} before, {fmt_load(fc['load_avg_after'])} after)",
+        "",
+        "First call: from `TieredJit(...)` (initial T0 compile included) to the call's return. "
+        "T3 OSR entry: when the first T3 OSR entry was published, ms since the jit was created. "
+        "Forced T3: every function compiled at T3 first, then a call timed. "
+        "Ratio: first call with OSR / (forced-T3 run + T3 OSR entry published); target <= 1.3. "
+        "numba: dispatcher creation + first call (compile included), a fresh process each.",
+        "",
+        "| workload | size | preset | first call, OSR on | first call, OSR off | T3 OSR entry at "
+        "| forced-T3 run | T3 compile | ratio | numba first call | beats numba | C run |",
+        "|---" * 12 + "|",
+    ]
+    for name, row in fc.items():
+        if not isinstance(row, dict):
+            continue
+        t3 = row["forced_t3"]
+        nb = row["numba"]
+        for preset in PRESETS:
+            on = row["configs"][f"{preset}/osr=on"]
+            off = row["configs"][f"{preset}/osr=off"]
+            pub = on["t3_osr_published_ms"]
+            ratio = row["ratio"][preset]
+            beats = row["beats_numba"][preset]
+            lines.append(
+                f"| {name} | {row['size']:,} | {preset} | {fmt_ms(on['first_call_ms'])} "
+                f"| {fmt_ms(off['first_call_ms'])} "
+                f"| {'-' if pub is None else fmt_ms(pub)} ({on['t3_osr_published_in']}) "
+                f"| {fmt_ms(t3['run_ms']) if t3 else 'n/a'} | {fmt_ms(t3['compile_ms']) if t3 else 'n/a'} "
+                f"| {'-' if ratio is None else f'{ratio:.2f}x'} "
+                f"| {fmt_ms(nb['first_call_ms']) if isinstance(nb, dict) else 'n/a'} "
+                f"| {'n/a' if beats is None else 'yes' if beats else 'no'} | {fmt_ms(row['c_run_ms'])} |"
+            )
+    notes = {row["numba"] for row in fc.values() if isinstance(row, dict) and isinstance(row["numba"], str)}
+    lines += [""] + [f"numba: {n}." for n in sorted(notes)] + ([""] if notes else [])
+    ss = osr["steady_state"]
+    lines += [
+        "## OSR: steady state with OSR points compiled in (osr=True) vs not (osr=False), ms",
+        "",
+        f"{ss['rounds']} interleaved rounds over {ss['placements']} jits per configuration (code "
+        "placements), on and off alternating. *median*: of all runs of a configuration; *best*: "
+        "the median over placements of each placement's best round (other load only adds "
+        "time; placement moves small loops a lot), also listed per placement. Load average "
+        f"{fmt_load(ss['load_avg_before'])} before, {fmt_load(ss['load_avg_after'])} after. "
+        "Target: within 2%.",
+        "",
+        "| workload | tier | on: median / best | off: median / best | difference (median) "
+        "| difference (best) | on, best by placement | off, best by placement |",
+        "|---" * 8 + "|",
+    ]
+    for r in ss["rows"]:
+
+        def by(xs: list[float]) -> str:
+            return ", ".join(fmt_ms(x) for x in xs)
+
+        lines.append(
+            f"| {r['workload']} | {r['tier']} | {fmt_ms(r['osr_on_ms'])} / {fmt_ms(r['osr_on_best_ms'])} "
+            f"| {fmt_ms(r['osr_off_ms'])} / {fmt_ms(r['osr_off_best_ms'])} "
+            f"| {fmt_pct(r['diff_pct'])} | {fmt_pct(r['diff_best_pct'])} "
+            f"| {by(r['osr_on_best_by_placement_ms'])} | {by(r['osr_off_best_by_placement_ms'])} |"
+        )
+    lines.append("")
+    return lines
+
+
+def fmt_load(load: Any) -> str:
+    return " / ".join(f"{x:.2f}" for x in load)
 
 
 def plot(rep: dict[str, Any], path: str) -> None:
@@ -545,6 +877,7 @@ def main() -> int:
     ap.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of run times")
     ap.add_argument("--repeat", type=int, metavar="N", help="runs per measurement (median)")
     ap.add_argument("--only", help=argparse.SUPPRESS)  # comma-separated workloads, for debugging
+    ap.add_argument("--osr-only", action="store_true", help=argparse.SUPPRESS)  # the OSR section alone
     a = ap.parse_args()
     mode = "tiny" if a.tiny else "quick" if a.quick else "full"
     only = a.only.split(",") if a.only else None
@@ -553,7 +886,7 @@ def main() -> int:
         return 2
     bench = Bench(mode, a.repeat, only)
     t0 = time.perf_counter()
-    rep = bench.run()
+    rep = bench.run(osr_only=a.osr_only)
     rep["wall_s"] = time.perf_counter() - t0
     print(markdown(rep))
     if a.json:

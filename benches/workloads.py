@@ -203,6 +203,16 @@ def py_sieve(flags: np.ndarray, n: int) -> int:
     return count
 
 
+def py_collatz(n: int) -> int:
+    total = 0
+    for i in range(1, n):
+        x = i
+        while x != 1:
+            x = 3 * x + 1 if x & 1 else x >> 1
+            total += 1
+    return total
+
+
 def py_matmul(a: np.ndarray, b: np.ndarray, c: np.ndarray, n: int) -> float:
     av, bv, cv = memoryview(a), memoryview(b), memoryview(c)
     total = 0.0
@@ -444,6 +454,39 @@ def mir_matmul() -> rayzor.Module:
     return m
 
 
+def mir_collatz() -> rayzor.Module:
+    """``collatz(n)``: total Collatz steps to reach 1 of every 1 <= i < n, in one call
+    (two nested loops, the inner one branching on the parity of ``x``)."""
+    import rayzor
+
+    i64 = rayzor.i64
+    m = rayzor.Module()
+    f = m.function("collatz", [i64], i64)
+    (n,) = f.params
+    L = _Loops(f)
+    total = L.var(i64, 0)
+    with L.range(1, n) as i:
+        x = L.var(i64, i)
+        head, body, odd, even, done = f.block(), f.block(), f.block(), f.block(), f.block()
+        f.jump(head)
+        f.switch_to(head)
+        f.brif(f.ne(f.get(x), 1), body, done)
+        f.switch_to(body)
+        f.set(total, f.get(total) + 1)
+        xv = f.get(x)
+        f.brif(f.ne(xv & 1, 0), odd, even)
+        f.switch_to(odd)
+        f.set(x, xv * 3 + 1)
+        f.jump(head)
+        f.switch_to(even)
+        f.set(x, xv >> 1)
+        f.jump(head)
+        f.switch_to(done)
+    f.ret(f.get(total))
+    m.verify()
+    return m
+
+
 def mir_ident() -> rayzor.Module:
     import rayzor
 
@@ -570,6 +613,29 @@ WORKLOADS: dict[str, Workload] = {
         ),
     ]
 }
+
+
+#: Workloads of the OSR section only (``run.py`` runs them as one long call on a fresh
+#: jit); the six of :data:`WORKLOADS` make up the main tables.
+ONE_CALL: dict[str, Workload] = {
+    w.name: w
+    for w in [
+        Workload(
+            "collatz",
+            "total Collatz steps to reach 1 of every 1 <= i < n, in one call",
+            {"full": 1_000_000, "quick": 100_000, "tiny": 3_000},
+            "collatz",
+            lambda n: (n,),
+            py_collatz,
+            mir_collatz,
+            [_i64],
+            _i64,
+        ),
+    ]
+}
+
+#: Every workload by name (the numba worker takes any of them).
+ALL: dict[str, Workload] = {**WORKLOADS, **ONE_CALL}
 
 
 def c_args(args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -65,7 +65,14 @@ pub fn py_to_bits(obj: &Bound<'_, PyAny>, s: Scalar, what: &str) -> PyResult<u64
                 return Ok(b.is_true() as u64);
             }
             if obj.hasattr("__bool__")? && obj.get_type().name()?.to_string().starts_with("bool") {
-                return Ok(obj.is_truthy()? as u64);
+                return match obj.is_truthy() {
+                    Ok(b) => Ok(b as u64),
+                    Err(e) => Err(errors::chain(
+                        py,
+                        errors::argument_error(py, format!("{what}: __bool__ of {} raised", tname())),
+                        e,
+                    )),
+                };
             }
             Err(errors::argument_error(py, format!("{what} must be a bool (type bool), got {}", tname())))
         }
@@ -76,15 +83,34 @@ pub fn py_to_bits(obj: &Bound<'_, PyAny>, s: Scalar, what: &str) -> PyResult<u64
             // __float__ first (floats, numpy floats and 0-d arrays), then __index__ (ints).
             let x: f64 = match obj.extract::<f64>() {
                 Ok(x) => x,
-                Err(_) => match obj.call_method0("__index__").and_then(|i| i.extract::<f64>()) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        return Err(errors::argument_error(
-                            py,
-                            format!("{what} must be a float ({s}) that fits, got {}: {e}", tname()),
-                        ))
+                Err(first) => {
+                    let has_float = obj.hasattr("__float__")?;
+                    let attempt = if has_float {
+                        Err(first)
+                    } else {
+                        obj.call_method0("__index__").and_then(|i| i.extract::<f64>())
+                    };
+                    match attempt {
+                        Ok(x) => x,
+                        Err(e) => {
+                            let how = if has_float {
+                                "its __float__ raised"
+                            } else if obj.hasattr("__index__")? {
+                                "its __index__ raised"
+                            } else {
+                                "it has neither __float__ nor __index__"
+                            };
+                            return Err(errors::chain(
+                                py,
+                                errors::argument_error(
+                                    py,
+                                    format!("{what} must be a float ({s}) that fits, got {}: {how}", tname()),
+                                ),
+                                e,
+                            ));
+                        }
                     }
-                },
+                }
             };
             if s == Scalar::F32 && x.is_finite() && (x as f32).is_infinite() {
                 return Err(errors::argument_error(
@@ -104,10 +130,8 @@ pub fn py_to_bits(obj: &Bound<'_, PyAny>, s: Scalar, what: &str) -> PyResult<u64
             let v: i128 = match obj.call_method0("__index__").and_then(|i| i.extract()) {
                 Ok(v) => v,
                 Err(e) => {
-                    return Err(errors::argument_error(
-                        py,
-                        format!("{what} must be an int that fits {s}: {e}"),
-                    ));
+                    let msg = format!("{what} must be an int that fits {s}: {e}");
+                    return Err(errors::chain(py, errors::argument_error(py, msg), e));
                 }
             };
             let (lo, hi) = int_range(s);
@@ -135,21 +159,37 @@ pub fn to_arg(obj: &Bound<'_, PyAny>, ty: &Type, what: &str, pins: &mut Vec<Pinn
         if obj.is_none() {
             return Ok(0);
         }
-        // Buffers first: numpy arrays also have `__index__` (for 0-d arrays).
-        let buffer_error = match PinnedBuffer::get(obj) {
-            Ok(buf) => {
-                let addr = buf.address();
-                pins.push(buf);
-                return Ok(addr as u64);
-            }
-            Err(e) => e,
-        };
+        // An object exposing a buffer is passed as its memory or refused, never
+        // as an integer (numpy 0-d arrays also have `__index__`).
+        // SAFETY: `obj` is a live object; the check has no side effects.
+        if unsafe { ffi::PyObject_CheckBuffer(obj.as_ptr()) } != 0 {
+            return match PinnedBuffer::get(obj) {
+                Ok(buf) => {
+                    let addr = buf.address();
+                    pins.push(buf);
+                    Ok(addr as u64)
+                }
+                Err(e) => Err(errors::chain(
+                    py,
+                    errors::argument_error(
+                        py,
+                        format!(
+                            "{what} is a ptr: {} is a read-only or non-contiguous buffer; pass a writable \
+                             C-contiguous buffer (bytearray, writable numpy array), None or an int address \
+                             (read-only buffers are refused in every tier, even for loads)",
+                            obj.get_type().name()?
+                        ),
+                    ),
+                    e,
+                )),
+            };
+        }
         if !obj.hasattr("__index__")? || obj.call_method0("__index__").is_err() {
             return Err(errors::argument_error(
                 py,
                 format!(
                     "{what} is a ptr: pass an int address, None, or a writable C-contiguous buffer \
-                     (bytearray, numpy array); {} does not qualify: {buffer_error}",
+                     (bytearray, numpy array); {} does not qualify",
                     obj.get_type().name()?
                 ),
             ));

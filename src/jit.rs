@@ -34,14 +34,29 @@ pub fn tier_from_int(py: Python<'_>, tier: u8) -> PyResult<Tier> {
 /// (source tier, loop header, back-edges counted, tier of the published entry).
 type OsrPointRow = (u8, u32, u64, Option<u8>);
 
+/// A tier given from Python: an int (or `rayzor.Tier`) from 0 to 3, nothing else.
+pub fn tier_arg(py: Python<'_>, tier: &Bound<'_, PyAny>) -> PyResult<Tier> {
+    let bad = || {
+        let shown = tier.repr().map(|r| r.to_string()).unwrap_or_default();
+        errors::argument_error(py, format!("no tier {shown}: a tier is an int from 0 (T0) to 3 (T3)"))
+    };
+    if !tier.is_instance_of::<PyInt>() || tier.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(bad());
+    }
+    match tier.extract::<i64>() {
+        Ok(t) if (0..4).contains(&t) => Tier::from_index(t as usize).ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
 /// Compiled code for a module: the dispatch table and every function's code.
 #[pyclass(name = "Jit", module = "rayzor._rayzor", frozen)]
 pub struct PyJit {
     pub core: Arc<Jit>,
     promoter: Mutex<Option<Promoter>>,
     config: TieredConfig,
-    /// The host objects (ctypes functions) the code calls: kept alive as long as the code.
-    _host_objects: Vec<Py<PyAny>>,
+    /// The host objects (ctypes functions, thunks) the code calls: kept alive as long as the code.
+    _host_objects: crate::interp::HostObjects,
 }
 
 /// The tiering configuration in the core's terms; `rayzor.TieredConfig` builds
@@ -180,8 +195,9 @@ pub struct RawEvent {
     at_seconds: f64,
     #[pyo3(get)]
     compile_seconds: f64,
-    /// "initial", "requested", "promotion" or "osr" (an OSR entry for a loop
-    /// of the function's code at `from_tier`, published in the loop's OSR point).
+    /// "initial", "requested", "promotion", "osr" (an OSR entry for a loop of the
+    /// function's code at `from_tier`, published in the loop's OSR point) or
+    /// "size_limit" (not compiled: over the tier's size limit).
     #[pyo3(get)]
     reason: &'static str,
     /// For OSR entries: the loop header block and the back-edges its loop had counted.
@@ -266,15 +282,12 @@ impl PyJit {
     ) -> PyResult<Self> {
         let config = config.map(|c| c.get().to_core()).unwrap_or_default();
         config.validate().map_err(PyValueError::new_err)?;
-        module.borrow_mut().finish_and_verify(py)?;
-        let core = module.borrow().core.clone();
-        let addrs = extern_addresses(py, &core, host)?;
-        let mut host_objects = Vec::new();
-        if let Some(h) = host {
-            for v in h.call_method0("values")?.try_iter()? {
-                host_objects.push(v?.unbind());
-            }
-        }
+        let core = {
+            let mut m = errors::borrow_mut(module)?;
+            m.finish_and_verify(py)?;
+            m.core.clone()
+        };
+        let (addrs, host_objects) = extern_addresses(py, &core, host)?;
         let mut by_index = vec![0usize; core.externs.len()];
         for (id, a) in addrs {
             by_index[id.index()] = a;
@@ -294,6 +307,7 @@ impl PyJit {
             ));
         }
         let sample_rate = config.profile.sample_rate;
+        rayzor_core::mir::interrupt::install_sigint_handler();
         let osr = if config.osr { OsrMode::Counting } else { OsrMode::Off };
         let jit =
             py.detach(|| Jit::with_osr(core, by_index, sample_rate, osr)).map_err(|e| jit_error(py, e))?;
@@ -334,6 +348,7 @@ impl PyJit {
                         ("promotion", Some(heat), Some(hotness.name()))
                     }
                     CompileReason::Osr { .. } => ("osr", None, None),
+                    CompileReason::SizeLimit { .. } => ("size_limit", None, None),
                 };
                 let (loop_header, backedges) = match e.reason {
                     CompileReason::Osr { header, backedges } => (Some(header), Some(backedges)),
@@ -461,9 +476,9 @@ impl PyJit {
     }
 
     /// Compile `name` at `tier` (0..3) and publish it; returns the compile time in seconds.
-    fn compile(&self, py: Python<'_>, name: &str, tier: u8) -> PyResult<f64> {
+    fn compile(&self, py: Python<'_>, name: &str, tier: &Bound<'_, PyAny>) -> PyResult<f64> {
         let id = lookup(py, self.core.module(), name)?;
-        let tier = tier_from_int(py, tier)?;
+        let tier = tier_arg(py, tier)?;
         let core = self.core.clone();
         let t = py.detach(move || core.compile(id, tier)).map_err(|e| jit_error(py, e))?;
         Ok(t.as_secs_f64())
@@ -494,12 +509,20 @@ impl PyJit {
         self.core.module().functions.iter().map(|f| f.name.clone()).collect()
     }
 
+    /// (bytes of this thread's compiled-code stack, call depth it guarantees
+    /// for frames of the largest size).
+    fn stack(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
+        let bytes =
+            rayzor_core::runtime::stack::thread_stack_bytes().map_err(|e| errors::compile_error(py, e))?;
+        Ok((bytes, rayzor_core::runtime::stack::guaranteed_depth(bytes)))
+    }
+
     /// Bytes of executable memory held by current code.
     fn code_bytes(&self) -> usize {
         self.core.code_bytes()
     }
 
-    /// Stop the promoter (waiting for a compile in progress) and refuse further work.
+    /// Stop the promoter (not waiting for a compile in progress: its code is discarded) and refuse further work.
     fn close(&self, py: Python<'_>) {
         self.core.close();
         let promoter = self.promoter.lock().take();
@@ -511,6 +534,28 @@ impl PyJit {
     #[getter]
     fn closed(&self) -> bool {
         self.core.is_closed()
+    }
+
+    /// Make every call of this jit running now (any thread) raise Trap(interrupted);
+    /// with `after`, do it that many seconds from now, from a thread of its own.
+    #[pyo3(signature = (after = None))]
+    fn interrupt(&self, py: Python<'_>, after: Option<f64>) -> PyResult<()> {
+        let Some(after) = after else {
+            self.core.interrupt();
+            return Ok(());
+        };
+        let delay = std::time::Duration::try_from_secs_f64(after).map_err(|_| {
+            errors::argument_error(py, format!("interrupt(after={after}): expected seconds >= 0"))
+        })?;
+        let core = self.core.clone();
+        std::thread::Builder::new()
+            .name("rayzor-deadline".into())
+            .spawn(move || {
+                std::thread::sleep(delay);
+                core.interrupt();
+            })
+            .map_err(|e| errors::compile_error(py, format!("cannot start the deadline thread: {e}")))?;
+        Ok(())
     }
 }
 

@@ -89,7 +89,7 @@ impl PyMirModule {
             extract_types(py, params, "parameter type")?,
             extract_type(py, ret, "return type")?,
         );
-        let mut m = slf.borrow_mut();
+        let mut m = errors::borrow_mut(&slf)?;
         let m = &mut *m;
         if let Some(k) = m.core.func_by_name(name).and_then(|f| m.declared.iter().position(|d| *d == f)) {
             // Defining a function declared earlier.
@@ -137,17 +137,18 @@ impl PyMirModule {
     /// Declare a host function with the C calling convention.
     #[pyo3(name = "extern", signature = (name, params, ret))]
     fn extern_(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         name: &str,
         params: &Bound<'_, PyAny>,
         ret: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        let py = slf.py();
         let sig = Signature::new(
             extract_types(py, params, "parameter type")?,
             extract_type(py, ret, "return type")?,
         );
-        declare_extern(&mut self.core, name, sig).map_err(|e| errors::usage(py, e))?;
+        let mut m = errors::borrow_mut(slf)?;
+        declare_extern(&mut m.core, name, sig).map_err(|e| errors::usage(py, e))?;
         Ok(())
     }
 
@@ -245,13 +246,13 @@ impl PyBlock {
 
     /// The block's parameters as values.
     #[getter]
-    fn params(&self, py: Python<'_>) -> Vec<PyValue> {
-        let m = self.module.borrow(py);
-        m.core.functions[self.func.index()].blocks[self.id.index()]
+    fn params(&self, py: Python<'_>) -> PyResult<Vec<PyValue>> {
+        let m = errors::borrow(self.module.bind(py))?;
+        Ok(m.core.functions[self.func.index()].blocks[self.id.index()]
             .params
             .iter()
             .map(|v| PyValue { module: self.module.clone_ref(py), func: self.func, id: *v })
-            .collect()
+            .collect())
     }
 }
 
@@ -272,14 +273,14 @@ impl PyValue {
 impl PyValue {
     /// The value's MIR type.
     #[getter]
-    fn r#type(&self, py: Python<'_>) -> PyType {
-        let m = self.module.borrow(py);
-        PyType { ty: m.core.functions[self.func.index()].value_type(self.id).clone() }
+    fn r#type(&self, py: Python<'_>) -> PyResult<PyType> {
+        let m = errors::borrow(self.module.bind(py))?;
+        Ok(PyType { ty: m.core.functions[self.func.index()].value_type(self.id).clone() })
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        let m = self.module.borrow(py);
-        format!("<rayzor.Value {}: {}>", self.id, m.core.functions[self.func.index()].value_type(self.id))
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let m = errors::borrow(self.module.bind(py))?;
+        Ok(format!("<rayzor.Value {}: {}>", self.id, m.core.functions[self.func.index()].value_type(self.id)))
     }
 
     /// A builder for the value's function (the operators, defined in
@@ -313,9 +314,7 @@ impl PyFunctionBuilder {
         py: Python<'_>,
         f: impl FnOnce(&mut Module, &mut FunctionBuilder) -> Result<R, UsageError>,
     ) -> PyResult<R> {
-        let mut m = self.module.bind(py).try_borrow_mut().map_err(|_| {
-            errors::build_error(py, "the module is in use (building from a callback of itself?)")
-        })?;
+        let mut m = errors::borrow_mut(self.module.bind(py))?;
         let m = &mut *m;
         let fname = m.core.functions[self.func.index()].name.clone();
         let Some(b) = m.builders.get_mut(self.func.index()).and_then(Option::as_mut) else {
@@ -331,8 +330,8 @@ impl PyFunctionBuilder {
         PyValue { module: self.module.clone_ref(py), func: self.func, id }
     }
 
-    fn value_type(&self, py: Python<'_>, v: Value) -> Type {
-        self.module.borrow(py).core.functions[self.func.index()].value_type(v).clone()
+    fn value_type(&self, py: Python<'_>, v: Value) -> PyResult<Type> {
+        Ok(errors::borrow(self.module.bind(py))?.core.functions[self.func.index()].value_type(v).clone())
     }
 
     /// A value operand: a Value of this function, or a Python number turned
@@ -404,11 +403,11 @@ impl PyFunctionBuilder {
     fn pair(&self, py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<(Value, Value)> {
         if a.extract::<PyRef<PyValue>>().is_ok() {
             let lhs = self.operand(py, a, None, "left operand")?;
-            let ty = self.value_type(py, lhs);
+            let ty = self.value_type(py, lhs)?;
             Ok((lhs, self.operand(py, b, Some(&ty), "right operand")?))
         } else {
             let rhs = self.operand(py, b, None, "right operand")?;
-            let ty = self.value_type(py, rhs);
+            let ty = self.value_type(py, rhs)?;
             Ok((self.operand(py, a, Some(&ty), "left operand")?, rhs))
         }
     }
@@ -438,7 +437,7 @@ impl PyFunctionBuilder {
     ) -> PyResult<BlockCall> {
         let block = self.block_id(py, block)?;
         let param_types: Vec<Type> = {
-            let m = self.module.borrow(py);
+            let m = errors::borrow(self.module.bind(py))?;
             let f = &m.core.functions[self.func.index()];
             f.blocks[block.index()].params.iter().map(|p| f.value_type(*p).clone()).collect()
         };
@@ -451,7 +450,7 @@ impl PyFunctionBuilder {
     }
 
     fn callee(&self, py: Python<'_>, name: &str) -> PyResult<Callee> {
-        let m = self.module.borrow(py);
+        let m = errors::borrow(self.module.bind(py))?;
         if let Some(f) = m.core.func_by_name(name) {
             return Ok(Callee::Func(f));
         }
@@ -469,7 +468,7 @@ impl PyFunctionBuilder {
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<(InstKind, Option<Type>)> {
         let callee = self.callee(py, name)?;
-        let sig = self.module.borrow(py).core.callee_sig(callee).cloned();
+        let sig = errors::borrow(self.module.bind(py))?.core.callee_sig(callee).cloned();
         let params = sig.as_ref().map(|s| s.params.clone()).unwrap_or_default();
         let args = self.call_args(py, &params, args)?;
         Ok((InstKind::Call { callee, args }, sig.map(|s| s.ret)))
@@ -483,7 +482,7 @@ impl PyFunctionBuilder {
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<(InstKind, Option<Type>)> {
         let callee = self.operand(py, callee, None, "callee")?;
-        let (params, ret) = match self.value_type(py, callee) {
+        let (params, ret) = match self.value_type(py, callee)? {
             Type::FnPtr { sig, .. } => (sig.params.clone(), Some(sig.ret.clone())),
             _ => (Vec::new(), None),
         };
@@ -534,15 +533,16 @@ impl PyFunctionBuilder {
 
     /// The function's name.
     #[getter]
-    fn name(&self, py: Python<'_>) -> String {
-        self.module.borrow(py).core.functions[self.func.index()].name.clone()
+    fn name(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(errors::borrow(self.module.bind(py))?.core.functions[self.func.index()].name.clone())
     }
 
     /// The function's parameters (the entry block's parameters).
     #[getter]
-    fn params(&self, py: Python<'_>) -> Vec<PyValue> {
-        let ids = self.module.borrow(py).core.functions[self.func.index()].blocks[0].params.clone();
-        ids.into_iter().map(|v| self.value(py, v)).collect()
+    fn params(&self, py: Python<'_>) -> PyResult<Vec<PyValue>> {
+        let ids =
+            errors::borrow(self.module.bind(py))?.core.functions[self.func.index()].blocks[0].params.clone();
+        Ok(ids.into_iter().map(|v| self.value(py, v)).collect())
     }
 
     /// The entry block.
@@ -606,7 +606,20 @@ impl PyFunctionBuilder {
     /// A `str` value for static text (a Python str, encoded UTF-8, or bytes).
     fn str_const(&self, py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<PyValue> {
         let bytes: Vec<u8> = if let Ok(s) = text.cast::<PyString>() {
-            s.to_str()?.as_bytes().to_vec()
+            match s.to_str() {
+                Ok(t) => t.as_bytes().to_vec(),
+                Err(e) => {
+                    return Err(errors::chain(
+                        py,
+                        errors::build_error(
+                            py,
+                            "str_const text is not valid Unicode (lone surrogate?): it must encode as \
+                             UTF-8; pass bytes for arbitrary data",
+                        ),
+                        e,
+                    ))
+                }
+            }
         } else if let Ok(b) = text.cast::<PyBytes>() {
             b.as_bytes().to_vec()
         } else {
@@ -641,7 +654,7 @@ impl PyFunctionBuilder {
             return Err(errors::build_error(py, "fma needs at least one Value operand to give the type"));
         };
         let typed = self.operand(py, objs[k], None, "fma operand")?;
-        let ty = self.value_type(py, typed);
+        let ty = self.value_type(py, typed)?;
         let names = ["first fma operand", "second fma operand", "third fma operand"];
         let mut vals = [typed; 3];
         for i in (0..3).filter(|i| *i != k) {
@@ -758,7 +771,7 @@ impl PyFunctionBuilder {
     ) -> PyResult<PyValue> {
         let index = convert::index_arg(index, "insert index")?;
         let agg = self.operand(py, agg, None, "aggregate")?;
-        let field_ty = self.value_type(py, agg).field(index);
+        let field_ty = self.value_type(py, agg)?.field(index);
         let value = self.operand(py, value, field_ty.as_ref(), "inserted value")?;
         self.emit_value(py, InstKind::InsertValue { agg, index, value })
     }
@@ -899,7 +912,7 @@ impl PyFunctionBuilder {
         default_args: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let value = self.operand(py, value, None, "switch value")?;
-        let vty = self.value_type(py, value);
+        let vty = self.value_type(py, value)?;
         let Some(s) = vty.scalar().filter(|s| s.is_int()) else {
             return Err(errors::build_error(py, format!("switch needs an integer value, got {vty}")));
         };
@@ -924,7 +937,7 @@ impl PyFunctionBuilder {
     /// Return from the function (with a value unless it returns void).
     #[pyo3(signature = (value = None))]
     fn ret(&self, py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let ret_ty = self.module.borrow(py).core.functions[self.func.index()].sig.ret.clone();
+        let ret_ty = errors::borrow(self.module.bind(py))?.core.functions[self.func.index()].sig.ret.clone();
         let value = match value {
             Some(v) => Some(self.operand(py, v, Some(&ret_ty), "return value")?),
             None => None,
@@ -976,7 +989,7 @@ impl PyFunctionBuilder {
     /// Finish the function: wire variables; no code can be added afterwards.
     fn finish(&self, py: Python<'_>) -> PyResult<()> {
         self.with(py, |m, b| b.finish(m))?;
-        let mut m = self.module.borrow_mut(py);
+        let mut m = errors::borrow_mut(self.module.bind(py))?;
         m.builders[self.func.index()] = None;
         Ok(())
     }

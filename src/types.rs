@@ -33,8 +33,19 @@ impl PyType {
 
     /// Size in bytes (x86-64 layout shared by every tier).
     #[getter]
-    fn size(&self) -> u64 {
-        layout::size_of(&self.ty)
+    fn size(&self, py: Python<'_>) -> PyResult<u64> {
+        let size = layout::size_of(&self.ty);
+        if size > layout::MAX_TYPE_SIZE {
+            return Err(errors::build_error(
+                py,
+                format!(
+                    "type {} is larger than the largest MIR type ({} bytes); it cannot be used",
+                    self.ty,
+                    layout::MAX_TYPE_SIZE
+                ),
+            ));
+        }
+        Ok(size)
     }
 
     /// Alignment in bytes.

@@ -459,6 +459,10 @@ class FnGen:
         ops = BOOL_BINOPS if t == "bool" else FLOAT_BINOPS if t in FLOATS else INT_BINOPS
         op = self.r.choice(ops)
         a, b = self.get(t), self.get(t)
+        if op == "copysign":
+            # The sign of a NaN an operation produced is unspecified (docs/mir.md): read
+            # only the sign of a canonical NaN.
+            b = self.canon_nan(b, t)
         if op in ("div", "rem") and t in INTS and self.r.chance(0.7):
             one = self.define(t, "const 1", pool=False)
             b = self.define(t, f"or {b}, {one}", pool=False)  # never 0 (may still be -1)

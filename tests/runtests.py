@@ -25,6 +25,7 @@ TRAP_KINDS = [
     "bad_tag",
     "memory_fault",
     "out_of_memory",
+    "interrupted",
 ]
 _NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 _DEC = re.compile(r"^[0-9_]+$")

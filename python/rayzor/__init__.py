@@ -15,6 +15,8 @@ from . import _ops as _ops  # attaches the named builder methods and Value's ope
 from . import _rayzor
 from ._rayzor import (
     MAX_CALL_DEPTH,
+    T3_MAX_BLOCK,
+    T3_MAX_SIZE,
     Block,
     FunctionBuilder,
     Module,
@@ -80,6 +82,8 @@ except _PackageNotFoundError:  # imported from a source tree that was never inst
 
 __all__ = [
     "MAX_CALL_DEPTH",
+    "T3_MAX_BLOCK",
+    "T3_MAX_SIZE",
     "ArgumentError",
     "Block",
     "BuildError",

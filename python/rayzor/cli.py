@@ -7,7 +7,8 @@ Subcommands:
   call on stderr.
 - ``check FILE.mir`` parses and verifies; errors are located ``FILE:LINE:COL``.
 - ``fmt FILE.mir [--in-place | --check]`` prints the canonical text.
-- ``demo`` watches fibonacci climb the tiers.
+- ``demo`` watches fibonacci climb the tiers (``--workload loop``: one long call moves up
+  by on-stack replacement).
 
 Exit status: 0 success, 1 the MIR is invalid (parse or verify error) or failed to
 compile, 2 a usage error (bad command line, unreadable file, unknown function, bad
@@ -385,6 +386,10 @@ def cmd_ir(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
 
+    if args.workload == "loop":
+        return demo.main_loop(args)
+    if args.n is None:
+        args.n = 20
     result = demo.run(args.preset, args.calls, args.n, live=not args.quiet)
     print()
     print(result.stats)
@@ -486,10 +491,16 @@ def _add_ir(sub: Sub) -> None:
 
 
 def _add_demo(sub: Sub) -> None:
-    d = sub.add_parser("demo", help="watch fibonacci climb the tiers while it runs")
+    d = sub.add_parser("demo", help="watch fibonacci (or one long loop, by OSR) climb the tiers")
+    d.add_argument(
+        "--workload",
+        choices=["fib", "loop"],
+        default="fib",
+        help="fib (default): many calls of fib(n); loop: one call of loop_sum(n), tiered up by OSR",
+    )
     d.add_argument("--preset", choices=["development", "production"], default="development")
-    d.add_argument("--calls", type=int, default=5000, help="calls from Python (default 5000)")
-    d.add_argument("--n", type=int, default=20, help="fib argument (default 20)")
+    d.add_argument("--calls", type=int, default=5000, help="fib: calls from Python (default 5000)")
+    d.add_argument("--n", type=int, help="fib argument (default 20) / loop_sum argument (default 50,000,000)")
     d.add_argument("--json", metavar="PATH", help="write the promotion timeline as JSON")
     d.add_argument("--plot", metavar="PATH", help="write a PNG of per-call latency with promotions")
     d.add_argument("--quiet", action="store_true", help="no live display")

@@ -17,6 +17,8 @@ class TrapKind(str, Enum):
     BAD_TAG = "bad_tag"
     MEMORY_FAULT = "memory_fault"
     OUT_OF_MEMORY = "out_of_memory"
+    #: Interrupted from outside (``TieredJit.interrupt()``); SIGINT raises KeyboardInterrupt.
+    INTERRUPTED = "interrupted"
 
     def __str__(self) -> str:
         return self.value

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _rayzor
-from ._rayzor import JitFunction, Module
+from ._rayzor import MAX_CALL_DEPTH, JitFunction, Module
 from .config import TieredConfig
 from .jit_types import FunctionInfo, MachineCode, OsrPoint, Tier
 from .stats import CompileEvent, FunctionStats, Stats
@@ -78,7 +78,7 @@ class TieredJit:
 
     def compile(self, name: str, tier: Tier | int) -> float:
         """Compile ``name`` at ``tier`` now and publish it; returns the compile time in seconds."""
-        return self._core.compile(name, int(tier))
+        return self._core.compile(name, tier)
 
     def osr_points(self, name: str) -> list[OsrPoint]:
         """The OSR points of ``name``'s loops: one per loop header of its code at each tier
@@ -153,10 +153,13 @@ class TieredJit:
         events = self.events()
         top, why = self.top_tier()
         functions: dict[str, FunctionStats] = {}
+        by_function: dict[str, list[CompileEvent]] = {}
+        for e in events:
+            by_function.setdefault(e.function, []).append(e)
         for name in self.functions:
             info = self.info(name)
             heat, hotness = self._core.heat(name)
-            mine = [e for e in events if e.function == name]
+            mine = by_function.get(name, [])
             functions[name] = FunctionStats(
                 name=name,
                 tier=info.tier,
@@ -172,7 +175,13 @@ class TieredJit:
             )
         dist = {t: sum(1 for f in functions.values() if f.tier == t) for t in Tier}
         notes = [f"promotion stops at {top}: {why}"] if why else []
-        return Stats(functions, events, dist, top, notes, self._core.uptime())
+        stack_bytes, depth = self._core.stack()
+        if depth < MAX_CALL_DEPTH:
+            notes.append(
+                f"compiled-code stack limited to {stack_bytes >> 20} MiB by the address space: "
+                f"{depth} nested calls guaranteed for the largest frames (MIR promises {MAX_CALL_DEPTH})"
+            )
+        return Stats(functions, events, dist, top, notes, self._core.uptime(), stack_bytes, depth)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until the promoter has looked at the counters as they are now and every
@@ -198,13 +207,25 @@ class TieredJit:
         """Bytes of executable memory held by the current code (whole pages)."""
         return self._core.code_bytes()
 
+    def interrupt(self, after: float | None = None) -> None:
+        """Stop every call of this jit running now, on any thread: each raises
+        :class:`rayzor.Trap` of kind ``interrupted`` at its next function entry or loop
+        back-edge, at every tier. Calls started afterwards run normally, and so does the
+        jit. Safe to call from any thread. With ``after`` (seconds), the interrupt fires
+        that much later from a native thread, so it works as a deadline even while the
+        call holds the GIL: ``jit.interrupt(after=0.5); jit["f"](x)``.
+        SIGINT (Ctrl-C) interrupts a call on the main thread the same way and raises
+        ``KeyboardInterrupt``."""
+        self._core.interrupt(after)
+
     @property
     def closed(self) -> bool:
         return self._core.closed
 
     def close(self) -> None:
-        """Stop the promoter (a compile in progress finishes first) and the jit:
-        further calls and compiles raise :class:`rayzor.ClosedError`. Idempotent."""
+        """Stop the promoter and the jit: further calls and compiles raise
+        :class:`rayzor.ClosedError`. Returns without waiting for a compile in progress
+        (it finishes in the background and its code is discarded). Idempotent."""
         self._stop.set()
         self._core.close()
         if self._logger is not None and self._logger is not threading.current_thread():

@@ -19,7 +19,10 @@ class CompileEvent:
     #: Seconds since the jit was created when the code was published (or failed).
     at_seconds: float
     compile_seconds: float
-    #: "initial", "requested", "promotion" or "osr".
+    #: "initial", "requested", "promotion", "osr", or "size_limit": not compiled because
+    #: the function is larger than the tier compiles (``rayzor.T3_MAX_SIZE``,
+    #: ``rayzor.T3_MAX_BLOCK``); it stays
+    #: where it was and ``error`` says why.
     reason: str
     #: For promotions: the heat that triggered it and its hotness class.
     heat: int | None = None
@@ -82,6 +85,12 @@ class Stats:
     #: Why the ladder stops below T3, when it does.
     notes: list[str]
     uptime_seconds: float
+    #: Bytes reserved for the calling thread's compiled-code stack (4 GiB unless the
+    #: address space is limited, e.g. by ``ulimit -v``).
+    stack_bytes: int = 4 << 30
+    #: Nested calls that work in every tier even with frames of the largest size:
+    #: ``MAX_CALL_DEPTH`` unless the stack had to be smaller.
+    guaranteed_depth: int = 10_000
 
     @property
     def total_compile_seconds(self) -> float:

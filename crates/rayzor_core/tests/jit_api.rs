@@ -65,3 +65,71 @@ fn without_osr_the_loop_runs_in_its_own_code() {
     jit.call(f, &[1000], &mut rets).unwrap();
     assert_eq!((rets[0], jit.info(f).backedges), (499_500, 1000));
 }
+
+const SPIN: &str = "
+fn spin(i64) -> i64 {
+block0(v0: i64):
+  jump block1(v0)
+block1(v1: i64):
+  v2: i64 = add v1, v0
+  jump block1(v2)
+}
+fn add1(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 1
+  v2: i64 = add v0, v1
+  ret v2
+}
+";
+
+/// `Jit::interrupt` from another thread stops an endless loop at every tier,
+/// with and without profiling code; the jit keeps working.
+#[test]
+fn interrupt_stops_an_endless_loop_at_every_tier() {
+    use rayzor_core::mir::TrapKind;
+    use rayzor_core::runtime::Tier;
+    use std::sync::Arc;
+    let tiers: &[Tier] = if cfg!(feature = "llvm") { &Tier::ALL } else { &[Tier::T0, Tier::T1, Tier::T2] };
+    for sample_rate in [0, 1, 16] {
+        let jit = Arc::new(Jit::new(parse_module(SPIN).unwrap(), vec![], sample_rate).unwrap());
+        let (spin, add1) = (jit.func_id("spin").unwrap(), jit.func_id("add1").unwrap());
+        for &tier in tiers {
+            jit.compile(spin, tier).unwrap();
+            let j = jit.clone();
+            let stopper = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                j.interrupt();
+            });
+            let mut rets = [0u64; 1];
+            match jit.call(spin, &[1], &mut rets) {
+                Err(RunError::Trap(t)) => {
+                    assert_eq!(t.kind, TrapKind::Interrupted, "{tier} sample_rate {sample_rate}");
+                    assert_eq!(t.function.as_deref(), Some("spin"));
+                }
+                other => panic!("{tier}: {other:?}"),
+            }
+            stopper.join().unwrap();
+            jit.call(add1, &[41], &mut rets).unwrap();
+            assert_eq!(rets[0], 42);
+        }
+    }
+}
+
+#[test]
+fn ir_and_machine_code_are_inspected_without_installing_anything() {
+    use rayzor_core::runtime::Tier;
+    let jit = Jit::new(parse_module(FIB).unwrap(), vec![], 1).unwrap();
+    let fib = jit.func_id("fib").unwrap();
+    let stages: Vec<String> = jit.ir(fib, Tier::T1).unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(stages, ["mir", "clif", "clif_opt"]);
+    assert_eq!(jit.tier_of(fib), Some(Tier::T0));
+    let installed = jit.code_copy(fib, None).unwrap();
+    assert!(installed.installed && installed.tier == Tier::T0);
+    assert_eq!(installed.bytes.len(), jit.info(fib).code_size[0]);
+    let other = jit.code_copy(fib, Some(Tier::T1)).unwrap();
+    assert!(!other.installed && other.tier == Tier::T1);
+    assert_eq!(jit.tier_of(fib), Some(Tier::T0));
+    let text = jit.disassemble(fib, None).unwrap();
+    assert!(text.starts_with("; 'fib' at T0: "), "{text}");
+    assert!(text.lines().nth(1).unwrap().starts_with(&format!("{:#014x}:", installed.address)), "{text}");
+}

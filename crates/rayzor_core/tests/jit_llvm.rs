@@ -24,6 +24,7 @@ fn interp_run(i: &mut Interpreter<'_>, m: &Module, name: &str, args: &[u64]) -> 
     i.call(m.func_by_name(name).unwrap(), args).map_err(|e| match e {
         RunError::Trap(t) => t.kind.name().to_string(),
         RunError::Usage(u) => format!("usage error: {u}"),
+        other => other.to_string(),
     })
 }
 
@@ -34,6 +35,7 @@ fn jit_run(jit: &Jit, name: &str, args: &[u64]) -> Outcome {
     jit.call(f, args, &mut rets).map_err(|e| match e {
         RunError::Trap(t) => t.kind.name().to_string(),
         RunError::Usage(u) => u.0,
+        other => other.to_string(),
     })?;
     rets.truncate(nret);
     Ok(rets)

@@ -431,6 +431,7 @@ fn run_file_in(path: &Path, failures: &mut Vec<String>, execs: Option<&[Exec]>) 
                             Ok(v) => Ok(v),
                             Err(RunError::Trap(t)) => Err(t.kind),
                             Err(RunError::Usage(u)) => return Err(format!("usage error: {u}")),
+                            Err(other) => return Err(other.to_string()),
                         };
                         check(c, got);
                     }
@@ -469,6 +470,7 @@ fn run_file_in(path: &Path, failures: &mut Vec<String>, execs: Option<&[Exec]>) 
                             Ok(v) => check(c, Ok(v)),
                             Err(RunError::Trap(t)) => check(c, Err(t.kind)),
                             Err(RunError::Usage(u)) => return Err(format!("usage error: {u}")),
+                            Err(other) => return Err(other.to_string()),
                         }
                     }
                 }

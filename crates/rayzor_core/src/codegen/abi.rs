@@ -16,12 +16,13 @@
 //! `extern "C" fn(*mut VmCtx, args: *const u64, rets: *mut u64)`.
 
 use crate::codegen::emit::{Ext, NativeSig, Ty};
+use crate::mir::interrupt::Marks;
 use crate::mir::layout;
 use crate::mir::{Scalar, Signature, Type};
 
 /// Per-call state shared by all frames of one native call (one per thread).
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VmCtx {
     /// Current call depth; a prologue traps when it reaches `MAX_CALL_DEPTH`.
     pub depth: u64,
@@ -34,6 +35,10 @@ pub struct VmCtx {
     /// Sampling countdowns (see `ProfileConfig::sample_rate`) for calls and back-edges.
     pub call_ticks: u64,
     pub edge_ticks: u64,
+    /// The `interrupt::EPOCH` this call last saw; polls take the slow path when it moved.
+    pub epoch: u64,
+    /// What may interrupt this call (`interrupt::Marks`), captured when it started.
+    pub interrupts: Marks,
 }
 
 /// Byte offsets of `VmCtx` fields, for generated code.
@@ -43,6 +48,16 @@ pub const VMCTX_STACK_LIMIT: i32 = std::mem::offset_of!(VmCtx, stack_limit) as i
 pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;
 pub const VMCTX_CALL_TICKS: i32 = std::mem::offset_of!(VmCtx, call_ticks) as i32;
 pub const VMCTX_EDGE_TICKS: i32 = std::mem::offset_of!(VmCtx, edge_ticks) as i32;
+pub const VMCTX_EPOCH: i32 = std::mem::offset_of!(VmCtx, epoch) as i32;
+/// `VmCtx::interrupts` fields (`interrupt::Marks`).
+pub const VMCTX_SIGINT_COUNTER: i32 =
+    (std::mem::offset_of!(VmCtx, interrupts) + std::mem::offset_of!(Marks, sigint_counter)) as i32;
+pub const VMCTX_SIGINT_MARK: i32 =
+    (std::mem::offset_of!(VmCtx, interrupts) + std::mem::offset_of!(Marks, sigint_mark)) as i32;
+pub const VMCTX_GENERATION: i32 =
+    (std::mem::offset_of!(VmCtx, interrupts) + std::mem::offset_of!(Marks, generation)) as i32;
+pub const VMCTX_GENERATION_MARK: i32 =
+    (std::mem::offset_of!(VmCtx, interrupts) + std::mem::offset_of!(Marks, generation_mark)) as i32;
 
 /// Largest native stack frame a compiled function may have. Compiled code runs
 /// on a stack with `MAX_FRAME_BYTES` (plus room for host helpers) kept free

@@ -37,6 +37,26 @@ pub type BuiltinTable = [usize; Builtin::COUNT];
 impl Builtin {
     pub const COUNT: usize = 16;
 
+    /// Every builtin, in `Builtin as usize` order.
+    pub const ALL: [Builtin; Builtin::COUNT] = [
+        Builtin::Alloc,
+        Builtin::Free,
+        Builtin::MemMove,
+        Builtin::MemSet,
+        Builtin::Fmod,
+        Builtin::Fmodf,
+        Builtin::Floor,
+        Builtin::Floorf,
+        Builtin::Ceil,
+        Builtin::Ceilf,
+        Builtin::Trunc,
+        Builtin::Truncf,
+        Builtin::Nearest,
+        Builtin::Nearestf,
+        Builtin::Fma,
+        Builtin::Fmaf,
+    ];
+
     pub fn signature(self) -> NativeSig {
         use Ty::*;
         match self {
@@ -185,4 +205,16 @@ pub extern "C" fn rayzor_fma(a: f64, b: f64, c: f64) -> f64 {
 
 pub extern "C" fn rayzor_fmaf(a: f32, b: f32, c: f32) -> f32 {
     a.mul_add(b, c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_in_discriminant_order() {
+        for (i, b) in Builtin::ALL.iter().enumerate() {
+            assert_eq!(*b as usize, i);
+        }
+    }
 }

@@ -138,6 +138,22 @@ impl CraneliftBackend {
     }
 }
 
+impl CraneliftBackend {
+    /// A host thunk for `sig` forwarding to `handler(context, args)` (see `codegen::thunk`).
+    pub fn compile_host_thunk(
+        &self,
+        sig: &crate::mir::Signature,
+        context: usize,
+        handler: super::thunk::ThunkHandler,
+    ) -> Result<CodeBlob, String> {
+        let native = super::thunk::thunk_signature(sig);
+        self.build("host thunk", (2, 0), &native, false, |e| {
+            super::thunk::lower_host_thunk(e, sig, context, handler as usize);
+            Ok(())
+        })
+    }
+}
+
 impl Backend for CraneliftBackend {
     fn name(&self) -> &'static str {
         "cranelift"

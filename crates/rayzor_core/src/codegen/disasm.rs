@@ -8,6 +8,40 @@ pub struct Insn {
     pub bytes: Vec<u8>,
     /// Intel syntax; `(bad)` for bytes that do not decode.
     pub text: String,
+    /// What a constant address in the instruction is (see `annotate`).
+    pub comment: Option<String>,
+}
+
+/// Name the runtime addresses instructions embed (dispatch-table slots,
+/// counters, builtins): `name(addr)` says what is at `addr`, if anything.
+pub fn annotate(insns: &mut [Insn], name: impl Fn(u64) -> Option<String>) {
+    for i in insns {
+        i.comment = constants(i).into_iter().find_map(&name);
+    }
+}
+
+/// The 64-bit immediates and absolute displacements of an instruction.
+#[cfg(target_arch = "x86_64")]
+fn constants(i: &Insn) -> Vec<u64> {
+    use iced_x86::{Decoder, DecoderOptions, OpKind};
+    let insn = Decoder::with_ip(64, &i.bytes, i.address, DecoderOptions::NONE).decode();
+    let mut out = Vec::new();
+    for k in 0..insn.op_count() {
+        match insn.op_kind(k) {
+            OpKind::Immediate64 => out.push(insn.immediate64()),
+            OpKind::Immediate32to64 => out.push(insn.immediate32to64() as u64),
+            OpKind::Memory if insn.memory_base() == iced_x86::Register::None => {
+                out.push(insn.memory_displacement64())
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn constants(_: &Insn) -> Vec<u64> {
+    Vec::new()
 }
 
 /// Decode `code`, which sits at `address`.
@@ -33,7 +67,7 @@ pub fn disassemble(address: u64, code: &[u8]) -> Vec<Insn> {
         } else {
             fmt.format(&insn, &mut text);
         }
-        out.push(Insn { address: insn.ip(), bytes: code[at..at + insn.len()].to_vec(), text });
+        out.push(Insn { address: insn.ip(), bytes: code[at..at + insn.len()].to_vec(), text, comment: None });
     }
     out
 }
@@ -43,17 +77,26 @@ pub fn disassemble(address: u64, code: &[u8]) -> Vec<Insn> {
 pub fn disassemble(address: u64, code: &[u8]) -> Vec<Insn> {
     code.chunks(8)
         .enumerate()
-        .map(|(i, c)| Insn { address: address + 8 * i as u64, bytes: c.to_vec(), text: ".byte".into() })
+        .map(|(i, c)| Insn {
+            address: address + 8 * i as u64,
+            bytes: c.to_vec(),
+            text: ".byte".into(),
+            comment: None,
+        })
         .collect()
 }
 
-/// `address: bytes  mnemonic operands` lines.
+/// `address: bytes  mnemonic operands  ; comment` lines.
 pub fn format(insns: &[Insn]) -> String {
     let width = insns.iter().map(|i| i.bytes.len()).max().unwrap_or(0).min(12) * 3;
     let mut out = String::new();
     for i in insns {
         let hex: Vec<String> = i.bytes.iter().map(|b| format!("{b:02x}")).collect();
-        out.push_str(&format!("{:#014x}:  {:<width$} {}\n", i.address, hex.join(" "), i.text));
+        let line = format!("{:#014x}:  {:<width$} {}", i.address, hex.join(" "), i.text);
+        match &i.comment {
+            Some(c) => out.push_str(&format!("{line:<72} ; {c}\n")),
+            None => out.push_str(&format!("{line}\n")),
+        }
     }
     out
 }
@@ -72,7 +115,14 @@ mod tests {
         assert_eq!(insns[2].address, 0x1004);
         assert_eq!(insns[2].bytes, [0x66, 0x0f, 0x3a, 0x0b, 0xc0, 0x09]);
         assert_eq!(insns[4].text, "(bad)");
+        let mut insns = insns;
+        annotate(&mut insns, |a| (a == 9).then(|| "nine".to_string()));
+        assert_eq!(insns[2].comment, None, "roundsd's 9 is an 8-bit immediate, not an address");
         let text = format(&insns);
         assert!(text.contains("0x000000001000:  55"), "{text}");
+        // mov rax, 0x1234567890 names what is there.
+        let mut mov = disassemble(0, &[0x48, 0xb8, 0x90, 0x78, 0x56, 0x34, 0x12, 0, 0, 0]);
+        annotate(&mut mov, |a| (a == 0x1234567890).then(|| "slot of 'f'".to_string()));
+        assert!(format(&mov).trim_end().ends_with("; slot of 'f'"), "{}", format(&mov));
     }
 }

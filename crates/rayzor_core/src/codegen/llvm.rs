@@ -174,6 +174,10 @@ impl MachineCode for LlvmCode {
 
 impl Drop for LlvmCode {
     fn drop(&mut self) {
+        if super::quiesce::poisoned() {
+            return; // forked mid-compile: the session lock may be held forever; leak the code
+        }
+        let _section = super::quiesce::enter(true);
         // SAFETY: the tracker is ours; the runtime drops code only once no call can run it.
         unsafe {
             let err = LLVMOrcResourceTrackerRemove(self.rt);

@@ -13,8 +13,9 @@
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS,
-    VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
+    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT,
+    VMCTX_TRAP, VMCTX_TRAP_FUNC,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
@@ -44,6 +45,7 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         rpo: osr::rpo_index(func),
         current: Block(0),
         pending_edges: Vec::new(),
+        cold_path: false,
         blocks: Vec::with_capacity(func.blocks.len()),
         vals: vec![Vec::new(); func.values.len()],
         vmctx,
@@ -52,6 +54,8 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         counters: vmctx,
         exit_block: None,
         trap_blocks: Vec::new(),
+        origin: id,
+        origin_exits: Vec::new(),
     };
     l.run(&params)
 }
@@ -92,6 +96,9 @@ struct Lower<'e, 'a, E: Emitter> {
     current: Block,
     /// Counted back-edges of the current terminator, to fill once it is emitted.
     pending_edges: Vec<(E::Block, BlockCall)>,
+    /// Emitting a rarely run path (a sampled count): blocks made now are cold
+    /// too, so the layout keeps them away from the hot code.
+    cold_path: bool,
     blocks: Vec<E::Block>,
     /// The native leaves of every MIR value defined so far.
     vals: Vec<Vec<E::Value>>,
@@ -103,7 +110,13 @@ struct Lower<'e, 'a, E: Emitter> {
     counters: E::Value,
     /// Returns to the caller with a dummy result (a trap is pending).
     exit_block: Option<E::Block>,
-    trap_blocks: Vec<(TrapKind, E::Block)>,
+    /// Trap blocks by (kind, MIR function the trap is reported from).
+    trap_blocks: Vec<(TrapKind, FuncId, E::Block)>,
+    /// The MIR function the instruction being lowered came from (`id` unless
+    /// inlining moved it here): traps name it in `VmCtx::trap_func`.
+    origin: FuncId,
+    /// Blocks that record `trap_func` for a trap a builtin set, then exit.
+    origin_exits: Vec<(FuncId, E::Block)>,
 }
 
 impl<E: Emitter> Lower<'_, '_, E> {
@@ -129,6 +142,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
             self.e.switch_to(self.blocks[blk.index()]);
             for &inst in &f.blocks[blk.index()].insts {
                 let data = f.inst(inst);
+                self.origin = data.origin.unwrap_or(self.id);
+                if data.kind.is_terminator() && !self.opts.count_backedges && self.has_back_edge(&data.kind) {
+                    // Uncounted back-edges (the top tier) still poll for interrupts.
+                    self.poll_interrupt();
+                }
                 self.inst(&data.kind, data.result)?;
             }
             for (edge, call) in std::mem::take(&mut self.pending_edges) {
@@ -150,8 +168,12 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let counters_addr = self.env.counters_base + COUNTERS_STRIDE * self.id.index();
         self.counters = self.e.constant(Ty::Addr, counters_addr as u64);
         self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
-        if let Some(counter) = self.opts.call_counter {
-            self.bump_counter(self.counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None);
+        let counters = self.counters;
+        let polled = self.opts.call_counter.is_some_and(|counter| {
+            self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None)
+        });
+        if !polled {
+            self.poll_interrupt();
         }
 
         let max = self.e.constant(Ty::I64, MAX_CALL_DEPTH as u64);
@@ -174,11 +196,13 @@ impl<E: Emitter> Lower<'_, '_, E> {
 
     /// Count one event in the counter at `base + offset`; with sampling, only
     /// every `sample_rate`-th event of this thread (countdown at `ticks` in
-    /// VmCtx) adds `sample_rate`. With `osr` (a back-edge to a loop header with
-    /// an OSR point at `base`), the counting path also looks for an OSR entry.
-    fn bump_counter(&mut self, base: E::Value, offset: i32, ticks: i32, osr: Option<&BlockCall>) {
+    /// VmCtx) adds `sample_rate`, and polls for an interrupt there (returns
+    /// true: the fast path then needs no poll of its own). With `osr` (a
+    /// back-edge to a loop header with an OSR point at `base`), the counting
+    /// path also looks for an OSR entry.
+    fn bump_counter(&mut self, base: E::Value, offset: i32, ticks: i32, osr: Option<&BlockCall>) -> bool {
         if self.env.sample_rate == 0 {
-            return; // profiling compiled out
+            return false; // profiling compiled out
         }
         let n = self.env.sample_rate.max(1);
         if n == 1 {
@@ -188,7 +212,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             if let Some(call) = osr {
                 self.osr_check(base, c1, call, true);
             }
-            return;
+            return false;
         }
         let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, ticks);
         let t1 = self.add_const(t, u64::MAX);
@@ -198,6 +222,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.set_cold(sample);
         self.e.brif(t1, cont, &[], sample, &[]);
         self.e.switch_to(sample);
+        let outer = std::mem::replace(&mut self.cold_path, true);
         let reload = self.e.constant(Ty::I64, n);
         self.e.store(Mem::Vm, reload, self.vmctx, ticks);
         let c = self.e.load(Mem::Vm, Ty::I64, base, offset);
@@ -206,8 +231,56 @@ impl<E: Emitter> Lower<'_, '_, E> {
         if let Some(call) = osr {
             self.osr_check(base, c1, call, false);
         }
+        self.poll_interrupt();
+        self.cold_path = outer;
         self.e.jump(cont, &[]);
         self.e.switch_to(cont);
+        true
+    }
+
+    /// A new block without parameters (cold on a cold path).
+    fn new_block(&mut self) -> E::Block {
+        let b = self.e.create_block(&[]);
+        if self.cold_path {
+            self.e.set_cold(b);
+        }
+        b
+    }
+
+    /// Poll for an interrupt (`codegen::interrupt`), at every tier, with or
+    /// without counting code: when the process-wide epoch differs from the one
+    /// this call last saw, record it and (cold path, loads only: no call, so
+    /// nothing is spilled around it) trap `interrupted` if this call's SIGINT
+    /// counter or its jit's interrupt generation moved since the call started.
+    fn poll_interrupt(&mut self) {
+        let epoch_addr = self.e.constant(Ty::Addr, self.env.interrupt_epoch as u64);
+        let epoch = self.e.load(Mem::Slot, Ty::I64, epoch_addr, 0);
+        let seen = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_EPOCH);
+        let moved = self.e.icmp(IntCC::Ne, epoch, seen);
+        let slow = self.e.create_block(&[]);
+        let cont = self.new_block();
+        self.e.set_cold(slow);
+        self.e.brif(moved, slow, &[], cont, &[]);
+        self.e.switch_to(slow);
+        self.e.store(Mem::Vm, epoch, self.vmctx, VMCTX_EPOCH);
+        let mut stop = None;
+        for (counter, mark) in
+            [(VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK), (VMCTX_GENERATION, VMCTX_GENERATION_MARK)]
+        {
+            let addr = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, counter);
+            let now = self.e.load(Mem::Slot, Ty::I64, addr, 0);
+            let then = self.e.load(Mem::Vm, Ty::I64, self.vmctx, mark);
+            let ne = self.e.icmp(IntCC::Ne, now, then);
+            stop = Some(stop.map_or(ne, |s| self.e.int_op(IntOp::Or, s, ne)));
+        }
+        self.trap_if(stop.expect("two checks"), TrapKind::Interrupted);
+        self.e.jump(cont, &[]);
+        self.e.switch_to(cont);
+    }
+
+    /// Whether the terminator `kind` of the block being lowered has a back-edge.
+    fn has_back_edge(&self, kind: &InstKind) -> bool {
+        kind.successors().iter().any(|c| osr::is_back_edge(&self.rpo, self.current, c.block))
     }
 
     /// The branch target for `call` from the block being lowered: its block,
@@ -228,12 +301,15 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let point = self.osr.as_ref().and_then(|(sites, _)| {
             sites.points.iter().find(|(h, _)| *h == call.block).map(|(_, addr)| *addr)
         });
-        match point {
+        let polled = match point {
             Some(addr) => {
                 let p = self.e.constant(Ty::Addr, addr as u64);
-                self.bump_counter(p, OSR_BACKEDGES, VMCTX_EDGE_TICKS, Some(call));
+                self.bump_counter(p, OSR_BACKEDGES, VMCTX_EDGE_TICKS, Some(call))
             }
             None => self.bump_counter(self.counters, COUNTER_BACKEDGES, VMCTX_EDGE_TICKS, None),
+        };
+        if !polled {
+            self.poll_interrupt();
         }
         let args = self.block_args(call);
         self.e.jump(self.blocks[call.block.index()], &args);
@@ -248,7 +324,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             None => return,
         };
         let look = self.e.create_block(&[]);
-        let cont = self.e.create_block(&[]);
+        let cont = self.new_block();
         self.e.set_cold(look);
         let mut due = None;
         if mask != 0 {
@@ -300,8 +376,10 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let v = self.native_to_abi(s, v);
             args.push(v);
         }
+        // Its result is ours, and a trap it left pending in VmCtx is ours too: our
+        // caller checks for one after we return. (No check here, so no value of
+        // this frame lives across the call: the hot loop keeps its registers.)
         let r = self.e.call(&jit_signature(&sig), entry, &args);
-        self.check_pending_trap();
         self.e.ret(r);
     }
 
@@ -321,19 +399,39 @@ impl<E: Emitter> Lower<'_, '_, E> {
     }
 
     fn trap_block(&mut self, kind: TrapKind) -> E::Block {
-        if let Some((_, b)) = self.trap_blocks.iter().find(|(k, _)| *k == kind) {
+        let origin = self.origin;
+        if let Some((_, _, b)) = self.trap_blocks.iter().find(|(k, o, _)| *k == kind && *o == origin) {
             return *b;
         }
         let b = self.e.create_block(&[]);
         self.e.set_cold(b);
-        self.trap_blocks.push((kind, b));
+        self.trap_blocks.push((kind, origin, b));
         b
+    }
+
+    /// After a builtin that reports failure by setting `VmCtx::trap` (not
+    /// `trap_func`): leave at once if it did, naming the current origin.
+    fn check_builtin_trap(&mut self) {
+        let origin = self.origin;
+        let blk = match self.origin_exits.iter().find(|(o, _)| *o == origin) {
+            Some((_, b)) => *b,
+            None => {
+                let b = self.e.create_block(&[]);
+                self.e.set_cold(b);
+                self.origin_exits.push((origin, b));
+                b
+            }
+        };
+        let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_TRAP);
+        let cont = self.e.create_block(&[]);
+        self.e.brif(t, blk, &[], cont, &[]);
+        self.e.switch_to(cont);
     }
 
     /// Branch to a trap of `kind` when the bool `cond` is set; continue otherwise.
     fn trap_if(&mut self, cond: E::Value, kind: TrapKind) {
         let trap = self.trap_block(kind);
-        let cont = self.e.create_block(&[]);
+        let cont = self.new_block();
         self.e.brif(cond, trap, &[], cont, &[]);
         self.e.switch_to(cont);
     }
@@ -350,13 +448,20 @@ impl<E: Emitter> Lower<'_, '_, E> {
     /// Fill the trap and exit blocks; called after all other code.
     fn finish_cold_blocks(&mut self) {
         let mut traps = std::mem::take(&mut self.trap_blocks);
-        traps.sort_by_key(|(k, _)| k.code());
-        for (kind, blk) in traps {
+        traps.sort_by_key(|(k, o, _)| (k.code(), o.0));
+        for (kind, origin, blk) in traps {
             let exit = self.exit_block();
             self.e.switch_to(blk);
             let code = self.e.constant(Ty::I64, kind.code() as u64);
             self.e.store(Mem::Vm, code, self.vmctx, VMCTX_TRAP);
-            let fid = self.e.constant(Ty::I64, self.id.0 as u64 + 1);
+            let fid = self.e.constant(Ty::I64, origin.0 as u64 + 1);
+            self.e.store(Mem::Vm, fid, self.vmctx, VMCTX_TRAP_FUNC);
+            self.e.jump(exit, &[]);
+        }
+        for (origin, blk) in std::mem::take(&mut self.origin_exits) {
+            let exit = self.exit_block();
+            self.e.switch_to(blk);
+            let fid = self.e.constant(Ty::I64, origin.0 as u64 + 1);
             self.e.store(Mem::Vm, fid, self.vmctx, VMCTX_TRAP_FUNC);
             self.e.jump(exit, &[]);
         }
@@ -522,6 +627,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
     fn call_host(&mut self, sig: &Signature, addr: E::Value, args: &[Value]) -> Vec<E::Value> {
         let vals: Vec<E::Value> = args.iter().map(|a| self.one(*a)).collect();
         let r = self.e.call(&host_signature(sig), addr, &vals);
+        // A host function that failed (a Python exception) aborted the call.
+        self.check_pending_trap();
         match (sig.ret.scalar(), r) {
             (Some(Scalar::Bool), Some(v)) => vec![self.mask_bool(v)],
             (_, r) => r.into_iter().collect(),
@@ -602,7 +709,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 let size = self.i64c(layout::size_of(ty));
                 let n = self.one(*count);
                 let p = self.call_builtin(Builtin::Alloc, &[self.vmctx, size, n]).ok_or("alloc returns")?;
-                self.check_pending_trap();
+                self.check_builtin_trap();
                 vec![p]
             }
             Free { ptr } => {
@@ -824,19 +931,32 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let s = self.scalar_of(value);
         let v = self.one(value);
         let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::new();
         let mut pads = Vec::new();
+        // A case that passes no arguments branches straight to its block (or its
+        // back-edge's edge block); others go through a pad block that passes
+        // them (one per case, so linear).
+        let mut target = |l: &mut Self, call: &BlockCall| {
+            if call.args.is_empty() {
+                l.target(call).0
+            } else {
+                let pad = l.e.create_block(&[]);
+                pads.push((pad, call.clone()));
+                pad
+            }
+        };
         for (k, call) in cases {
             let key = k & low_mask(s.bits());
             if seen.insert(key) {
-                pads.push((key, self.e.create_block(&[]), call));
+                let b = target(self, call);
+                keys.push((key, b));
             }
         }
-        let dpad = self.e.create_block(&[]);
-        let keys: Vec<(u64, E::Block)> = pads.iter().map(|(k, b, _)| (*k, *b)).collect();
-        self.e.switch(v, native_ty(s), &keys, dpad);
-        for (pad, call) in pads.into_iter().map(|(_, b, c)| (b, c)).chain(std::iter::once((dpad, default))) {
+        let dflt = target(self, default);
+        self.e.switch(v, native_ty(s), &keys, dflt);
+        for (pad, call) in pads {
             self.e.switch_to(pad);
-            let (b, args) = self.target(call);
+            let (b, args) = self.target(&call);
             self.e.jump(b, &args);
         }
     }

@@ -10,9 +10,13 @@ pub mod code_memory;
 pub mod cranelift;
 pub mod disasm;
 pub mod emit;
+/// Interrupt polling lives with the interpreter (the lowest layer); generated code uses it too.
+pub use crate::mir::interrupt;
 #[cfg(feature = "llvm")]
 pub mod llvm;
 pub mod lower;
+pub mod quiesce;
+pub mod thunk;
 
 use crate::mir::{Block, FuncId, Function, Module};
 
@@ -31,6 +35,8 @@ pub struct CodegenEnv<'a> {
     pub sample_rate: u64,
     /// Address of each builtin, indexed by `Builtin as usize`.
     pub builtins: &'a builtins::BuiltinTable,
+    /// Address of the `AtomicU64` interrupt epoch the code polls (`interrupt::EPOCH`).
+    pub interrupt_epoch: usize,
 }
 
 /// How to compile one function (chosen by the runtime's tier policy).

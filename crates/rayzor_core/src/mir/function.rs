@@ -221,10 +221,14 @@ pub enum TrapKind {
     MemoryFault,
     /// `alloc` could not get memory.
     OutOfMemory,
+    /// The call was interrupted from outside: SIGINT, or `Jit::interrupt`
+    /// (see `codegen::interrupt`). Not a property of the program: no program
+    /// traps this way by itself.
+    Interrupted,
 }
 
 impl TrapKind {
-    pub const ALL: [TrapKind; 8] = [
+    pub const ALL: [TrapKind; 9] = [
         TrapKind::DivisionByZero,
         TrapKind::IntegerOverflow,
         TrapKind::User,
@@ -233,6 +237,7 @@ impl TrapKind {
         TrapKind::BadTag,
         TrapKind::MemoryFault,
         TrapKind::OutOfMemory,
+        TrapKind::Interrupted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -245,6 +250,7 @@ impl TrapKind {
             TrapKind::BadTag => "bad_tag",
             TrapKind::MemoryFault => "memory_fault",
             TrapKind::OutOfMemory => "out_of_memory",
+            TrapKind::Interrupted => "interrupted",
         }
     }
 
@@ -648,6 +654,19 @@ impl InstKind {
         }
     }
 
+    /// Successor `k` (in `successors()` order), without collecting them all.
+    pub fn successor(&self, k: usize) -> Option<&BlockCall> {
+        match self {
+            InstKind::Jump { dest } => (k == 0).then_some(dest),
+            InstKind::Brif { then_dest, else_dest, .. } => [then_dest, else_dest].get(k).copied(),
+            InstKind::Switch { cases, default, .. } => match cases.get(k) {
+                Some((_, c)) => Some(c),
+                None => (k == cases.len()).then_some(default),
+            },
+            _ => None,
+        }
+    }
+
     pub fn successors_mut(&mut self) -> Vec<&mut BlockCall> {
         match self {
             InstKind::Jump { dest } => vec![dest],
@@ -678,6 +697,9 @@ pub struct InstData {
     pub kind: InstKind,
     /// The value this instruction defines, if it defines one.
     pub result: Option<Value>,
+    /// The module function this instruction came from when inlining moved it
+    /// into another one (None: the function that holds it). Traps report it.
+    pub origin: Option<FuncId>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -742,7 +764,7 @@ impl Function {
             }
             _ => None,
         };
-        self.insts.push(InstData { kind, result });
+        self.insts.push(InstData { kind, result, origin: None });
         self.blocks[block.index()].insts.push(inst);
         (inst, result)
     }
@@ -771,22 +793,23 @@ impl Function {
         let n = func.blocks.len();
         let mut seen = vec![false; n];
         let mut post = Vec::with_capacity(n);
-        let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
+        // Each block's successors are collected once, when it is first pushed: a
+        // `switch` with k cases is visited k times, so re-collecting them would be quadratic.
+        let succs_of = |b: Block| -> Vec<Block> {
+            func.terminator(b).map(|t| t.successors().iter().map(|c| c.block).collect()).unwrap_or_default()
+        };
+        let mut stack: Vec<(Block, Vec<Block>, usize)> = vec![(Block(0), succs_of(Block(0)), 0)];
         seen[0] = true;
-        while let Some((b, i)) = stack.pop() {
-            let succs: Vec<Block> = func
-                .terminator(b)
-                .map(|t| t.successors().iter().map(|c| c.block).collect())
-                .unwrap_or_default();
-            if i < succs.len() {
-                stack.push((b, i + 1));
-                let s = succs[i];
-                if s.index() < n && !seen[s.index()] {
-                    seen[s.index()] = true;
-                    stack.push((s, 0));
-                }
-            } else {
-                post.push(b);
+        while let Some((b, succs, i)) = stack.last_mut() {
+            let Some(&s) = succs.get(*i) else {
+                post.push(*b);
+                stack.pop();
+                continue;
+            };
+            *i += 1;
+            if s.index() < n && !seen[s.index()] {
+                seen[s.index()] = true;
+                stack.push((s, succs_of(s), 0));
             }
         }
         post.reverse();
@@ -821,6 +844,77 @@ pub struct Module {
     pub externs: Vec<ExternFunc>,
     /// Static data (string literals).
     pub data: Vec<Vec<u8>>,
+    /// Name lookup tables, kept in step with `functions`/`externs` lazily
+    /// (names are never changed once pushed). Not part of the module's value.
+    pub names: NameIndex,
+}
+
+/// A cache from names to positions, so lookups by name (every `call` built by
+/// name, every duplicate check on declaration) are O(1) rather than a scan.
+/// Entries are appended as the vectors grow; a mismatch on a hit, or vectors
+/// that shrank, rebuild it. Clones start empty; it never affects equality.
+#[derive(Default)]
+pub struct NameIndex(parking_lot::Mutex<NameMaps>);
+
+#[derive(Default)]
+struct NameMaps {
+    funcs: std::collections::HashMap<String, u32>,
+    nfuncs: usize,
+    externs: std::collections::HashMap<String, u32>,
+    nexterns: usize,
+}
+
+/// Look `name` up in `map`, which indexes the first `*seen` of the `len`
+/// names `name_at(0..len)`, first extending it to all of them.
+fn index_lookup<'a>(
+    map: &mut std::collections::HashMap<String, u32>,
+    seen: &mut usize,
+    len: usize,
+    name_at: impl Fn(usize) -> &'a str,
+    name: &str,
+) -> Option<u32> {
+    if *seen > len {
+        map.clear();
+        *seen = 0;
+    }
+    for i in *seen..len {
+        map.entry(name_at(i).to_string()).or_insert(i as u32);
+    }
+    *seen = len;
+    let hit = *map.get(name)?;
+    if name_at(hit as usize) == name {
+        return Some(hit);
+    }
+    // Stale (an element was replaced): rebuild from scratch.
+    map.clear();
+    for i in 0..len {
+        map.entry(name_at(i).to_string()).or_insert(i as u32);
+    }
+    map.get(name).copied()
+}
+
+impl Clone for NameIndex {
+    fn clone(&self) -> Self {
+        NameIndex::default()
+    }
+}
+
+impl PartialEq for NameIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for NameIndex {}
+
+impl std::hash::Hash for NameIndex {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+impl fmt::Debug for NameIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NameIndex")
+    }
 }
 
 impl Module {
@@ -829,11 +923,17 @@ impl Module {
     }
 
     pub fn func_by_name(&self, name: &str) -> Option<FuncId> {
-        self.functions.iter().position(|f| f.name == name).map(|i| FuncId(i as u32))
+        let mut g = self.names.0.lock();
+        let NameMaps { funcs, nfuncs, .. } = &mut *g;
+        let fs = &self.functions;
+        index_lookup(funcs, nfuncs, fs.len(), |i| fs[i].name.as_str(), name).map(FuncId)
     }
 
     pub fn extern_by_name(&self, name: &str) -> Option<ExternId> {
-        self.externs.iter().position(|f| f.name == name).map(|i| ExternId(i as u32))
+        let mut g = self.names.0.lock();
+        let NameMaps { externs, nexterns, .. } = &mut *g;
+        let es = &self.externs;
+        index_lookup(externs, nexterns, es.len(), |i| es[i].name.as_str(), name).map(ExternId)
     }
 
     pub fn func(&self, id: FuncId) -> &Function {
@@ -912,5 +1012,37 @@ impl Module {
             Store { .. } | Free { .. } | MemCopy { .. } | MemSet { .. } | DepthCheck => Type::Void,
             Jump { .. } | Brif { .. } | Switch { .. } | Return { .. } | Trap | Unreachable => Type::Void,
         })
+    }
+}
+
+#[cfg(test)]
+mod name_index_tests {
+    use super::*;
+
+    #[test]
+    fn lookups_follow_pushes_replacements_and_truncation() {
+        let sig = Signature::new(vec![], Type::Void);
+        let mut m = Module::new();
+        for i in 0..100 {
+            m.functions.push(Function::new(format!("f{i}"), sig.clone()));
+        }
+        assert_eq!(m.func_by_name("f42"), Some(FuncId(42)));
+        assert_eq!(m.func_by_name("nope"), None);
+        m.functions.push(Function::new("late", sig.clone()));
+        assert_eq!(m.func_by_name("late"), Some(FuncId(100)));
+        // Replaced in place: the stale entry is detected on the hit and rebuilt.
+        m.functions[42] = Function::new("other", sig.clone());
+        assert_eq!(m.func_by_name("f42"), None);
+        assert_eq!(m.func_by_name("other"), Some(FuncId(42)));
+        m.functions.truncate(10);
+        assert_eq!(m.func_by_name("late"), None);
+        assert_eq!(m.func_by_name("f9"), Some(FuncId(9)));
+        // Duplicates resolve to the first, as a scan would.
+        m.functions.push(Function::new("f3", sig));
+        assert_eq!(m.func_by_name("f3"), Some(FuncId(3)));
+        // Clones and equality ignore the cache.
+        let c = m.clone();
+        assert_eq!(c, m);
+        assert_eq!(c.func_by_name("f5"), Some(FuncId(5)));
     }
 }

@@ -25,6 +25,7 @@ use super::function::{
 };
 use super::types::{Scalar, Signature, Type};
 use crate::mir::builder::UsageError;
+use crate::mir::interrupt;
 use crate::mir::layout;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -680,8 +681,16 @@ fn host_call(
         },
     };
     let float_ret = ret.is_some_and(Scalar::is_float);
-    // SAFETY: the program asserts that `addr` is a C function of this signature.
-    let raw = unsafe { native_call(addr as usize, &ints, &floats, float_ret)? };
+    let word = std::cell::Cell::new(0u64);
+    let raw = {
+        // SAFETY: `word` outlives the scope, which ends before it is read.
+        let _scope = unsafe { super::host_abort::Scope::enter(word.as_ptr()) };
+        // SAFETY: the program asserts that `addr` is a C function of this signature.
+        unsafe { native_call(addr as usize, &ints, &floats, float_ret)? }
+    };
+    if word.get() != 0 {
+        return Err(RunError::HostAborted);
+    }
     Ok(ret.map(|s| s.canon(raw)))
 }
 
@@ -782,6 +791,9 @@ pub struct Interpreter<'m> {
     stack: Vec<Frame>,
     pool: Vec<Vec<u64>>,
     scratch: Vec<u64>,
+    /// What may interrupt the current call, and the epoch it last saw (`mir::interrupt`).
+    interrupts: interrupt::Marks,
+    epoch: u64,
 }
 
 impl<'m> Interpreter<'m> {
@@ -797,6 +809,8 @@ impl<'m> Interpreter<'m> {
             stack: Vec::new(),
             pool: Vec::new(),
             scratch: Vec::new(),
+            interrupts: interrupt::Marks::now(None),
+            epoch: 0,
         }
     }
 
@@ -838,6 +852,8 @@ impl<'m> Interpreter<'m> {
         }
         self.heap.clear_freed();
         self.steps = 0;
+        self.interrupts = interrupt::Marks::now(None);
+        self.epoch = interrupt::EPOCH.load(std::sync::atomic::Ordering::SeqCst);
         let mut slots = self.pool.pop().unwrap_or_default();
         slots.clear();
         slots.resize(info.nslots, 0);
@@ -859,7 +875,19 @@ impl<'m> Interpreter<'m> {
 
     fn run(&mut self) -> Result<Vec<u64>, RunError> {
         let m = self.module;
-        let Interpreter { infos, hosts, step_limit, steps, heap, stack, pool, scratch, .. } = self;
+        let Interpreter {
+            infos,
+            hosts,
+            step_limit,
+            steps,
+            heap,
+            stack,
+            pool,
+            scratch,
+            interrupts,
+            epoch,
+            ..
+        } = self;
         let step_limit = *step_limit;
         loop {
             let depth = stack.len();
@@ -876,6 +904,12 @@ impl<'m> Interpreter<'m> {
                 if *steps > limit {
                     return Err(usage(format!("step limit of {limit} instructions exceeded")));
                 }
+            }
+            if *steps % interrupt::INTERP_POLL_STEPS == 0 && interrupt::poll(interrupts, epoch) {
+                return Err(RunError::Trap(Trap {
+                    kind: TrapKind::Interrupted,
+                    function: Some(f.name.clone()),
+                }));
             }
             fr.ip += 1;
             let data = &f.insts[inst.index()];
@@ -1317,6 +1351,9 @@ impl std::error::Error for Trap {}
 pub enum RunError {
     Trap(Trap),
     Usage(UsageError),
+    /// A host function aborted the call (`host_abort::abort_current`); the
+    /// code that made the host function knows why.
+    HostAborted,
 }
 
 impl fmt::Display for RunError {
@@ -1324,6 +1361,7 @@ impl fmt::Display for RunError {
         match self {
             RunError::Trap(t) => t.fmt(f),
             RunError::Usage(u) => u.fmt(f),
+            RunError::HostAborted => f.write_str("a host function aborted the call"),
         }
     }
 }

@@ -3,7 +3,9 @@
 
 pub mod builder;
 pub mod function;
+pub mod host_abort;
 pub mod interp;
+pub mod interrupt;
 pub mod layout;
 pub mod opt;
 pub mod osr;

@@ -179,7 +179,7 @@ fn inline_calls(module: &Module, self_id: FuncId, func: &mut Function) -> bool {
                 pos += 1;
                 continue;
             }
-            inline_one(func, Block(b as u32), pos, module.func(g), &args, result);
+            inline_one(func, Block(b as u32), pos, (g, module.func(g)), &args, result);
             changed = true;
             // The rest of this block moved to the continuation; go on with the next block.
             break;
@@ -197,11 +197,14 @@ fn inline_one(
     func: &mut Function,
     block: Block,
     pos: usize,
-    g: &Function,
+    (g_id, g): (FuncId, &Function),
     args: &[Value],
     result: Option<Value>,
 ) {
     let call = func.blocks[block.index()].insts[pos];
+    // A trap in the inlined body (and the depth check standing in for the
+    // call, which the callee's prologue used to make) is reported from `g`.
+    let origin = Some(g_id);
     let tail: Vec<Inst> = func.blocks[block.index()].insts.split_off(pos + 1);
 
     // Continuation block: the rest of the block; the call's result becomes its parameter.
@@ -211,7 +214,7 @@ fn inline_one(
         func.values[r.index()].def = ValueDef::Param(cont, 0);
         func.blocks[cont.index()].params.push(r);
     }
-    func.insts[call.index()] = InstData { kind: InstKind::DepthCheck, result: None };
+    func.insts[call.index()] = InstData { kind: InstKind::DepthCheck, result: None, origin: Some(g_id) };
 
     // Blocks and values of the callee; its entry parameters are the arguments.
     let block_map: Vec<Block> = (0..g.blocks.len()).map(|_| func.add_block()).collect();
@@ -255,7 +258,7 @@ fn inline_one(
             }
         };
         let new = Inst(func.insts.len() as u32);
-        func.insts.push(InstData { kind, result: gd.result.map(map) });
+        func.insts.push(InstData { kind, result: gd.result.map(map), origin: gd.origin.or(origin) });
         func.blocks[block_map[gi].index()].insts.push(new);
     }
     // The calling block checks the depth, then enters the callee's copy.
@@ -559,7 +562,7 @@ fn eliminate_dead_code(func: &Function) -> (Function, bool) {
             }
             ValueDef::Param(b, j) => {
                 for &(t, k) in &in_edges[b.index()] {
-                    if let Some(s) = func.insts[t.index()].kind.successors().get(k) {
+                    if let Some(s) = func.insts[t.index()].kind.successor(k) {
                         if let Some(&a) = s.args.get(j as usize) {
                             work.push(a);
                         }
@@ -632,7 +635,11 @@ fn eliminate_dead_code(func: &Function) -> (Function, bool) {
             s.block = block_map[s.block.index()].expect("branch to a reachable block");
         }
         kind.map_operands(|v| value_map[v.index()].expect("operand of a live instruction is live"));
-        out.insts.push(InstData { kind, result: old.result.and_then(|r| value_map[r.index()]) });
+        out.insts.push(InstData {
+            kind,
+            result: old.result.and_then(|r| value_map[r.index()]),
+            origin: old.origin,
+        });
     }
     let shrunk = out.insts.len() < count_listed(func) || out.values.len() < nv || out.blocks.len() < nb;
     (out, shrunk)

@@ -1165,14 +1165,14 @@ impl Parser {
                         Self::define(&mut st, &s, &t, v)?;
                         Some(v)
                     };
-                    st.f.insts.push(InstData { kind, result });
+                    st.f.insts.push(InstData { kind, result, origin: None });
                     st.blocks.get_mut(&cur).expect("current block exists").insts.push(inst);
                 }
                 Tok::Ident(_) => {
                     let cur = self.need_block(&st, &t)?;
                     let inst = Inst(st.f.insts.len() as u32);
                     let kind = self.parse_inst(&mut st, m, fixes, func_index, None)?;
-                    st.f.insts.push(InstData { kind, result: None });
+                    st.f.insts.push(InstData { kind, result: None, origin: None });
                     st.blocks.get_mut(&cur).expect("current block exists").insts.push(inst);
                 }
                 _ => return Err(self.expected("an instruction, a block label or '}'")),
@@ -2060,7 +2060,7 @@ block2(v2: i64):
         f.push_inst(Block(0), InstKind::StrConst { data: DataId(3) }, Some(Type::Str));
         f.blocks[0].insts.push(Inst(999));
         f.blocks[0].params.push(Value(555));
-        f.insts.push(InstData { kind: InstKind::Trap, result: Some(Value(444)) });
+        f.insts.push(InstData { kind: InstKind::Trap, result: Some(Value(444)), origin: None });
         f.blocks[0].insts.push(Inst(f.insts.len() as u32 - 1));
         m.functions.push(f);
         let text = print_module(&m);

@@ -1295,7 +1295,7 @@ mod tests {
     }
 
     fn module(functions: Vec<Function>) -> Module {
-        Module { functions, externs: Vec::new(), data: Vec::new() }
+        Module { functions, ..Module::default() }
     }
 
     fn konst(f: &mut Function, b: Block, ty: Scalar, bits: u64) -> Value {

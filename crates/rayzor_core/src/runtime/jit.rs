@@ -14,12 +14,12 @@ use crate::codegen::abi::{FunctionCounters, VmCtx};
 use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
 use crate::codegen::cranelift::CraneliftBackend;
-use crate::codegen::{CodegenEnv, CompileUnit, MachineCode, OsrSites};
+use crate::codegen::{interrupt, quiesce, CodegenEnv, CompileUnit, MachineCode, OsrSites};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
-use crate::mir::{layout, verify, ExternId, FuncId, Module, TrapKind};
+use crate::mir::{host_abort, layout, verify, ExternId, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod inspect;
@@ -35,6 +35,8 @@ pub enum JitError {
     Unavailable { tier: Tier, reason: String },
     /// The jit was closed.
     Closed,
+    /// A resource the code needs (its native stack) cannot be had.
+    Resources(String),
 }
 
 impl std::fmt::Display for JitError {
@@ -46,6 +48,7 @@ impl std::fmt::Display for JitError {
             }
             JitError::Unavailable { tier, reason } => write!(f, "{tier} is not available: {reason}"),
             JitError::Closed => f.write_str("the jit is closed"),
+            JitError::Resources(m) => f.write_str(m),
         }
     }
 }
@@ -100,6 +103,11 @@ pub struct Jit {
     osr: OsrTable,
     /// Append every published code blob to the perf map (`runtime::perf_map`).
     perf_map: AtomicBool,
+    /// The code can call host functions (externs or host function pointers),
+    /// which may abort the call (`host_abort`): calls set up the abort scope.
+    calls_host: bool,
+    /// Bumped by `interrupt` (see `codegen::interrupt`).
+    interrupt_generation: AtomicU64,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -117,6 +125,9 @@ pub enum CompileReason {
     /// `from` (whose loop had counted `backedges`); published in that loop's
     /// `OsrPoint`, not in the function's slot.
     Osr { header: u32, backedges: u64 },
+    /// Not compiled: the function's size (`tier::function_size`) is over the
+    /// tier's limit (`Tier::size_limit`), so it stays where it is.
+    SizeLimit { size: usize, limit: usize },
 }
 
 /// One compile, successful or not.
@@ -168,7 +179,14 @@ impl Jit {
                 )));
             }
         }
+        // Fail here, clearly, rather than on the first call.
+        super::stack::thread_stack_bytes().map_err(JitError::Resources)?;
         let n = module.functions.len();
+        let calls_host = !module.externs.is_empty()
+            || module
+                .functions
+                .iter()
+                .any(|f| f.insts.iter().any(|d| matches!(d.kind, crate::mir::InstKind::CallIndirect { .. })));
         let data = module.data.iter().map(|d| (d.as_ptr() as usize, d.len())).collect();
         let mut jit = Jit {
             slots: (0..n).map(|_| AtomicUsize::new(0)).collect(),
@@ -192,20 +210,43 @@ impl Jit {
             events: Mutex::new(Vec::new()),
             osr: OsrTable::new(n, osr),
             perf_map: AtomicBool::new(false),
+            calls_host,
+            interrupt_generation: AtomicU64::new(0),
             module,
         };
         let backend =
             CraneliftBackend::shared().map_err(|reason| JitError::Unavailable { tier: Tier::T0, reason })?;
+        let section = quiesce::enter(false);
         for i in 0..n {
             let entry = backend
                 .compile_host_entry(&jit.env(), FuncId(i as u32))
                 .map_err(|m| jit.compile_error(FuncId(i as u32), Tier::T0, m))?;
             jit.entries.push(entry);
         }
+        drop(section);
         for i in 0..n {
-            jit.compile_for(FuncId(i as u32), Tier::T0, CompileReason::Initial, false)?;
+            jit.compile_initial(FuncId(i as u32))?;
         }
         Ok(jit)
+    }
+
+    /// The first compile of `f`: T0, or, when T0 cannot compile it (a frame over
+    /// the limit, say), the next tier that can. Each failure is recorded as an
+    /// event; only when no tier can compile `f` is it an error (T0's).
+    fn compile_initial(&self, f: FuncId) -> Result<(), JitError> {
+        let mut first_error = None;
+        for tier in Tier::ALL {
+            match self.compile_for(f, tier, CompileReason::Initial, false) {
+                Ok(_) => return Ok(()),
+                Err(e @ JitError::Compile { .. }) => {
+                    first_error.get_or_insert(e);
+                }
+                // A tier this build lacks: the ones above it are no different.
+                Err(JitError::Unavailable { .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_error.unwrap_or(JitError::Closed))
     }
 
     fn env(&self) -> CodegenEnv<'_> {
@@ -217,6 +258,7 @@ impl Jit {
             data: &self.data,
             sample_rate: self.sample_rate,
             builtins: &self.builtins,
+            interrupt_epoch: interrupt::epoch_address(),
         }
     }
 
@@ -254,10 +296,23 @@ impl Jit {
         if f.index() >= self.funcs.len() {
             return Err(JitError::Usage(format!("no function with index {}", f.0)));
         }
+        // No fork while compiling or publishing (see codegen::quiesce).
+        let _section = quiesce::enter(tier == Tier::T3);
+        if quiesce::poisoned() {
+            return Err(self.compile_error(f, tier, quiesce::POISONED_MESSAGE.into()));
+        }
         let from = self.tier_of(f);
         let start = std::time::Instant::now();
         let injected = self.failing_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
-        let compiled = if injected {
+        let mut reason = reason;
+        // The size limits bound promotions; an explicit request is compiled as asked.
+        let bounded = matches!(reason, CompileReason::Promotion { .. });
+        let over = if bounded { super::tier::over_size_limit(tier, self.module.func(f)) } else { None };
+        let compiled = if let Some((size, limit, why)) = over {
+            reason = CompileReason::SizeLimit { size, limit };
+            let stays = from.map_or("uncompiled".to_string(), |t| format!("at {t}"));
+            Err(self.compile_error(f, tier, format!("{why}; it stays {stays}")))
+        } else if injected {
             Err(self.compile_error(f, tier, "failure injected for testing".into()))
         } else {
             self.compile_code(f, tier)
@@ -277,6 +332,8 @@ impl Jit {
             Ok(code) => {
                 if self.publish(f, tier, code, compile_time, only_upgrade) {
                     Ok(compile_time)
+                } else if self.is_closed() {
+                    return Err(JitError::Closed); // closed while compiling: the code was discarded
                 } else {
                     return Ok(compile_time); // superseded: nothing happened worth recording
                 }
@@ -310,7 +367,8 @@ impl Jit {
     ) -> bool {
         let state = &self.funcs[f.index()];
         let mut inner = state.inner.lock();
-        if only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier) {
+        // Code compiled by a compile that `close` abandoned is never published.
+        if self.is_closed() || (only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier)) {
             return false;
         }
         inner.compile_time[tier as usize] = Some(time);
@@ -373,9 +431,20 @@ impl Jit {
 
     /// Compile the continuation of `point`'s loop at `target` and publish it
     /// as the point's entry (unless an entry of `target` or higher is there).
-    pub fn compile_osr(&self, point: &OsrPointState, target: Tier) -> Result<Duration, JitError> {
+    /// `bounded`: the tier's size limits apply (background compiles).
+    pub fn compile_osr(
+        &self,
+        point: &OsrPointState,
+        target: Tier,
+        bounded: bool,
+    ) -> Result<Duration, JitError> {
         if self.is_closed() {
             return Err(JitError::Closed);
+        }
+        // As for every compile: no LLVM compile may be in flight across fork().
+        let _section = quiesce::enter(target == Tier::T3);
+        if quiesce::poisoned() {
+            return Err(self.compile_error(point.func, target, quiesce::POISONED_MESSAGE.into()));
         }
         let f = point.func;
         let start = std::time::Instant::now();
@@ -384,7 +453,7 @@ impl Jit {
         let compiled = if injected {
             Err(self.compile_error(f, target, "failure injected for testing".into()))
         } else {
-            self.compile_continuation(point, target)
+            self.compile_continuation(point, target, bounded)
         };
         let compile_time = start.elapsed();
         let result = match compiled {
@@ -415,11 +484,15 @@ impl Jit {
         &self,
         point: &OsrPointState,
         target: Tier,
+        bounded: bool,
     ) -> Result<Box<dyn MachineCode>, JitError> {
         let f = point.func;
         let backend = target.backend().map_err(|reason| JitError::Unavailable { tier: target, reason })?;
         // The continuation is derived from the MIR the source code runs.
         let mut cont = crate::mir::osr::continuation(&self.mir_for(f, point.source), point.header);
+        if let Some((_, _, why)) = bounded.then(|| super::tier::over_size_limit(target, &cont)).flatten() {
+            return Err(self.compile_error(f, target, format!("{why}; the loop stays in its code")));
+        }
         if target.optimizes_mir() {
             cont = crate::mir::opt::optimize(&self.module, f, cont);
         }
@@ -442,7 +515,7 @@ impl Jit {
             self.compile(f, tier)?;
             self.osr.reset_counts(f);
             for p in self.osr.points(f).iter().filter(|p| p.source == tier) {
-                self.compile_osr(p, target)?;
+                self.compile_osr(p, target, false)?;
             }
         }
         Ok(())
@@ -513,23 +586,44 @@ impl Jit {
         }
         let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
-        let mut ctx = VmCtx { depth: 0, trap: 0, stack_limit: 0, trap_func: 0, call_ticks: 0, edge_ticks: 0 };
+        let mut ctx = VmCtx {
+            depth: 0,
+            trap: 0,
+            stack_limit: 0,
+            trap_func: 0,
+            call_ticks: 0,
+            edge_ticks: 0,
+            epoch: interrupt::EPOCH.load(Ordering::SeqCst),
+            interrupts: interrupt::Marks::now(Some(&self.interrupt_generation)),
+        };
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
         // keeps every piece of code reachable from the slots alive.
         let entry: HostEntry =
             unsafe { std::mem::transmute::<usize, HostEntry>(self.entries[f.index()].address()) };
-        super::stack::on_jit_stack(|limit, thread| {
+        let entered = super::stack::on_jit_stack(|limit, thread| {
             let (call_ticks, edge_ticks) = thread.ticks.get();
             ctx.stack_limit = limit;
             ctx.call_ticks = call_ticks.clamp(1, n);
             ctx.edge_ticks = edge_ticks.clamp(1, n);
-            // SAFETY: as above; the stack limit keeps frames above the guard page.
-            unsafe { entry(&mut ctx, args.as_ptr(), rets.as_mut_ptr()) };
+            let ctxp: *mut VmCtx = &mut ctx;
+            if self.calls_host {
+                // SAFETY: `ctx` outlives the scope, dropped right after the call.
+                let _scope = unsafe { host_abort::Scope::enter(std::ptr::addr_of_mut!((*ctxp).trap)) };
+                // SAFETY: as below.
+                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+            } else {
+                // SAFETY: as above; the stack limit keeps frames above the guard page.
+                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+            }
             thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
         });
         drop(guard);
+        entered.map_err(|e| RunError::Usage(UsageError(e)))?;
         if ctx.trap != 0 {
+            if ctx.trap == host_abort::HOST_ABORT {
+                return Err(RunError::HostAborted);
+            }
             let kind = TrapKind::from_code(ctx.trap as u32).unwrap_or(TrapKind::User);
             let function = (ctx.trap_func as usize)
                 .checked_sub(1)
@@ -540,13 +634,27 @@ impl Jit {
         Ok(())
     }
 
+    /// Make every call of this jit running now, on any thread, trap with
+    /// `interrupted` at its next function entry or loop back-edge. Calls that
+    /// start later are not affected.
+    pub fn interrupt(&self) {
+        interrupt::interrupt(&self.interrupt_generation);
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Stop accepting compiles. Code is freed when the jit is dropped.
+    /// Stop accepting compiles; a compile still running finishes in the
+    /// background and its code is discarded (`publish` refuses it). Code is
+    /// freed when the jit is dropped.
     pub fn close(&self) {
+        // Under each function's lock, so no publish that saw the jit open is
+        // still in progress when this returns.
         self.closed.store(true, Ordering::Release);
+        for f in &self.funcs {
+            drop(f.inner.lock());
+        }
     }
 
     /// Bytes of executable memory currently held (whole pages).

@@ -2,6 +2,59 @@
 //! and which MIR optimisation each tier uses is decided here, not in codegen.
 
 use crate::codegen::{self, Backend, CodegenOptions};
+use crate::mir::{Function, InstKind};
+
+/// The largest function (`function_size`) T3 compiles, and the longest basic
+/// block. LLVM's code generator is superlinear in the length of a block (a
+/// straight-line 8k-instruction function took 3.4 s at T3, 32k took 55 s) and
+/// in `switch` cases (12.5k cases: 34 s), so functions over either limit stay
+/// at T2, whose compile time is linear; the promoter records that as a
+/// `size_limit` event. The limits bound promotions only: `Jit::compile` at T3
+/// compiles what it is asked to. Ordinary code (many short blocks) of up to 20k
+/// instructions compiles at T3 in about a second.
+pub const T3_MAX_SIZE: usize = 20_000;
+pub const T3_MAX_BLOCK: usize = 2_000;
+
+/// The size the tier limits are stated in: MIR instructions, with each `switch`
+/// case counted as `SWITCH_CASE_WEIGHT` instructions.
+pub fn function_size(f: &Function) -> usize {
+    let cases: usize = f
+        .insts
+        .iter()
+        .map(|i| match &i.kind {
+            InstKind::Switch { cases, .. } => cases.len(),
+            _ => 0,
+        })
+        .sum();
+    f.insts.len() + SWITCH_CASE_WEIGHT * cases
+}
+
+/// What one `switch` case costs LLVM, in instructions.
+pub const SWITCH_CASE_WEIGHT: usize = 4;
+
+/// Instructions in the longest block of `f`.
+pub fn largest_block(f: &Function) -> usize {
+    f.blocks.iter().map(|b| b.insts.len()).max().unwrap_or(0)
+}
+
+/// Why `tier` does not compile `f`, if it does not (over one of its size limits).
+pub fn over_size_limit(tier: Tier, f: &Function) -> Option<(usize, usize, String)> {
+    if tier != Tier::T3 {
+        return None;
+    }
+    let size = function_size(f);
+    if size > T3_MAX_SIZE {
+        return Some((size, T3_MAX_SIZE, format!("its size ({size}: instructions, switch cases counted {SWITCH_CASE_WEIGHT}x) is over the {tier} limit of {T3_MAX_SIZE}")));
+    }
+    let block = largest_block(f);
+    (block > T3_MAX_BLOCK).then(|| {
+        (
+            block,
+            T3_MAX_BLOCK,
+            format!("its largest block ({block} instructions) is over the {tier} limit of {T3_MAX_BLOCK}"),
+        )
+    })
+}
 
 /// Compilation tiers, ordered from quickest to compile to fastest code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -54,7 +54,13 @@ struct Shared {
     /// nothing to queue while nothing was queued or compiling.
     passes: AtomicU64,
     quiet_pass: AtomicU64,
+    /// Signalled when a compile finishes (for `stop`).
+    idle: Condvar,
 }
+
+/// How long `Promoter::stop` waits for a compile in progress before leaving it
+/// to finish in the background.
+pub const STOP_WAIT: Duration = Duration::from_millis(20);
 
 /// Owns the promoter threads; stopping (or dropping) joins them.
 pub struct Promoter {
@@ -82,6 +88,7 @@ impl Promoter {
             wake: Condvar::new(),
             passes: AtomicU64::new(0),
             quiet_pass: AtomicU64::new(0),
+            idle: Condvar::new(),
         });
         let mut threads = Vec::new();
         let s = shared.clone();
@@ -97,7 +104,10 @@ impl Promoter {
         Ok(Promoter { shared, threads, pid: std::process::id() })
     }
 
-    /// Ask the threads to stop and wait for them (a compile in progress finishes first).
+    /// Ask the threads to stop and wait for them, but not for a compile in
+    /// progress for longer than `STOP_WAIT`: such a compile is abandoned to
+    /// finish in the background (its thread then exits), and the jit, closed
+    /// first by the caller, discards its code instead of publishing it.
     pub fn stop(&mut self) {
         if std::process::id() != self.pid {
             // A forked child: the threads do not exist here; joining would panic.
@@ -106,10 +116,20 @@ impl Promoter {
             }
             return;
         }
-        self.shared.queue.lock().stop = true;
+        if self.threads.is_empty() {
+            return; // stopped already
+        }
+        let deadline = std::time::Instant::now() + STOP_WAIT;
+        let mut q = self.shared.queue.lock();
+        q.stop = true;
         self.shared.wake.notify_all();
+        while q.running > 0 && !self.shared.idle.wait_until(&mut q, deadline).timed_out() {}
+        let idle = q.running == 0;
+        drop(q);
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            if idle {
+                let _ = t.join();
+            } // else: dropping the handle detaches the thread
         }
     }
 
@@ -232,9 +252,10 @@ fn compiler(s: &Shared) {
                 let hotness = s.config.profile.classify(heat);
                 s.jit.compile_for(f, tier, CompileReason::Promotion { heat, hotness }, true).map(|_| ())
             }
-            Job::Osr(p, tier) => s.jit.compile_osr(&p, tier).map(|_| ()),
+            Job::Osr(p, tier) => s.jit.compile_osr(&p, tier, true).map(|_| ()),
         };
         s.queue.lock().running -= 1;
+        s.idle.notify_all();
         if let Err(JitError::Closed) = result {
             return;
         }

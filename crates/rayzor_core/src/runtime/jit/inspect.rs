@@ -79,8 +79,36 @@ impl Jit {
             c.bytes.len(),
             c.address
         );
-        out.push_str(&disasm::format(&disasm::disassemble(c.address as u64, &c.bytes)));
+        let mut insns = disasm::disassemble(c.address as u64, &c.bytes);
+        disasm::annotate(&mut insns, |a| self.address_name(a as usize));
+        out.push_str(&disasm::format(&insns));
         Ok(out)
+    }
+
+    /// What the runtime keeps at `addr`, for disassembly comments.
+    fn address_name(&self, addr: usize) -> Option<String> {
+        let name = |i: usize| &self.module.functions[i].name;
+        let slots = self.slots.as_ptr() as usize;
+        let n = self.slots.len();
+        if (slots..slots + 8 * n).contains(&addr) && (addr - slots).is_multiple_of(8) {
+            return Some(format!("entry slot of '{}'", name((addr - slots) / 8)));
+        }
+        let counters = self.counters.as_ptr() as usize;
+        let stride = std::mem::size_of::<crate::codegen::abi::FunctionCounters>();
+        if (counters..counters + stride * n).contains(&addr) {
+            return Some(format!(
+                "counters of '{}' + {}",
+                name((addr - counters) / stride),
+                (addr - counters) % stride
+            ));
+        }
+        if let Some(b) = self.builtins.iter().position(|b| *b == addr) {
+            return Some(format!("builtin {:?}", crate::codegen::builtins::Builtin::ALL[b]));
+        }
+        if let Some(e) = self.extern_addrs.iter().position(|a| *a == addr && addr != 0) {
+            return Some(format!("extern '{}'", self.module.externs[e].name));
+        }
+        None
     }
 
     /// From now on append every code blob this jit publishes to the perf map

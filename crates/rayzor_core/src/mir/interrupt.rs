@@ -1,0 +1,153 @@
+//! Interrupting running code, in the style of wasmtime's epoch interruption.
+//!
+//! Compiled code polls at every function entry and loop back-edge
+//! (`codegen::lower`'s `poll_interrupt`): it compares the process-wide `EPOCH`
+//! with the epoch its call last saw (`VmCtx::epoch`), a load, a compare and a
+//! branch not taken. Anything that wants running code to stop bumps `EPOCH`;
+//! the poll's slow path (inline, cold, loads only) then records the new epoch
+//! and checks the call's `Marks` (as `Marks::interrupted` does) whether *this* call is meant: a
+//! SIGINT that arrived since the call started, on the main thread, or an
+//! `interrupt` of the jit the call runs in since it started. If so the call
+//! traps with `TrapKind::Interrupted` like any other trap; otherwise it goes on.
+//! The interpreter polls the same way every `INTERP_POLL_STEPS` instructions.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Bumped by every interrupt request; generated code embeds its address.
+pub static EPOCH: AtomicU64 = AtomicU64::new(0);
+/// SIGINTs received since the handler was installed.
+static SIGINTS: AtomicU64 = AtomicU64::new(0);
+
+/// The interpreter polls once per this many instructions.
+pub const INTERP_POLL_STEPS: u64 = 1024;
+
+/// Address of `EPOCH`, for generated code.
+pub fn epoch_address() -> usize {
+    &EPOCH as *const AtomicU64 as usize
+}
+
+/// Never bumped: the counter a call watches for what cannot interrupt it.
+static NEVER: AtomicU64 = AtomicU64::new(0);
+
+/// What may interrupt one call, captured when it starts: the call is to stop
+/// once either counter differs from its mark. Generated code reads these
+/// fields itself (offsets in `codegen::abi`), so a poll's slow path is a few
+/// loads and no call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Marks {
+    /// Address of the SIGINT counter (of `NEVER` off the main thread) and its value at the start.
+    pub sigint_counter: usize,
+    pub sigint_mark: u64,
+    /// Address of the jit's interrupt generation (`NEVER` for the interpreter) and its value at the start.
+    pub generation: usize,
+    pub generation_mark: u64,
+}
+
+impl Marks {
+    /// Marks for a call starting now on this thread, in a jit whose
+    /// interrupt generation is `generation` (None: the interpreter).
+    pub fn now(generation: Option<&AtomicU64>) -> Marks {
+        let sigints = if is_main_thread() { &SIGINTS } else { &NEVER };
+        let generation = generation.unwrap_or(&NEVER);
+        Marks {
+            sigint_counter: sigints as *const AtomicU64 as usize,
+            sigint_mark: sigints.load(Ordering::SeqCst),
+            generation: generation as *const AtomicU64 as usize,
+            generation_mark: generation.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Whether the call these marks belong to should stop.
+    pub fn interrupted(&self) -> bool {
+        // SAFETY: both point to statics or to the jit's counter, alive while its calls run.
+        let (s, g) =
+            unsafe { (&*(self.sigint_counter as *const AtomicU64), &*(self.generation as *const AtomicU64)) };
+        s.load(Ordering::SeqCst) != self.sigint_mark || g.load(Ordering::SeqCst) != self.generation_mark
+    }
+}
+
+/// The interpreter's poll: whether the call with `marks`, which last saw
+/// epoch `seen`, is to stop.
+pub fn poll(marks: &Marks, seen: &mut u64) -> bool {
+    let now = EPOCH.load(Ordering::Relaxed);
+    if now == *seen {
+        return false;
+    }
+    *seen = now;
+    marks.interrupted()
+}
+
+/// Interrupt every call running now in the jit whose generation is `generation`.
+pub fn interrupt(generation: &AtomicU64) {
+    generation.fetch_add(1, Ordering::SeqCst);
+    EPOCH.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Whether this is the process's main thread (the one Python runs signal handlers on).
+pub fn is_main_thread() -> bool {
+    thread_local! {
+        static MAIN: Cell<Option<bool>> = const { Cell::new(None) };
+    }
+    MAIN.with(|m| {
+        m.get().unwrap_or_else(|| {
+            // SAFETY: plain syscalls without arguments.
+            let main = unsafe { libc::gettid() == libc::getpid() };
+            m.set(Some(main));
+            main
+        })
+    })
+}
+
+/// The SIGINT handler that was installed before ours (chained to).
+static PREVIOUS: AtomicUsize = AtomicUsize::new(0);
+static PREVIOUS_SIGINFO: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_sigint(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    SIGINTS.fetch_add(1, Ordering::SeqCst);
+    EPOCH.fetch_add(1, Ordering::SeqCst);
+    let prev = PREVIOUS.load(Ordering::SeqCst);
+    if prev == 0 {
+        return;
+    }
+    // SAFETY: `prev` is the handler that was installed, with the calling convention its flags say.
+    unsafe {
+        if PREVIOUS_SIGINFO.load(Ordering::SeqCst) != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(prev);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev);
+            f(sig);
+        }
+    }
+}
+
+/// Make SIGINT interrupt running code: install a handler that counts the
+/// signal, bumps `EPOCH` and then runs the handler that was there (Python's,
+/// which raises KeyboardInterrupt once the call has returned). Done only when
+/// the current handler is a function (not SIG_DFL or SIG_IGN); idempotent, so
+/// it is called again whenever a jit is created or `interpret` runs, which
+/// re-installs it after a `signal.signal(SIGINT, ...)` replaced it.
+pub fn install_sigint_handler() {
+    // SAFETY: querying and installing a signal action with valid structures.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old) != 0 {
+            return;
+        }
+        let current = old.sa_sigaction;
+        if current == on_sigint as *const () as usize || current == libc::SIG_DFL || current == libc::SIG_IGN
+        {
+            return;
+        }
+        PREVIOUS_SIGINFO.store((old.sa_flags & libc::SA_SIGINFO != 0) as usize, Ordering::SeqCst);
+        PREVIOUS.store(current, Ordering::SeqCst);
+        let mut new: libc::sigaction = std::mem::zeroed();
+        new.sa_sigaction = on_sigint as *const () as usize;
+        new.sa_flags = (old.sa_flags | libc::SA_SIGINFO) & !libc::SA_RESETHAND;
+        new.sa_mask = old.sa_mask;
+        libc::sigaction(libc::SIGINT, &new, std::ptr::null_mut());
+    }
+}
