@@ -62,9 +62,16 @@ def big_frame_module(aggregates: int) -> rayzor.Module:
     return rayzor.parse("\n".join(lines))
 
 
-def test_frames_too_large_are_refused_not_crashed() -> None:
-    with pytest.raises(rayzor.CompileError, match="stack frame"):
-        rayzor.TieredJit(big_frame_module(20), MANUAL)
+def test_frames_too_large_for_t0_start_in_a_tier_they_fit() -> None:
+    # T0 keeps all 20 aggregates in its frame (640 KiB > 256 KiB) and refuses; T1 fits.
+    # That is an event, not an error (issue 14 item 11); only when no tier can compile a
+    # function is TieredJit() an error (crates/rayzor_core/tests/jit_api.rs).
+    m = big_frame_module(20)
+    with rayzor.TieredJit(m, MANUAL) as jit:
+        first = jit.events()[0]
+        assert first.to_tier == Tier.T0 and not first.ok and "stack frame" in (first.error or "")
+        assert jit.tier_of("rec") > Tier.T0
+        assert jit["rec"](3, bytearray(8 * 4096)) == rayzor.interpret(m, "rec", 3, bytearray(8 * 4096))
 
 
 def test_deep_recursion_with_32k_frames_works_in_every_tier() -> None:
