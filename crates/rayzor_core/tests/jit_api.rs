@@ -133,3 +133,29 @@ fn ir_and_machine_code_are_inspected_without_installing_anything() {
     assert!(text.starts_with("; 'fib' at T0: "), "{text}");
     assert!(text.lines().nth(1).unwrap().starts_with(&format!("{:#014x}:", installed.address)), "{text}");
 }
+
+/// A function a tier cannot compile starts in the next tier that can (an event,
+/// not an error); only when no tier can is `Jit::new` an error.
+#[test]
+fn initial_compile_falls_back_to_the_next_tier() {
+    use rayzor_core::runtime::{CompileReason, JitError, Tier};
+    let m = parse_module(SPIN).unwrap();
+    let jit = Jit::with_failing_tiers(m.clone(), vec![], 1, 0b0001).unwrap();
+    let add1 = jit.func_id("add1").unwrap();
+    assert_eq!(jit.tier_of(add1), Some(Tier::T1));
+    let ev: Vec<_> = jit.events_since(0).into_iter().filter(|e| e.function == add1).collect();
+    assert_eq!(ev.len(), 2);
+    assert!(ev[0].to == Tier::T0 && ev[0].result.is_err() && ev[0].reason == CompileReason::Initial);
+    assert!(ev[1].to == Tier::T1 && ev[1].result.is_ok());
+    let mut rets = [0u64; 1];
+    jit.call(add1, &[1], &mut rets).unwrap();
+    assert_eq!(rets[0], 2);
+    let all = if cfg!(feature = "llvm") { 0b1111 } else { 0b0111 };
+    match Jit::with_failing_tiers(m, vec![], 1, all) {
+        Err(JitError::Compile { tier, message, .. }) => {
+            assert_eq!(tier, Tier::T0);
+            assert!(message.contains("failure injected"), "{message}");
+        }
+        other => panic!("expected a compile error, got {:?}", other.map(|_| ())),
+    }
+}

@@ -151,7 +151,7 @@ impl Jit {
     /// order) and compile every function at T0. `sample_rate` as in
     /// `ProfileConfig` (0: no counting code).
     pub fn new(module: Module, extern_addrs: Vec<usize>, sample_rate: u64) -> Result<Jit, JitError> {
-        Jit::with_osr(module, extern_addrs, sample_rate, OsrMode::Off)
+        Jit::build(module, extern_addrs, sample_rate, OsrMode::Off, 0)
     }
 
     /// As `new`, with loops' OSR points as `osr` says (see `runtime::osr`).
@@ -160,6 +160,27 @@ impl Jit {
         extern_addrs: Vec<usize>,
         sample_rate: u64,
         osr: OsrMode,
+    ) -> Result<Jit, JitError> {
+        Jit::build(module, extern_addrs, sample_rate, osr, 0)
+    }
+
+    /// `new`, with every compile at the tiers in bit set `failing` failing from
+    /// the start (to test the initial-compile fallback).
+    pub fn with_failing_tiers(
+        module: Module,
+        extern_addrs: Vec<usize>,
+        sample_rate: u64,
+        failing: u8,
+    ) -> Result<Jit, JitError> {
+        Jit::build(module, extern_addrs, sample_rate, OsrMode::Off, failing)
+    }
+
+    fn build(
+        module: Module,
+        extern_addrs: Vec<usize>,
+        sample_rate: u64,
+        osr: OsrMode,
+        failing: u8,
     ) -> Result<Jit, JitError> {
         verify::verify_module(&module).map_err(|e| JitError::Usage(e.to_string()))?;
         if extern_addrs.len() != module.externs.len() {
@@ -205,7 +226,7 @@ impl Jit {
                 .collect(),
             closed: AtomicBool::new(false),
             sample_rate,
-            failing_tiers: AtomicU8::new(0),
+            failing_tiers: AtomicU8::new(failing),
             start: std::time::Instant::now(),
             events: Mutex::new(Vec::new()),
             osr: OsrTable::new(n, osr),
