@@ -121,6 +121,15 @@ pub fn py_to_bits(obj: &Bound<'_, PyAny>, s: Scalar, what: &str) -> PyResult<u64
             Ok(if s == Scalar::F32 { (x as f32).to_bits() as u64 } else { x.to_bits() })
         }
         _ => {
+            // Exact ints (the common case, e.g. host function results) skip the protocol.
+            if obj.is_exact_instance_of::<PyInt>() {
+                if let Ok(v) = obj.extract::<i128>() {
+                    let (lo, hi) = int_range(s);
+                    if (lo..=hi).contains(&v) {
+                        return Ok(s.canon(v as u64));
+                    }
+                }
+            }
             if obj.is_instance_of::<PyBool>() || !obj.hasattr("__index__")? {
                 return Err(errors::argument_error(
                     py,

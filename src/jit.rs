@@ -56,7 +56,8 @@ pub struct PyJit {
     promoter: Mutex<Option<Promoter>>,
     config: TieredConfig,
     /// The host objects (ctypes functions, thunks) the code calls: kept alive as long as the code.
-    _host_objects: crate::interp::HostObjects,
+    /// Shared with every `JitFunction`, which may outlive this object.
+    host_objects: Arc<crate::interp::HostObjects>,
 }
 
 /// The tiering configuration in the core's terms; `rayzor.TieredConfig` builds
@@ -319,7 +320,7 @@ impl PyJit {
         } else {
             None
         };
-        Ok(PyJit { core, promoter: Mutex::new(promoter), config, _host_objects: host_objects })
+        Ok(PyJit { core, promoter: Mutex::new(promoter), config, host_objects: Arc::new(host_objects) })
     }
 
     /// (highest tier reachable, reason it is not T3 or None).
@@ -472,7 +473,7 @@ impl PyJit {
     /// The callable for function `name`.
     fn function(&self, py: Python<'_>, name: &str) -> PyResult<JitFunction> {
         let id = lookup(py, self.core.module(), name)?;
-        Ok(JitFunction::new(self.core.clone(), id))
+        Ok(JitFunction::new(self.core.clone(), id, self.host_objects.clone()))
     }
 
     /// Compile `name` at `tier` (0..3) and publish it; returns the compile time in seconds.
@@ -590,10 +591,13 @@ pub struct JitFunction {
     /// one slow outlier (a cold first call) does not flip the mode.
     long_calls: AtomicU8,
     calls: AtomicU32,
+    /// The host functions the code may call (thunks, ctypes objects): kept
+    /// alive while this function is, even after its `Jit` object is gone.
+    _host: Arc<crate::interp::HostObjects>,
 }
 
 impl JitFunction {
-    fn new(jit: Arc<Jit>, id: FuncId) -> Self {
+    fn new(jit: Arc<Jit>, id: FuncId, host: Arc<crate::interp::HostObjects>) -> Self {
         let f = jit.module().func(id);
         let (params, ret) = (f.sig.params.clone(), f.sig.ret.clone());
         let (n_args, n_rets) = jit.arity(id);
@@ -609,6 +613,7 @@ impl JitFunction {
             gil_mode: AtomicU8::new(GilMode::Adaptive as u8),
             long_calls: AtomicU8::new(0),
             calls: AtomicU32::new(0),
+            _host: host,
         }
     }
 

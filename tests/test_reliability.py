@@ -141,6 +141,29 @@ def test_python_callable_host_function_works_and_its_exception_propagates() -> N
             assert jit["f"](4) == 41  # still usable
 
 
+def test_host_functions_live_as_long_as_a_jit_function_taken_from_the_jit() -> None:
+    p = run_py(
+        """
+        import ctypes, gc, rayzor
+        m = rayzor.Module()
+        m.extern("cb", [rayzor.i64], rayzor.i64)
+        f = m.function("f", [rayzor.i64], rayzor.i64)
+        f.ret(f.call("cb", f.params[0]))
+        cfg = rayzor.TieredConfig(enable_background_optimization=False)
+        proto = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)
+        fns = []
+        for host in ({"cb": proto(lambda x: x + 1)}, {"cb": lambda x: x + 2}):
+            jit = rayzor.TieredJit(m, cfg, host=host)
+            fns.append(jit["f"])
+            del jit, host
+        gc.collect()
+        print([g(40) for g in fns])
+        """
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["[41,", "42]"], p.stdout
+
+
 def test_python_host_functions_convert_by_signature() -> None:
     m = rayzor.Module()
     m.extern("log", [rayzor.f32, rayzor.bool_, rayzor.i8, rayzor.u64], rayzor.void)
