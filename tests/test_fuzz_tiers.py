@@ -4,8 +4,9 @@ Property: for a random well-typed module (``mir_strategies.modules()``) and
 random inputs, ``rayzor.interpret`` (the oracle) and the jit with every
 function compiled at T0, T1, T2 (and T3 when LLVM is available) return the same
 result -- floats bit for bit, except that any NaN equals any NaN -- or raise
-``rayzor.Trap`` with the same kind. Every generated module also round-trips
-through text.
+``rayzor.Trap`` with the same kind; an interrupt racing a call either stops it
+with ``Trap(interrupted)`` or leaves its result alone. Every generated module also
+round-trips through text.
 
 Sizing: ``RAYZOR_FUZZ_EXAMPLES`` (default 1000, derandomized so CI is
 reproducible). ``RAYZOR_FUZZ_SEED=<int>`` runs a randomized search from that
@@ -33,6 +34,7 @@ import math
 import os
 import pathlib
 import struct
+import threading
 
 import mir_strategies as ms
 import pytest
@@ -96,6 +98,17 @@ def check_module(module: rayzor.Module, ret: str, arg_sets, text: str = "") -> N
                     f"{tier} disagrees with the interpreter on main{tuple(a)}: "
                     f"interpreter {want}, {tier} {got}\n{text or module}"
                 )
+            # An interrupt racing the call (it fires from another thread at some
+            # point) either stops it with Trap(interrupted) or leaves its result
+            # alone, and the jit keeps working.
+            a, want = arg_sets[0], expected[0]
+            racer = threading.Thread(target=jit.interrupt)
+            racer.start()
+            got = _outcome(lambda a=a, main=main: main(*a), ret)
+            racer.join()  # fired before anything else runs in this jit
+            assert got in (want, ("trap", rayzor.TrapKind.INTERRUPTED)), (
+                f"{tier} with an interrupt racing main{tuple(a)}: {got}, expected {want}\n{text or module}"
+            )
 
 
 def _round_trip(module: rayzor.Module) -> None:
