@@ -164,6 +164,31 @@ pub fn jit_signature(sig: &Signature) -> NativeSig {
     NativeSig::new(&params, if rets.len() == 1 { Some(abi_ty(rets[0])) } else { None })
 }
 
+/// The native signature of an OSR entry for a continuation with signature
+/// `sig`: `fn(vmctx, [ret_area,] state: *const u64) -> [leaf]`. The transferring
+/// frame writes the values live at the loop header (leaf `k` at byte `8 * k`,
+/// canonical like call arguments) to a buffer in its own frame and passes its
+/// address, as HotSpot's OSR buffer and JavaScriptCore's scratch buffer do: the
+/// hot loop then needs none of its values in argument registers.
+pub fn osr_entry_signature(sig: &Signature) -> NativeSig {
+    let mut params = vec![Ty::Addr];
+    if uses_ret_area(&sig.ret) {
+        params.push(Ty::Addr);
+    }
+    params.push(Ty::Addr);
+    let rets = ret_leaves(&sig.ret);
+    NativeSig::new(&params, if rets.len() == 1 { Some(abi_ty(rets[0])) } else { None })
+}
+
+/// The signature code for `unit` is compiled with.
+pub fn unit_signature(unit: &super::CompileUnit<'_>) -> NativeSig {
+    if unit.opts.osr_entry {
+        osr_entry_signature(&unit.func.sig)
+    } else {
+        jit_signature(&unit.func.sig)
+    }
+}
+
 /// The C signature of a host function (scalars only; narrow ints extended per the C rules).
 pub fn host_signature(sig: &Signature) -> NativeSig {
     let param = |t: &Type| {

@@ -160,7 +160,7 @@ impl Backend for CraneliftBackend {
     }
 
     fn compile(&self, unit: &CompileUnit<'_>) -> Result<Box<dyn MachineCode>, String> {
-        let (func, sig) = (unit.func, abi::jit_signature(&unit.func.sig));
+        let (func, sig) = (unit.func, abi::unit_signature(unit));
         let code =
             self.build(&func.name, (0, unit.id.0), &sig, unit.opts.optimize, |e| lower_function(e, unit))?;
         Ok(Box::new(code))
@@ -169,7 +169,7 @@ impl Backend for CraneliftBackend {
     /// `clif`: the IR the lowering built; `clif_opt`: after Cranelift's own
     /// passes (what instruction selection saw). The code is dropped.
     fn ir(&self, unit: &CompileUnit<'_>) -> Result<Vec<(&'static str, String)>, String> {
-        let sig = abi::jit_signature(&unit.func.sig);
+        let sig = abi::unit_signature(unit);
         let optimize = unit.opts.optimize;
         let clif = self.build_clif((0, unit.id.0), &sig, optimize, |e| lower_function(e, unit))?;
         let lowered = clif.display().to_string();

@@ -367,7 +367,7 @@ impl Backend for LlvmBackend {
     }
 
     fn compile(&self, unit: &CompileUnit<'_>) -> Result<Box<dyn MachineCode>, String> {
-        let sig = abi::jit_signature(&unit.func.sig);
+        let sig = abi::unit_signature(unit);
         self.with_tm(&unit.func.name, |orc, tm| {
             // SAFETY: see `compile_with`; `tm` belongs to this thread.
             let code = unsafe {
@@ -379,7 +379,7 @@ impl Backend for LlvmBackend {
 
     /// `llvm`: the IR the lowering built; `llvm_opt`: after `default<O3>`. Nothing is emitted.
     fn ir(&self, unit: &CompileUnit<'_>) -> Result<Vec<(&'static str, String)>, String> {
-        let sig = abi::jit_signature(&unit.func.sig);
+        let sig = abi::unit_signature(unit);
         self.with_tm(&unit.func.name, |orc, tm| {
             let mut out = Vec::new();
             // SAFETY: see `compile_with`; `tm` belongs to this thread.

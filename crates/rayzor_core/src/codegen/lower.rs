@@ -46,6 +46,7 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         current: Block(0),
         pending_edges: Vec::new(),
         cold_path: false,
+        osr_points: Vec::new(),
         blocks: Vec::with_capacity(func.blocks.len()),
         vals: vec![Vec::new(); func.values.len()],
         vmctx,
@@ -90,6 +91,8 @@ struct Lower<'e, 'a, E: Emitter> {
     opts: CodegenOptions,
     /// OSR transfer points, and what is live at each loop header.
     osr: Option<(&'a OsrSites<'a>, Liveness)>,
+    /// The address of each loop header's `OsrPoint`, materialised once in the entry block.
+    osr_points: Vec<(Block, E::Value)>,
     /// Reverse-postorder position of each block (for back-edges).
     rpo: Vec<usize>,
     /// The MIR block being lowered.
@@ -167,6 +170,12 @@ impl<E: Emitter> Lower<'_, '_, E> {
         }
         let counters_addr = self.env.counters_base + COUNTERS_STRIDE * self.id.index();
         self.counters = self.e.constant(Ty::Addr, counters_addr as u64);
+        let points: Vec<(Block, usize)> =
+            self.osr.as_ref().map(|(s, _)| s.points.to_vec()).unwrap_or_default();
+        for (header, addr) in points {
+            let p = self.e.constant(Ty::Addr, addr as u64);
+            self.osr_points.push((header, p));
+        }
         self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
         let counters = self.counters;
         let polled = self.opts.call_counter.is_some_and(|counter| {
@@ -186,11 +195,15 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let d1 = self.add_const(self.depth, 1);
         self.e.store(Mem::Vm, d1, self.vmctx, VMCTX_DEPTH);
 
-        let args: Vec<E::Value> = abi::param_leaves(&self.func.sig)
-            .into_iter()
-            .zip(&params[k..])
-            .map(|(leaf, v)| self.abi_to_native(leaf, *v))
-            .collect();
+        let leaves = abi::param_leaves(&self.func.sig);
+        let abi_args: Vec<E::Value> = if self.opts.osr_entry {
+            let buf = params[k];
+            (0..leaves.len()).map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), buf, 8 * i as i32)).collect()
+        } else {
+            params[k..].to_vec()
+        };
+        let args: Vec<E::Value> =
+            leaves.into_iter().zip(abi_args).map(|(leaf, v)| self.abi_to_native(leaf, v)).collect();
         self.e.jump(self.blocks[0], &args);
     }
 
@@ -298,14 +311,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
     /// A taken back-edge: count it (in the header's OSR point if it has one,
     /// where the counting path may transfer), then jump to the header.
     fn back_edge(&mut self, call: &BlockCall) {
-        let point = self.osr.as_ref().and_then(|(sites, _)| {
-            sites.points.iter().find(|(h, _)| *h == call.block).map(|(_, addr)| *addr)
-        });
+        let point = self.osr_points.iter().find(|(h, _)| *h == call.block).map(|(_, p)| *p);
         let polled = match point {
-            Some(addr) => {
-                let p = self.e.constant(Ty::Addr, addr as u64);
-                self.bump_counter(p, OSR_BACKEDGES, VMCTX_EDGE_TICKS, Some(call))
-            }
+            Some(p) => self.bump_counter(p, OSR_BACKEDGES, VMCTX_EDGE_TICKS, Some(call)),
             None => self.bump_counter(self.counters, COUNTER_BACKEDGES, VMCTX_EDGE_TICKS, None),
         };
         if !polled {
@@ -370,16 +378,19 @@ impl<E: Emitter> Lower<'_, '_, E> {
             leaves.extend(tys.into_iter().map(|l| l.ty).zip(self.leaves_of(*a).to_vec()));
         }
         self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
+        // The live values go through a buffer in this frame (`abi::osr_entry_signature`).
+        let buf = self.e.stack_slot(8 * leaves.len().max(1) as u32);
+        for (k, (s, v)) in leaves.into_iter().enumerate() {
+            let v = self.native_to_abi(s, v);
+            self.e.store(Mem::Vm, v, buf, 8 * k as i32);
+        }
         let mut args = vec![self.vmctx];
         args.extend(self.ret_area);
-        for (s, v) in leaves {
-            let v = self.native_to_abi(s, v);
-            args.push(v);
-        }
+        args.push(buf);
         // Its result is ours, and a trap it left pending in VmCtx is ours too: our
         // caller checks for one after we return. (No check here, so no value of
         // this frame lives across the call: the hot loop keeps its registers.)
-        let r = self.e.call(&jit_signature(&sig), entry, &args);
+        let r = self.e.call(&abi::osr_entry_signature(&sig), entry, &args);
         self.e.ret(r);
     }
 

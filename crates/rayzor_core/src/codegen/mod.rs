@@ -50,6 +50,8 @@ pub struct CodegenOptions {
     /// Count loop back-edges (code that may still be promoted) or not (the
     /// top tier: a counter store per iteration keeps LLVM from vectorising).
     pub count_backedges: bool,
+    /// An OSR entry: the parameters come in a buffer (`abi::osr_entry_signature`).
+    pub osr_entry: bool,
 }
 
 /// Executable code of one compiled function, from any backend. Dropping it

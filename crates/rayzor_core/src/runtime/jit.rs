@@ -519,6 +519,7 @@ impl Jit {
         }
         let mut opts = target.codegen_options();
         opts.call_counter = None;
+        opts.osr_entry = true;
         let env = self.env();
         let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None };
         backend.compile(&unit).map_err(|m| self.compile_error(f, target, m))

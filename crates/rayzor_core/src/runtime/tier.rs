@@ -99,6 +99,7 @@ impl Tier {
             call_counter: Some(self as usize),
             // T3 is the top tier: nothing is promoted on its loop counts.
             count_backedges: self != Tier::T3,
+            osr_entry: false,
         }
     }
 }
