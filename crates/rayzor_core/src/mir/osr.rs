@@ -41,6 +41,39 @@ pub fn loop_headers(func: &Function) -> Vec<Block> {
     headers
 }
 
+/// The headers of the outermost loops: loop headers that lie in no other
+/// loop's body. OSR points go there (one per loop nest, as HotSpot places OSR
+/// entries at the outermost loop): a transfer happens at the next iteration of
+/// the outer loop, and the inner loops' code stays exactly as without OSR.
+pub fn outermost_loop_headers(func: &Function) -> Vec<Block> {
+    let rpo = rpo_index(func);
+    let preds = func.predecessors();
+    let headers = loop_headers(func);
+    // Natural loop bodies: the blocks that reach a back-edge's source without
+    // passing through its header.
+    let mut inner = vec![false; func.blocks.len()];
+    for &h in &headers {
+        let mut seen = vec![false; func.blocks.len()];
+        seen[h.index()] = true;
+        let mut stack: Vec<Block> = preds[h.index()]
+            .iter()
+            .copied()
+            .filter(|p| rpo[p.index()] != usize::MAX && is_back_edge(&rpo, *p, h))
+            .collect();
+        while let Some(b) = stack.pop() {
+            if seen[b.index()] {
+                continue;
+            }
+            seen[b.index()] = true;
+            if b != h && headers.contains(&b) {
+                inner[b.index()] = true;
+            }
+            stack.extend(preds[b.index()].iter().copied().filter(|p| rpo[p.index()] != usize::MAX));
+        }
+    }
+    headers.into_iter().filter(|h| !inner[h.index()]).collect()
+}
+
 /// Position of each block in reverse postorder (`usize::MAX` if unreachable).
 pub fn rpo_index(func: &Function) -> Vec<usize> {
     let mut index = vec![usize::MAX; func.blocks.len()];
@@ -283,6 +316,7 @@ block5:
     fn headers_of_nested_loops() {
         let m = parse_module(NESTED).unwrap();
         assert_eq!(loop_headers(&m.functions[0]), vec![Block(1), Block(3)]);
+        assert_eq!(outermost_loop_headers(&m.functions[0]), vec![Block(1)]);
     }
 
     #[test]

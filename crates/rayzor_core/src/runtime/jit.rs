@@ -423,7 +423,7 @@ impl Jit {
         let points = match mode {
             OsrMode::Off => Vec::new(),
             _ if !opts.count_backedges => Vec::new(),
-            _ => self.osr.points_for(f, tier, &crate::mir::osr::loop_headers(func)),
+            _ => self.osr.points_for(f, tier, &crate::mir::osr::outermost_loop_headers(func)),
         };
         let (check_mask, min_count) = mode.check();
         let sites = OsrSites { points: &points, check_mask, min_count };
