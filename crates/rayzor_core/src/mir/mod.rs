@@ -9,6 +9,7 @@ pub mod interrupt;
 pub mod layout;
 pub mod opt;
 pub mod osr;
+pub mod profile;
 pub mod text;
 pub mod types;
 pub mod verify;
