@@ -2,7 +2,8 @@
 //! counters every check interval and queues promotions, and up to
 //! `max_parallel_optimizations` compile threads that carry them out.
 //!
-//! A (function, tier) pair is queued at most once in the jit's lifetime; a
+//! A (function, tier) pair is queued at most once in the jit's lifetime (once
+//! per attempt when the tier policy demoted it: `runtime::policy`); a
 //! failed compile is recorded and never retried, and the function keeps its
 //! current code. Promotion goes one tier at a time (T0 -> T1 -> T2 -> T3),
 //! each step judged on the function's heat at the time.
@@ -34,8 +35,10 @@ enum Job {
 
 struct Queue {
     pending: VecDeque<Job>,
-    /// Every (function, tier) ever queued.
-    seen: HashSet<(FuncId, Tier)>,
+    /// Every (function, tier, attempt) ever queued; the attempt is the
+    /// function's demotions from that tier (`runtime::policy`), so a demoted
+    /// tier can be queued again once its back-off is over.
+    seen: HashSet<(FuncId, Tier, u32)>,
     /// Every (OSR point, tier) ever queued (points live as long as the jit).
     osr_seen: HashSet<(usize, Tier)>,
     /// Compiles running now.
@@ -74,6 +77,7 @@ pub struct Promoter {
 impl Promoter {
     /// Start promoting functions of `jit` up to `top_tier` under `config`.
     pub fn start(jit: Arc<Jit>, config: TieredConfig, top_tier: Tier) -> std::io::Result<Promoter> {
+        jit.policy().configure(config.policy());
         let shared = Arc::new(Shared {
             jit,
             config,
@@ -176,6 +180,8 @@ fn monitor(s: &Shared) {
             }
         }
         let osr = s.config.osr && s.jit.osr_mode() == OsrMode::Counting;
+        let policy = s.jit.policy();
+        policy.tick(&s.jit);
         let mut wanted = Vec::new();
         let mut osr_wanted = Vec::new();
         for i in 0..n {
@@ -184,8 +190,9 @@ fn monitor(s: &Shared) {
             let deserved = s.config.profile.classify(heat).tier().min(s.top_tier);
             let current = s.jit.tier_of(f).unwrap_or(Tier::T0);
             if deserved > current {
-                if let Some(next) = Tier::from_index(current as usize + 1) {
-                    wanted.push((f, next, heat));
+                // One tier up, unless the tier policy holds the function back.
+                if let Some(next) = policy.next_tier(f, current, deserved) {
+                    wanted.push((f, next, heat, policy.demotions(f, next)));
                 }
             }
             if !osr {
@@ -198,6 +205,7 @@ fn monitor(s: &Shared) {
                     && target <= s.top_tier
                     && better
                     && p.backedges() >= s.config.profile.osr_threshold
+                    && policy.osr_allowed(f, target)
                 {
                     osr_wanted.push((p, target));
                 }
@@ -205,8 +213,8 @@ fn monitor(s: &Shared) {
         }
         let mut q = s.queue.lock();
         let mut added = false;
-        for (f, t, heat) in wanted {
-            if q.seen.insert((f, t)) {
+        for (f, t, heat, attempt) in wanted {
+            if q.seen.insert((f, t, attempt)) {
                 q.pending.push_back(Job::Promote(f, t, heat));
                 added = true;
             }
