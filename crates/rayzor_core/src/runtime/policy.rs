@@ -39,12 +39,15 @@
 //! above), and the promoter compiles no OSR entry above a tier the function
 //! was demoted to while it backs off.
 //!
+//! Fork: the policy's lock is only taken inside a `quiesce` section, so a
+//! forked child never inherits it held by a thread it does not have.
+//!
 //! Promotions out of T0 are not on probation: T0 is unoptimised code that
 //! exists to be replaced, and measuring it would only delay tier-up.
 
 use super::jit::{retire, CompileEvent, CompileReason, Jit};
 use super::Tier;
-use crate::codegen::MachineCode;
+use crate::codegen::{quiesce, MachineCode};
 use crate::mir::FuncId;
 use parking_lot::Mutex;
 use std::cell::Cell;
@@ -192,11 +195,14 @@ impl Default for Policy {
 
 impl Policy {
     pub fn configure(&self, config: PolicyConfig) {
+        let _quiet = quiesce::enter(false);
         self.state.lock().config = config;
     }
 
     pub fn config(&self) -> PolicyConfig {
-        self.state.lock().config
+        let _quiet = quiesce::enter(false);
+        let config = self.state.lock().config;
+        config
     }
 
     /// Tests: measured times of code at `tier` count `factor` times.
@@ -237,6 +243,7 @@ impl Policy {
         if ns < SHORT_CALL_NANOS {
             self.stride.store(SHORT_CALL_STRIDE, Ordering::Relaxed);
         }
+        let _quiet = quiesce::enter(false);
         let mut st = self.state.lock();
         let margin = st.config.margin_pct;
         let Some(p) = st.probation.as_mut() else { return };
@@ -352,6 +359,7 @@ impl Policy {
         new: Tier,
         old_code: Box<dyn MachineCode>,
     ) -> Option<Box<dyn MachineCode>> {
+        let _quiet = quiesce::enter(false);
         let mut st = self.state.lock();
         if st.config.margin_pct == 0 || old == Tier::T0 || jit.is_closed() {
             return Some(old_code);
@@ -385,6 +393,7 @@ impl Policy {
     /// probation, the new code wins and the probation is over; otherwise the
     /// other code changed under the arms, so their samples start again.
     pub fn published(&self, jit: &Jit, f: FuncId) {
+        let _quiet = quiesce::enter(false);
         let mut st = self.state.lock();
         if let Some(i) = st.waiting.iter().position(|p| p.func == f) {
             if let Some(p) = st.waiting.remove(i) {
@@ -406,6 +415,7 @@ impl Policy {
 
     /// The monitor's pass: a probation past its timeout keeps the new code.
     pub fn tick(&self, jit: &Jit) {
+        let _quiet = quiesce::enter(false);
         let mut st = self.state.lock();
         let timeout = st.config.probation_timeout;
         if st.probation.as_ref().is_some_and(|p| p.started.elapsed() >= timeout) {
@@ -415,6 +425,7 @@ impl Policy {
 
     /// Whether `f` is on probation now.
     pub fn on_probation(&self, f: FuncId) -> bool {
+        let _quiet = quiesce::enter(false);
         let st = self.state.lock();
         st.probation.iter().chain(&st.waiting).any(|p| p.func == f)
     }
@@ -423,6 +434,7 @@ impl Policy {
     /// if any: none while it is on probation or backing off; tiers it was
     /// demoted from `MAX_DEMOTIONS` times are skipped.
     pub fn next_tier(&self, f: FuncId, current: Tier, deserved: Tier) -> Option<Tier> {
+        let _quiet = quiesce::enter(false);
         let st = self.state.lock();
         if st.probation.iter().chain(&st.waiting).any(|p| p.func == f) {
             return None;
@@ -447,6 +459,7 @@ impl Policy {
     /// not while `f` is on probation or backing off from `target` or below,
     /// nor at a tier it is banned from.
     pub fn osr_allowed(&self, f: FuncId, target: Tier) -> bool {
+        let _quiet = quiesce::enter(false);
         let st = self.state.lock();
         if st.probation.iter().chain(&st.waiting).any(|p| p.func == f) {
             return false;
@@ -464,12 +477,16 @@ impl Policy {
 
     /// How many times `f` was demoted from `tier` (promotions are queued once per attempt).
     pub fn demotions(&self, f: FuncId, tier: Tier) -> u32 {
-        self.state.lock().demotions.get(&(f, tier)).map_or(0, |d| d.count)
+        let _quiet = quiesce::enter(false);
+        let n = self.state.lock().demotions.get(&(f, tier)).map_or(0, |d| d.count);
+        n
     }
 
     /// Retire the spare code (the jit is being dropped).
     pub fn clear(&self) {
         self.active.store(false, Ordering::Release);
+        // No section: only the jit's drop calls this, when no other thread can hold the lock
+        // (and a section could not start during process exit).
         let mut st = self.state.lock();
         for p in st.probation.take().into_iter().chain(st.waiting.drain(..)) {
             retire(p.spare);
