@@ -63,37 +63,56 @@ def test_forced_demotion_restores_previous_code_and_is_reported() -> None:
 
 def test_no_repromotion_during_backoff() -> None:
     with rayzor.TieredJit(fib_module(), config(backoff_ms=60_000)) as jit:
-        jit._core._inject_slowdown(int(Tier.T2), 10)
+        slow = [Tier.T2] + ([Tier.T3] if TOP >= Tier.T3 else [])
+        for t in slow:
+            jit._core._inject_slowdown(int(t), 10)
         fib = jit["fib"]
-        assert wait_for(lambda: fib(15) == 610 and bool(demotions(jit)))
-        at = demotions(jit)[0].at_seconds
+        # T2 loses, then T3 (tried next, skipping T2 while it backs off) loses too.
+        assert wait_for(lambda: fib(15) == 610 and len(demotions(jit)) == len(slow))
+        at = demotions(jit)[-1].at_seconds
         # Hot enough for T2 and T3 all along; 40 monitor passes later it is still at T1.
         passes = jit._core.monitor_passes()
         assert passes is not None
         assert wait_for(lambda: (fib(15) == 610) and jit._core.monitor_passes()[0] >= passes[0] + 40)
         assert jit.tier_of("fib") == Tier.T1
         assert not [e for e in jit.events() if e.at_seconds > at and e.reason == "promotion"]
-        assert len(demotions(jit)) == 1
+        assert [(d.from_tier, d.to_tier) for d in demotions(jit)] == [(t, Tier.T1) for t in slow]
 
 
-@pytest.mark.skipif(TOP < Tier.T3, reason="needs T3 to show the banned tier is skipped")
-def test_backoff_doubles_then_tier_is_skipped_for_good() -> None:
+@pytest.mark.skipif(TOP < Tier.T3, reason="needs T3")
+def test_backoff_doubles_then_never() -> None:
     with rayzor.TieredJit(fib_module(), config(backoff_ms=50)) as jit:
         jit._core._inject_slowdown(int(Tier.T2), 10)
+        jit._core._inject_slowdown(int(Tier.T3), 10)
         fib = jit["fib"]
-        # Retried after 50 ms, then 100 ms; demoted a third time it is never retried.
-        assert wait_for(lambda: fib(15) == 610 and len(demotions(jit)) >= 3)
-        retries = [d.retry_seconds for d in demotions(jit)]
-        assert retries[:3] == [pytest.approx(0.05), pytest.approx(0.1), None]
-        # T2 is out of the ladder: the next promotion goes from T1 straight to T3,
-        # whose measured times are not inflated, so it stays.
-        assert wait_for(lambda: fib(15) == 610 and jit.tier_of("fib") == Tier.T3)
-        third = demotions(jit)[2].at_seconds
-        later = [e for e in jit.events() if e.at_seconds >= third and e.reason == "promotion"]
-        assert [(e.from_tier, e.to_tier) for e in later] == [(Tier.T1, Tier.T3)]
-        assert len(demotions(jit)) == 3
+        # Each tier retried after 50 ms, then 100 ms; demoted a third time, never again.
+        assert wait_for(lambda: fib(15) == 610 and len(demotions(jit)) >= 6)
+        for t in (Tier.T2, Tier.T3):
+            retries = [d.retry_seconds for d in demotions(jit) if d.from_tier == t]
+            assert retries == [pytest.approx(0.05), pytest.approx(0.1), None]
+        last = demotions(jit)[-1].at_seconds
+        time.sleep(0.5)
         for n in range(20):
             assert fib(n) == py_fib(n)
+        assert jit.tier_of("fib") == Tier.T1
+        assert not [e for e in jit.events() if e.at_seconds > last and e.reason == "promotion"]
+
+
+@pytest.mark.skipif(TOP < Tier.T3, reason="needs T3 to show the losing tier is skipped")
+def test_losing_tier_is_skipped() -> None:
+    with rayzor.TieredJit(fib_module(), config(backoff_ms=60_000)) as jit:
+        jit._core._inject_slowdown(int(Tier.T2), 10)
+        fib = jit["fib"]
+        # T2 loses; the next promotion goes from T1 straight to T3, whose measured times
+        # are not inflated, so it stays.
+        assert wait_for(lambda: fib(15) == 610 and jit.tier_of("fib") == Tier.T3 and not jit._core.busy())
+        first = demotions(jit)[0].at_seconds
+        later = [e for e in jit.events() if e.at_seconds >= first and e.reason == "promotion"]
+        assert [(e.from_tier, e.to_tier) for e in later] == [(Tier.T1, Tier.T3)]
+        for n in range(20):
+            assert fib(n) == py_fib(n)
+        time.sleep(0.2)
+        assert jit.tier_of("fib") == Tier.T3 and len(demotions(jit)) == 1
 
 
 def test_demotion_of_a_callee_only_jit_code_calls() -> None:

@@ -674,7 +674,7 @@ impl Jit {
             .into());
         }
         // The tier policy times some calls while a promotion is on probation.
-        let probe = self.policy.enter(f, args);
+        let probe = self.policy.enter(self, f, args);
         let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
         let mut ctx = VmCtx {

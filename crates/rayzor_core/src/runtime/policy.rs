@@ -3,7 +3,8 @@
 //! replaced; code that is consistently slower is demoted (the function's slot
 //! goes back to the previous code) and the tier is retried later with
 //! exponential back-off, as JavaScriptCore does when optimised code keeps
-//! losing, or never once it has lost `MAX_DEMOTIONS` times.
+//! losing, or never once it has lost `MAX_DEMOTIONS` times. Meanwhile the
+//! next promotion skips the losing tier (T1 -> T3 when T2 lost).
 //!
 //! What is measured: the wall time of host calls (`Jit::call`) while a
 //! probation runs, keyed by the called function and a hash of its argument
@@ -36,8 +37,8 @@
 //! OSR: the arms must run their own code, so a probation withdraws the OSR
 //! entries of the function's loops in the code of both tiers (otherwise the
 //! old arm's loops would transfer into continuations of the new tier or
-//! above), and the promoter compiles no OSR entry above a tier the function
-//! was demoted to while it backs off.
+//! above), and the promoter compiles no OSR entry at a tier the function is
+//! backing off from.
 //!
 //! Fork: the policy's lock is only taken inside a `quiesce` section, so a
 //! forked child never inherits it held by a thread it does not have.
@@ -136,6 +137,8 @@ pub struct Policy {
     stride: AtomicU32,
     /// Tests: per tier, measured times of that tier's code are multiplied by this.
     slowdown: [AtomicU32; 4],
+    /// Per function, which argument leaves are pointers (left out of the key).
+    pointer_leaves: std::sync::OnceLock<Vec<Vec<bool>>>,
     state: Mutex<State>,
 }
 
@@ -171,9 +174,14 @@ pub fn judge(samples: &[Vec<u64>; 2], margin_pct: u32) -> Verdict {
     }
 }
 
-/// Hash of a call's argument leaves (FxHash's mixing step).
-fn key_of(args: &[u64]) -> u64 {
-    args.iter().fold(args.len() as u64, |h, a| (h.rotate_left(5) ^ a).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95))
+/// Hash of a call's argument leaves but its pointers (FxHash's mixing step):
+/// a buffer made afresh for every call has a new address but, with the same
+/// scalar arguments, usually the same work.
+fn key_of(args: &[u64], pointers: &[bool]) -> u64 {
+    let scalar = |i: &usize| !pointers.get(*i).copied().unwrap_or(false);
+    (0..args.len())
+        .filter(scalar)
+        .fold(args.len() as u64, |h, i| (h.rotate_left(5) ^ args[i]).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95))
 }
 
 impl Default for Policy {
@@ -183,6 +191,7 @@ impl Default for Policy {
             stamp: AtomicU64::new(0),
             stride: AtomicU32::new(1),
             slowdown: std::array::from_fn(|_| AtomicU32::new(1)),
+            pointer_leaves: std::sync::OnceLock::new(),
             state: Mutex::new(State {
                 config: PolicyConfig::OFF,
                 probation: None,
@@ -213,15 +222,15 @@ impl Policy {
     /// Start timing a host call of `f`, if a probation wants it. The fast path
     /// (no probation) is one relaxed load.
     #[inline]
-    pub fn enter(&self, f: FuncId, args: &[u64]) -> Option<Probe> {
+    pub fn enter(&self, jit: &Jit, f: FuncId, args: &[u64]) -> Option<Probe> {
         if !self.active.load(Ordering::Relaxed) {
             return None;
         }
-        self.enter_slow(f, args)
+        self.enter_slow(jit, f, args)
     }
 
     #[cold]
-    fn enter_slow(&self, f: FuncId, args: &[u64]) -> Option<Probe> {
+    fn enter_slow(&self, jit: &Jit, f: FuncId, args: &[u64]) -> Option<Probe> {
         let stride = self.stride.load(Ordering::Relaxed);
         if stride > 1 {
             let skip = COUNTDOWN.with(|c| {
@@ -234,7 +243,21 @@ impl Policy {
             }
         }
         let stamp = self.stamp.load(Ordering::Acquire);
-        Some(Probe { func: f, key: key_of(args), stamp, start: Instant::now() })
+        let masks = self.pointer_leaves.get_or_init(|| {
+            let leaf_is_ptr = |t: &crate::mir::Type| {
+                crate::mir::layout::leaves(t)
+                    .into_iter()
+                    .map(|l| l.ty == crate::mir::Scalar::Ptr)
+                    .collect::<Vec<_>>()
+            };
+            jit.module()
+                .functions
+                .iter()
+                .map(|g| g.sig.params.iter().flat_map(leaf_is_ptr).collect())
+                .collect()
+        });
+        let key = key_of(args, masks.get(f.index()).map_or(&[][..], Vec::as_slice));
+        Some(Probe { func: f, key, stamp, start: Instant::now() })
     }
 
     /// Finish a timed call: record it, then swap the arms or give the verdict.
@@ -431,8 +454,9 @@ impl Policy {
     }
 
     /// The tier to promote `f` (at `current`, deserving `deserved`) to next,
-    /// if any: none while it is on probation or backing off; tiers it was
-    /// demoted from `MAX_DEMOTIONS` times are skipped.
+    /// if any: none while it is on probation; tiers it is backing off from (or
+    /// was demoted from `MAX_DEMOTIONS` times) are skipped, so a tier that lost
+    /// does not keep the function from the one above it.
     pub fn next_tier(&self, f: FuncId, current: Tier, deserved: Tier) -> Option<Tier> {
         let _quiet = quiesce::enter(false);
         let st = self.state.lock();
@@ -443,21 +467,19 @@ impl Policy {
         let mut t = current;
         while t < deserved {
             t = Tier::from_index(t as usize + 1)?;
-            match st.demotions.get(&(f, t)) {
-                None => return Some(t),
-                Some(d) => match d.until {
-                    None => continue, // banned: try the tier above
-                    Some(until) if until > now => return None,
-                    Some(_) => return Some(t),
-                },
+            match st.demotions.get(&(f, t)).map(|d| d.until) {
+                // Banned, or backing off: try the tier above.
+                Some(None) => continue,
+                Some(Some(until)) if until > now => continue,
+                _ => return Some(t),
             }
         }
         None
     }
 
     /// Whether an OSR entry at `target` for a loop of `f` may be compiled:
-    /// not while `f` is on probation or backing off from `target` or below,
-    /// nor at a tier it is banned from.
+    /// not while `f` is on probation, nor at a tier it is backing off from or
+    /// banned from.
     pub fn osr_allowed(&self, f: FuncId, target: Tier) -> bool {
         let _quiet = quiesce::enter(false);
         let st = self.state.lock();
@@ -465,14 +487,9 @@ impl Policy {
             return false;
         }
         let now = Instant::now();
-        !st.demotions.iter().any(|(&(g, from), d)| {
-            g == f
-                && match d.until {
-                    Some(until) if until > now => from <= target,
-                    None => from == target,
-                    Some(_) => false,
-                }
-        })
+        !st.demotions
+            .iter()
+            .any(|(&(g, from), d)| g == f && from == target && d.until.is_none_or(|until| until > now))
     }
 
     /// How many times `f` was demoted from `tier` (promotions are queued once per attempt).
@@ -502,7 +519,10 @@ mod tests {
     fn judge_needs_samples_and_consistency() {
         let s = |a: &[u64], b: &[u64]| [a.to_vec(), b.to_vec()];
         assert_eq!(judge(&s(&[100, 100], &[200, 200, 200]), 5), Verdict::Undecided);
-        assert_eq!(judge(&s(&[100, 101, 99], &[120, 121, 119]), 5), Verdict::Demote { new_ns: 120, old_ns: 100 });
+        assert_eq!(
+            judge(&s(&[100, 101, 99], &[120, 121, 119]), 5),
+            Verdict::Demote { new_ns: 120, old_ns: 100 }
+        );
         // Within the margin: kept.
         assert_eq!(judge(&s(&[100, 101, 99], &[104, 103, 104]), 5), Verdict::Keep);
         // One fast sample of the new code: not consistently slower.
@@ -513,8 +533,11 @@ mod tests {
 
     #[test]
     fn keys_differ_by_arguments() {
-        assert_ne!(key_of(&[1]), key_of(&[2]));
-        assert_ne!(key_of(&[]), key_of(&[0]));
-        assert_eq!(key_of(&[7, 8]), key_of(&[7, 8]));
+        assert_ne!(key_of(&[1], &[]), key_of(&[2], &[]));
+        assert_ne!(key_of(&[], &[]), key_of(&[0], &[]));
+        assert_eq!(key_of(&[7, 8], &[]), key_of(&[7, 8], &[false, false]));
+        // Pointers are left out: fresh buffers, same work.
+        assert_eq!(key_of(&[0x1000, 8], &[true, false]), key_of(&[0x2000, 8], &[true, false]));
+        assert_ne!(key_of(&[0x1000, 8], &[true, false]), key_of(&[0x1000, 9], &[true, false]));
     }
 }

@@ -39,6 +39,10 @@ struct Queue {
     /// function's demotions from that tier (`runtime::policy`), so a demoted
     /// tier can be queued again once its back-off is over.
     seen: HashSet<(FuncId, Tier, u32)>,
+    /// Functions with a promotion queued or compiling: one at a time per
+    /// function, so a retried tier and the tier above it (`runtime::policy`)
+    /// never publish over each other.
+    promoting: HashSet<FuncId>,
     /// Every (OSR point, tier) ever queued (points live as long as the jit).
     osr_seen: HashSet<(usize, Tier)>,
     /// Compiles running now.
@@ -85,6 +89,7 @@ impl Promoter {
             queue: Mutex::new(Queue {
                 pending: VecDeque::new(),
                 seen: HashSet::new(),
+                promoting: HashSet::new(),
                 osr_seen: HashSet::new(),
                 running: 0,
                 stop: false,
@@ -214,7 +219,8 @@ fn monitor(s: &Shared) {
         let mut q = s.queue.lock();
         let mut added = false;
         for (f, t, heat, attempt) in wanted {
-            if q.seen.insert((f, t, attempt)) {
+            if !q.promoting.contains(&f) && q.seen.insert((f, t, attempt)) {
+                q.promoting.insert(f);
                 q.pending.push_back(Job::Promote(f, t, heat));
                 added = true;
             }
@@ -255,6 +261,10 @@ fn compiler(s: &Shared) {
                 s.wake.wait(&mut q);
             }
         };
+        let promoted = match job {
+            Job::Promote(f, ..) => Some(f),
+            Job::Osr(..) => None,
+        };
         let result = match job {
             Job::Promote(f, tier, heat) => {
                 let hotness = s.config.profile.classify(heat);
@@ -262,7 +272,13 @@ fn compiler(s: &Shared) {
             }
             Job::Osr(p, tier) => s.jit.compile_osr(&p, tier, true).map(|_| ()),
         };
-        s.queue.lock().running -= 1;
+        {
+            let mut q = s.queue.lock();
+            q.running -= 1;
+            if let Some(f) = promoted {
+                q.promoting.remove(&f);
+            }
+        }
         s.idle.notify_all();
         if let Err(JitError::Closed) = result {
             return;
