@@ -619,9 +619,14 @@ class Bench:
                     for v, config in variants.items():
                         box: list[rayzor.TieredJit] = []
 
-                        def start(config: rayzor.TieredConfig = config) -> Any:
+                        def start(
+                            config: rayzor.TieredConfig = config,
+                            box: list[rayzor.TieredJit] = box,
+                            module: rayzor.Module = module,
+                            entry: str = w.entry,
+                        ) -> Any:
                             box.append(rayzor.TieredJit(module, config))
-                            return box[0][w.entry]
+                            return box[0][entry]
 
                         arg_sets = [w.args(size) for _ in range(STEADY_CALL)]
                         try:
@@ -869,7 +874,9 @@ def markdown_steady(ss: dict[str, Any]) -> list[str]:
             ok = "ok" if r["within"][v] else "**SLOWER**"
             cells.append(f"{fmt_ms(r['ms'][v])} ({r['ratio'][v]:.2f}x, {ok})")
         tiers = f"{' '.join(r['entry_tier']['dev'])} / {' '.join(r['entry_tier']['prod'])}"
-        lines.append(f"| {w} | {r['best_tier']} {fmt_ms(r['best_ms'])} | " + " | ".join(cells) + f" | {tiers} |")
+        lines.append(
+            f"| {w} | {r['best_tier']} {fmt_ms(r['best_ms'])} | " + " | ".join(cells) + f" | {tiers} |"
+        )
     lines.append("")
     dem = [(w, v, d) for w, r in ss.items() for v in ("dev", "prod") for d in r["demotions"][v]]
     if dem:
@@ -1012,7 +1019,9 @@ def main() -> int:
         ss = bench.tiered_steady_state()
         print("\n".join(markdown_steady(ss)))
         if a.json:
-            Path(a.json).write_text(json.dumps({"machine": machine(), "tiered_steady_state": ss}, indent=1) + "\n")
+            Path(a.json).write_text(
+                json.dumps({"machine": machine(), "tiered_steady_state": ss}, indent=1) + "\n"
+            )
         return 1 if bench.errors else 0
     rep = bench.run(osr_only=a.osr_only)
     rep["wall_s"] = time.perf_counter() - t0

@@ -19,13 +19,18 @@ from rayzor.examples import fib_module, py_fib
 TOP, _why = rayzor.TieredJit.top_tier()
 
 
-def wait_for(pred, timeout: float = 20.0) -> bool:
+def wait_for(pred, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return True
         time.sleep(0.001)
     return pred()
+
+
+def burst(f, arg: int, want: int, n: int = 300) -> bool:
+    """``n`` calls in a row: the probation times one short call in 64."""
+    return all(f(arg) == want for _ in range(n))
 
 
 def config(backoff_ms: int, margin: int = 4) -> rayzor.TieredConfig:
@@ -45,7 +50,7 @@ def test_forced_demotion_restores_previous_code_and_is_reported() -> None:
     with rayzor.TieredJit(fib_module(), config(backoff_ms=60_000)) as jit:
         jit._core._inject_slowdown(int(Tier.T2), 10)
         fib = jit["fib"]
-        assert wait_for(lambda: fib(15) == 610 and bool(demotions(jit)))
+        assert wait_for(lambda: burst(fib, 15, 610) and bool(demotions(jit)))
         (d,) = demotions(jit)
         assert (d.from_tier, d.to_tier) == (Tier.T2, Tier.T1)
         assert d.new_cost_ns is not None and d.old_cost_ns is not None
@@ -68,12 +73,12 @@ def test_no_repromotion_during_backoff() -> None:
             jit._core._inject_slowdown(int(t), 10)
         fib = jit["fib"]
         # T2 loses, then T3 (tried next, skipping T2 while it backs off) loses too.
-        assert wait_for(lambda: fib(15) == 610 and len(demotions(jit)) == len(slow))
+        assert wait_for(lambda: burst(fib, 15, 610) and len(demotions(jit)) == len(slow))
         at = demotions(jit)[-1].at_seconds
         # Hot enough for T2 and T3 all along; 40 monitor passes later it is still at T1.
         passes = jit._core.monitor_passes()
         assert passes is not None
-        assert wait_for(lambda: (fib(15) == 610) and jit._core.monitor_passes()[0] >= passes[0] + 40)
+        assert wait_for(lambda: burst(fib, 15, 610) and jit._core.monitor_passes()[0] >= passes[0] + 40)
         assert jit.tier_of("fib") == Tier.T1
         assert not [e for e in jit.events() if e.at_seconds > at and e.reason == "promotion"]
         assert [(d.from_tier, d.to_tier) for d in demotions(jit)] == [(t, Tier.T1) for t in slow]
@@ -86,7 +91,7 @@ def test_backoff_doubles_then_never() -> None:
         jit._core._inject_slowdown(int(Tier.T3), 10)
         fib = jit["fib"]
         # Each tier retried after 50 ms, then 100 ms; demoted a third time, never again.
-        assert wait_for(lambda: fib(15) == 610 and len(demotions(jit)) >= 6)
+        assert wait_for(lambda: burst(fib, 15, 610) and len(demotions(jit)) >= 6)
         for t in (Tier.T2, Tier.T3):
             retries = [d.retry_seconds for d in demotions(jit) if d.from_tier == t]
             assert retries == [pytest.approx(0.05), pytest.approx(0.1), None]
@@ -105,7 +110,9 @@ def test_losing_tier_is_skipped() -> None:
         fib = jit["fib"]
         # T2 loses; the next promotion goes from T1 straight to T3, whose measured times
         # are not inflated, so it stays.
-        assert wait_for(lambda: fib(15) == 610 and jit.tier_of("fib") == Tier.T3 and not jit._core.busy())
+        assert wait_for(
+            lambda: burst(fib, 15, 610) and jit.tier_of("fib") == Tier.T3 and not jit._core.busy()
+        )
         first = demotions(jit)[0].at_seconds
         later = [e for e in jit.events() if e.at_seconds >= first and e.reason == "promotion"]
         assert [(e.from_tier, e.to_tier) for e in later] == [(Tier.T1, Tier.T3)]
@@ -120,10 +127,15 @@ def test_demotion_of_a_callee_only_jit_code_calls() -> None:
     from test_tiering import driver_module, py_main
 
     with rayzor.TieredJit(driver_module(), config(backoff_ms=60_000)) as jit:
-        jit._core._inject_slowdown(int(Tier.T2), 10)
+        for t in (Tier.T2, Tier.T3):
+            jit._core._inject_slowdown(int(t), 10)
         main = jit["main"]
         want = py_main(200)
-        assert wait_for(lambda: main(200) == want and bool(demotions(jit, "sq")))
+        # T2 loses, then T3 (where there is one): sq ends back at T1.
+        n = 2 if TOP >= Tier.T3 else 1
+        assert wait_for(
+            lambda: burst(main, 200, want) and len(demotions(jit, "sq")) == n and not jit._core.busy()
+        )
         d = demotions(jit, "sq")[0]
         assert (d.from_tier, d.to_tier) == (Tier.T2, Tier.T1)
         assert jit.tier_of("sq") == Tier.T1
@@ -132,7 +144,8 @@ def test_demotion_of_a_callee_only_jit_code_calls() -> None:
 
 def test_calls_from_threads_during_probations_stay_correct() -> None:
     with rayzor.TieredJit(fib_module(), config(backoff_ms=20)) as jit:
-        jit._core._inject_slowdown(int(Tier.T2), 10)
+        for t in (Tier.T2, Tier.T3):
+            jit._core._inject_slowdown(int(t), 10)
         fib = jit["fib"]
         errors: list[str] = []
         stop = threading.Event()
@@ -151,7 +164,7 @@ def test_calls_from_threads_during_probations_stay_correct() -> None:
             t.start()
         try:
             # The same argument from the main thread too, so probations get a verdict.
-            ok = wait_for(lambda: fib(15) == 610 and len(demotions(jit)) >= 2)
+            ok = wait_for(lambda: burst(fib, 15, 610) and len(demotions(jit)) >= 2)
         finally:
             stop.set()
             for t in threads:
@@ -165,7 +178,7 @@ def test_policy_off_keeps_promotions() -> None:
     with rayzor.TieredJit(fib_module(), config(backoff_ms=50, margin=0)) as jit:
         jit._core._inject_slowdown(int(Tier.T2), 10)
         fib = jit["fib"]
-        assert wait_for(lambda: fib(15) == 610 and jit.tier_of("fib") >= Tier.T2)
+        assert wait_for(lambda: burst(fib, 15, 610) and jit.tier_of("fib") >= Tier.T2)
         for _ in range(2000):
             fib(15)
         assert demotions(jit) == []

@@ -204,12 +204,12 @@ impl TieredConfig {
 
 impl TieredConfig {
     /// The tier policy's settings. A probation without a verdict gives up
-    /// after 50 monitor passes (at least half a second).
+    /// after 100 monitor passes (at least a second).
     pub fn policy(&self) -> super::policy::PolicyConfig {
         super::policy::PolicyConfig {
             margin_pct: self.demotion_margin_pct,
             backoff: Duration::from_millis(self.demotion_backoff_ms),
-            probation_timeout: Duration::from_millis((50 * self.optimization_check_interval_ms).max(500)),
+            probation_timeout: Duration::from_millis((100 * self.optimization_check_interval_ms).max(1_000)),
         }
     }
 }
