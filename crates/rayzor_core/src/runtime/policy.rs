@@ -446,6 +446,13 @@ impl Policy {
         }
     }
 
+    /// Probations running or waiting (the promoter counts them as work in progress).
+    pub fn pending(&self) -> usize {
+        let _quiet = quiesce::enter(false);
+        let st = self.state.lock();
+        st.probation.iter().count() + st.waiting.len()
+    }
+
     /// Whether `f` is on probation now.
     pub fn on_probation(&self, f: FuncId) -> bool {
         let _quiet = quiesce::enter(false);
