@@ -48,21 +48,24 @@ def demotions(jit: rayzor.TieredJit, name: str = "fib") -> list[rayzor.CompileEv
 
 def test_forced_demotion_restores_previous_code_and_is_reported() -> None:
     with rayzor.TieredJit(fib_module(), config(backoff_ms=60_000)) as jit:
-        jit._core._inject_slowdown(int(Tier.T2), 10)
+        jit._core._inject_slowdown(int(TOP), 10)
         fib = jit["fib"]
+        # fib climbs T1 -> T2 -> TOP without stopping (it deserves TOP); the probation
+        # at the end of the climb compares TOP's code with T1's, and TOP loses.
         assert wait_for(lambda: burst(fib, 15, 610) and bool(demotions(jit)))
-        (d,) = demotions(jit)
-        assert (d.from_tier, d.to_tier) == (Tier.T2, Tier.T1)
+        d = demotions(jit)[0]
+        assert (d.from_tier, d.to_tier) == (TOP, Tier.T1)
         assert d.new_cost_ns is not None and d.old_cost_ns is not None
         # Both figures, the injected one ten times the real one (medians of similar calls).
         assert d.new_cost_ns > 4 * d.old_cost_ns > 0
         assert d.retry_seconds == pytest.approx(60.0)
         assert "demoted" in d.describe() and "retry in 60 s" in d.describe()
-        assert jit.tier_of("fib") == Tier.T1
+        # Back at T1 (or, where T3 lost, on to T2, which T3's back-off leaves open).
+        assert jit.tier_of("fib") in (Tier.T1, Tier.T2)
         for n in range(20):
             assert fib(n) == py_fib(n)
         st = jit.stats().functions["fib"]
-        assert st.demotions == [d]
+        assert st.demotions[0] == d
         assert all(e.reason != "demoted" for e in st.promotions)
 
 
@@ -72,7 +75,8 @@ def test_no_repromotion_during_backoff() -> None:
         for t in slow:
             jit._core._inject_slowdown(int(t), 10)
         fib = jit["fib"]
-        # T2 loses, then T3 (tried next, skipping T2 while it backs off) loses too.
+        # TOP loses at the end of the climb, then T2 (tried next while TOP backs off).
+        slow.reverse()
         assert wait_for(lambda: burst(fib, 15, 610) and len(demotions(jit)) == len(slow))
         at = demotions(jit)[-1].at_seconds
         # Hot enough for T2 and T3 all along; 40 monitor passes later it is still at T1.
@@ -106,20 +110,25 @@ def test_backoff_doubles_then_never() -> None:
 @pytest.mark.skipif(TOP < Tier.T3, reason="needs T3 to show the losing tier is skipped")
 def test_losing_tier_is_skipped() -> None:
     with rayzor.TieredJit(fib_module(), config(backoff_ms=60_000)) as jit:
-        jit._core._inject_slowdown(int(Tier.T2), 10)
+        jit._core._inject_slowdown(int(Tier.T3), 10)
         fib = jit["fib"]
-        # T2 loses; the next promotion goes from T1 straight to T3, whose measured times
-        # are not inflated, so it stays.
+        # T3 loses; while it backs off, T2 ends the climb: promoted from T1 and judged
+        # against T1 with times not inflated, so it stays.
         assert wait_for(
-            lambda: burst(fib, 15, 610) and jit.tier_of("fib") == Tier.T3 and not jit._core.busy()
+            lambda: (
+                burst(fib, 15, 610)
+                and bool(demotions(jit))
+                and jit.tier_of("fib") == Tier.T2
+                and not jit._core.busy()
+            )
         )
         first = demotions(jit)[0].at_seconds
         later = [e for e in jit.events() if e.at_seconds >= first and e.reason == "promotion"]
-        assert [(e.from_tier, e.to_tier) for e in later] == [(Tier.T1, Tier.T3)]
+        assert [(e.from_tier, e.to_tier) for e in later] == [(Tier.T1, Tier.T2)]
         for n in range(20):
             assert fib(n) == py_fib(n)
         time.sleep(0.2)
-        assert jit.tier_of("fib") == Tier.T3 and len(demotions(jit)) == 1
+        assert jit.tier_of("fib") == Tier.T2 and len(demotions(jit)) == 1
 
 
 def test_demotion_of_a_callee_only_jit_code_calls() -> None:
@@ -131,13 +140,13 @@ def test_demotion_of_a_callee_only_jit_code_calls() -> None:
             jit._core._inject_slowdown(int(t), 10)
         main = jit["main"]
         want = py_main(200)
-        # T2 loses, then T3 (where there is one): sq ends back at T1.
+        # TOP loses, then T2 (where TOP is T3): sq ends back at T1.
         n = 2 if TOP >= Tier.T3 else 1
         assert wait_for(
             lambda: burst(main, 200, want) and len(demotions(jit, "sq")) == n and not jit._core.busy()
         )
         d = demotions(jit, "sq")[0]
-        assert (d.from_tier, d.to_tier) == (Tier.T2, Tier.T1)
+        assert (d.from_tier, d.to_tier) == (TOP, Tier.T1)
         assert jit.tier_of("sq") == Tier.T1
         assert main(200) == want
 
@@ -164,7 +173,7 @@ def test_calls_from_threads_during_probations_stay_correct() -> None:
             t.start()
         try:
             # The same argument from the main thread too, so probations get a verdict.
-            ok = wait_for(lambda: burst(fib, 15, 610) and len(demotions(jit)) >= 2)
+            ok = wait_for(lambda: burst(fib, 15, 610) and len(demotions(jit)) >= 1)
         finally:
             stop.set()
             for t in threads:

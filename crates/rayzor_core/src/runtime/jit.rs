@@ -357,7 +357,10 @@ impl Jit {
             result: Ok(()),
             calls_at: 0,
         };
-        let promoted = matches!(event.reason, CompileReason::Promotion { .. });
+        let deserved = match &event.reason {
+            CompileReason::Promotion { hotness, .. } => Some(hotness.tier()),
+            _ => None,
+        };
         let mut replaced = None;
         let outcome = match compiled {
             Ok(code) => {
@@ -375,13 +378,19 @@ impl Jit {
                 Err(e)
             }
         };
+        // A promotion that failed, or was refused by a size limit, ends the function's climb.
+        let failed_promotion = outcome.is_err()
+            && (deserved.is_some() || matches!(event.reason, CompileReason::SizeLimit { .. }));
         self.record(event);
+        if failed_promotion {
+            self.policy.climb_ended(self, f);
+        }
         // The code replaced goes to the tier policy, which keeps it while the
         // promotion is on probation, or is retired.
         if let Some(old) = replaced {
-            let kept = match (old, from) {
-                (Some(old), Some(from)) if promoted => self.policy.begin(self, f, from, tier, old),
-                (old, _) => old,
+            let kept = match (old, from, deserved) {
+                (Some(old), Some(from), Some(d)) => self.policy.begin(self, f, from, tier, old, d),
+                (old, ..) => old,
             };
             if let Some(old) = kept {
                 self.policy.published(self, f);

@@ -76,11 +76,17 @@ pub struct PolicyConfig {
     pub backoff: Duration,
     /// A probation without a verdict by then keeps the new code.
     pub probation_timeout: Duration,
+    /// The promoter's highest tier.
+    pub top_tier: Tier,
 }
 
 impl PolicyConfig {
-    pub const OFF: PolicyConfig =
-        PolicyConfig { margin_pct: 0, backoff: Duration::ZERO, probation_timeout: Duration::ZERO };
+    pub const OFF: PolicyConfig = PolicyConfig {
+        margin_pct: 0,
+        backoff: Duration::ZERO,
+        probation_timeout: Duration::ZERO,
+        top_tier: Tier::T3,
+    };
 }
 
 /// A host call being timed (`Policy::enter`).
@@ -126,6 +132,9 @@ struct State {
     waiting: std::collections::VecDeque<Probation>,
     /// Per (function, tier it was demoted from).
     demotions: HashMap<(FuncId, Tier), Demotions>,
+    /// Per function climbing on through intermediate tiers: the code (and
+    /// tier) it ran before the climb, the old arm of the probation at its end.
+    baselines: HashMap<FuncId, (Tier, Box<dyn MachineCode>)>,
 }
 
 pub struct Policy {
@@ -199,6 +208,7 @@ impl Default for Policy {
                 probation: None,
                 waiting: Default::default(),
                 demotions: HashMap::new(),
+                baselines: HashMap::new(),
             }),
         }
     }
@@ -374,8 +384,13 @@ impl Policy {
     }
 
     /// A promotion of `f` from `old` to `new` was published, replacing
-    /// `old_code`: start its probation, or give `old_code` back to be retired
-    /// (policy off, a promotion out of T0, another probation running).
+    /// `old_code`; the function deserved `deserved` when it was queued. If it
+    /// climbs on from `new` (it deserves more and the tier above is open), no
+    /// probation yet: the code it ran before the climb is kept as the baseline
+    /// (one probation per climb, so a climb of several tiers does not spend
+    /// several probations' calls on the way). At the end of the climb the new
+    /// code is on probation against the baseline (or `old_code`). Returns
+    /// code for the caller to retire.
     pub fn begin(
         &self,
         jit: &Jit,
@@ -383,17 +398,66 @@ impl Policy {
         old: Tier,
         new: Tier,
         old_code: Box<dyn MachineCode>,
+        deserved: Tier,
     ) -> Option<Box<dyn MachineCode>> {
         let _quiet = quiesce::enter(false);
         let mut st = self.state.lock();
-        if st.config.margin_pct == 0 || old == Tier::T0 || jit.is_closed() {
+        if st.config.margin_pct == 0 || jit.is_closed() {
             return Some(old_code);
         }
-        let Some(addr) = jit.installed_address(f) else { return Some(old_code) };
+        let top = st.config.top_tier;
+        if deserved.min(top) > new && Self::open_tier(&st, f, new, deserved.min(top)).is_some() {
+            if old == Tier::T0 || st.baselines.contains_key(&f) {
+                return Some(old_code);
+            }
+            st.baselines.insert(f, (old, old_code));
+            return None;
+        }
+        let (old, spare) = match st.baselines.remove(&f) {
+            Some((tier, code)) => {
+                retire(old_code);
+                (tier, code)
+            }
+            None => (old, old_code),
+        };
+        if old == Tier::T0 {
+            return Some(spare);
+        }
+        self.start(jit, &mut st, f, old, new, spare)
+    }
+
+    /// A promotion of `f` failed (or was refused by a size limit): the climb
+    /// ends where it is, so the code installed now goes on probation against
+    /// the baseline, if there is one.
+    pub fn climb_ended(&self, jit: &Jit, f: FuncId) {
+        let _quiet = quiesce::enter(false);
+        let mut st = self.state.lock();
+        let Some((old, spare)) = st.baselines.remove(&f) else { return };
+        match jit.tier_of(f) {
+            Some(new) if new > old && st.config.margin_pct != 0 => {
+                if let Some(code) = self.start(jit, &mut st, f, old, new, spare) {
+                    retire(code);
+                }
+            }
+            _ => retire(spare),
+        }
+    }
+
+    /// Put `f`'s installed code (at `new`) on probation against `spare` (at `old`).
+    fn start(
+        &self,
+        jit: &Jit,
+        st: &mut State,
+        f: FuncId,
+        old: Tier,
+        new: Tier,
+        spare: Box<dyn MachineCode>,
+    ) -> Option<Box<dyn MachineCode>> {
+        let Some(addr) = jit.installed_address(f) else { return Some(spare) };
         let p = Probation {
             func: f,
             tiers: [old, new],
-            spare: old_code,
+            spare,
             installed: NEW,
             installed_addr: addr,
             samples: HashMap::new(),
@@ -410,7 +474,7 @@ impl Policy {
             return None;
         }
         st.waiting.push_front(p);
-        self.activate_next(jit, &mut st);
+        self.activate_next(jit, st);
         None
     }
 
@@ -420,6 +484,9 @@ impl Policy {
     pub fn published(&self, jit: &Jit, f: FuncId) {
         let _quiet = quiesce::enter(false);
         let mut st = self.state.lock();
+        if let Some((_, code)) = st.baselines.remove(&f) {
+            retire(code);
+        }
         if let Some(i) = st.waiting.iter().position(|p| p.func == f) {
             if let Some(p) = st.waiting.remove(i) {
                 retire(p.spare);
@@ -472,6 +539,12 @@ impl Policy {
         if st.probation.iter().chain(&st.waiting).any(|p| p.func == f) {
             return None;
         }
+        Self::open_tier(&st, f, current, deserved)
+    }
+
+    /// The lowest tier above `current`, up to `deserved`, that `f` is neither
+    /// backing off from nor banned from.
+    fn open_tier(st: &State, f: FuncId, current: Tier, deserved: Tier) -> Option<Tier> {
         let now = Instant::now();
         let mut t = current;
         while t < deserved {
@@ -501,7 +574,16 @@ impl Policy {
             .any(|(&(g, from), d)| g == f && from == target && d.until.is_none_or(|until| until > now))
     }
 
-    /// How many times `f` was demoted from `tier` (promotions are queued once per attempt).
+    /// How many times `f` was demoted, from any tier: the promoter queues a
+    /// (function, tier) once per attempt, and each demotion starts a new one
+    /// (the climb after a demotion may pass through tiers it passed before).
+    pub fn attempt(&self, f: FuncId) -> u32 {
+        let _quiet = quiesce::enter(false);
+        let st = self.state.lock();
+        st.demotions.iter().filter(|((g, _), _)| *g == f).map(|(_, d)| d.count).sum()
+    }
+
+    /// How many times `f` was demoted from `tier`.
     pub fn demotions(&self, f: FuncId, tier: Tier) -> u32 {
         let _quiet = quiesce::enter(false);
         let n = self.state.lock().demotions.get(&(f, tier)).map_or(0, |d| d.count);
@@ -516,6 +598,9 @@ impl Policy {
         let mut st = self.state.lock();
         for p in st.probation.take().into_iter().chain(st.waiting.drain(..)) {
             retire(p.spare);
+        }
+        for (_, (_, code)) in st.baselines.drain() {
+            retire(code);
         }
     }
 }

@@ -210,6 +210,7 @@ impl TieredConfig {
             margin_pct: self.demotion_margin_pct,
             backoff: Duration::from_millis(self.demotion_backoff_ms),
             probation_timeout: Duration::from_millis((100 * self.optimization_check_interval_ms).max(1_000)),
+            top_tier: Tier::T3,
         }
     }
 }

@@ -36,8 +36,8 @@ enum Job {
 struct Queue {
     pending: VecDeque<Job>,
     /// Every (function, tier, attempt) ever queued; the attempt is the
-    /// function's demotions from that tier (`runtime::policy`), so a demoted
-    /// tier can be queued again once its back-off is over.
+    /// function's demotions so far (`runtime::policy`), so after a demotion
+    /// its climb can be queued again.
     seen: HashSet<(FuncId, Tier, u32)>,
     /// Functions with a promotion queued or compiling: one at a time per
     /// function, so a retried tier and the tier above it (`runtime::policy`)
@@ -81,7 +81,7 @@ pub struct Promoter {
 impl Promoter {
     /// Start promoting functions of `jit` up to `top_tier` under `config`.
     pub fn start(jit: Arc<Jit>, config: TieredConfig, top_tier: Tier) -> std::io::Result<Promoter> {
-        jit.policy().configure(config.policy());
+        jit.policy().configure(super::policy::PolicyConfig { top_tier, ..config.policy() });
         let shared = Arc::new(Shared {
             jit,
             config,
@@ -199,7 +199,7 @@ fn monitor(s: &Shared) {
             if deserved > current {
                 // One tier up, unless the tier policy holds the function back.
                 if let Some(next) = policy.next_tier(f, current, deserved) {
-                    wanted.push((f, next, heat, policy.demotions(f, next)));
+                    wanted.push((f, next, heat, policy.attempt(f)));
                 }
             }
             if !osr {
