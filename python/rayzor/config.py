@@ -52,8 +52,9 @@ class TieredConfig:
     (on-stack replacement; development: after 10,000 back-edges of a loop, production:
     60,000). ``osr=False`` compiles no OSR points: code changes tier only at calls.
 
-    Never slower: a promotion (from T1 up) is on probation until host calls with the
-    same arguments have been timed with the new and the previous code alternately;
+    Never slower: where a function's climb up the tiers ends, the new code is on
+    probation until host calls with the same (non-pointer) arguments have been timed with
+    it and with the code the function ran before the climb (T1 or T2), alternately;
     when the new code is slower by more than ``demotion_margin_pct`` percent (both
     presets: 4; 0 turns the policy off) the previous code is put back (a ``demoted``
     event with both times), and the tier is retried after ``demotion_backoff_ms``

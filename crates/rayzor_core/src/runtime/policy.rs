@@ -43,8 +43,11 @@
 //! Fork: the policy's lock is only taken inside a `quiesce` section, so a
 //! forked child never inherits it held by a thread it does not have.
 //!
-//! Promotions out of T0 are not on probation: T0 is unoptimised code that
-//! exists to be replaced, and measuring it would only delay tier-up.
+//! Climbs: a promotion the function climbs on from (it deserves a higher,
+//! open tier) is not judged; the code it ran before the climb is kept as the
+//! baseline and the tier the climb ends at is judged against it (`begin`).
+//! T0 is never a baseline: it is unoptimised code that exists to be replaced,
+//! and measuring it would only delay tier-up.
 
 use super::jit::{retire, CompileEvent, CompileReason, Jit};
 use super::Tier;
@@ -112,6 +115,8 @@ struct Probation {
     /// Per (called function, argument hash): timed nanoseconds of each arm.
     samples: HashMap<(FuncId, u64), [Vec<u64>; 2]>,
     started: Instant,
+    /// The longest timed call: the timeout leaves room for the calls a verdict needs.
+    longest: Duration,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -285,6 +290,7 @@ impl Policy {
         if self.stamp.load(Ordering::Acquire) != probe.stamp {
             return; // the slot changed during the call: it ran some of both
         }
+        p.longest = p.longest.max(Duration::from_nanos(ns));
         let arm = p.installed;
         let factor = self.slowdown[p.tiers[arm] as usize].load(Ordering::Relaxed) as u64;
         let key = (probe.func, probe.key);
@@ -462,6 +468,7 @@ impl Policy {
             installed_addr: addr,
             samples: HashMap::new(),
             started: Instant::now(),
+            longest: Duration::ZERO,
         };
         if st.probation.is_some() {
             // Another function's probation runs: the arms' code of other functions
@@ -510,7 +517,11 @@ impl Policy {
         let _quiet = quiesce::enter(false);
         let mut st = self.state.lock();
         let timeout = st.config.probation_timeout;
-        if st.probation.as_ref().is_some_and(|p| p.started.elapsed() >= timeout) {
+        // Long calls get the time a verdict needs (2 x PROBATION_SAMPLES calls, and some).
+        let over = |p: &Probation| {
+            p.started.elapsed() >= timeout + p.longest.saturating_mul(3 * PROBATION_SAMPLES as u32)
+        };
+        if st.probation.as_ref().is_some_and(over) {
             self.end(jit, &mut st, NEW, None);
         }
     }
