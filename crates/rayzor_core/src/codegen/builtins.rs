@@ -29,13 +29,15 @@ pub enum Builtin {
     Nearestf,
     Fma,
     Fmaf,
+    /// Leave the code for the host entry after a trap (`codegen::unwind`); never returns.
+    Unwind,
 }
 
 /// Address of each builtin, indexed by `Builtin as usize`.
 pub type BuiltinTable = [usize; Builtin::COUNT];
 
 impl Builtin {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
 
     /// Every builtin, in `Builtin as usize` order.
     pub const ALL: [Builtin; Builtin::COUNT] = [
@@ -55,6 +57,7 @@ impl Builtin {
         Builtin::Nearestf,
         Builtin::Fma,
         Builtin::Fmaf,
+        Builtin::Unwind,
     ];
 
     pub fn signature(self) -> NativeSig {
@@ -73,6 +76,7 @@ impl Builtin {
             }
             Builtin::Fma => NativeSig::new(&[F64, F64, F64], Some(F64)),
             Builtin::Fmaf => NativeSig::new(&[F32, F32, F32], Some(F32)),
+            Builtin::Unwind => NativeSig::new(&[Addr], None),
         }
     }
 
@@ -95,6 +99,7 @@ impl Builtin {
             rayzor_nearestf as *const () as usize,
             rayzor_fma as *const () as usize,
             rayzor_fmaf as *const () as usize,
+            super::unwind::unwind_address(),
         ]
     }
 }
