@@ -271,7 +271,7 @@ pub fn llvm_available() -> bool {
 }
 
 /// The interpreter is exiting (called from `atexit`): closing a jit waits for
-/// no compile, and compiles still running drop to idle priority.
+/// no compile, and compiles still running drop to the lowest priority.
 #[pyfunction]
 pub fn _process_exiting() {
     rayzor_core::codegen::quiesce::process_exiting();

@@ -16,9 +16,12 @@
 //! Before that, when the embedder starts shutting down (Python's `atexit`
 //! calls `process_exiting`), compiles still running are doomed: their code
 //! will never run. Closing a jit then waits for none of them, and their
-//! threads drop to `SCHED_IDLE`, so they stop competing for the CPU with the
-//! interpreter's own finalisation, which is what exit time is made of (a
-//! multi-second T3 compile otherwise runs on, at full priority, until `_exit`).
+//! threads drop to the lowest priority (nice 19), so they stop competing for
+//! the CPU with the interpreter's own finalisation, which is what exit time is
+//! made of (a multi-second T3 compile otherwise runs on, at full priority,
+//! until `_exit`). Not `SCHED_IDLE`: on a busy machine a `SCHED_IDLE` thread
+//! can wait 100 ms to be scheduled, and every thread must run once to die
+//! before the process counts as exited.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
@@ -113,8 +116,8 @@ fn track_this_thread() {
 
 /// The embedder is shutting down the process (Python: at `atexit`): from now
 /// on closing a jit does not wait for a compile in progress (see `exiting`),
-/// and every thread compiling now, except the caller, runs at `SCHED_IDLE`:
-/// its code will never be used, and it must not slow down the exit.
+/// and every thread compiling now, except the caller, drops to nice 19: its
+/// code will never be used, and it must not slow down the exit.
 pub fn process_exiting() {
     EXITING.store(true, SeqCst);
     let me = gettid();
@@ -133,13 +136,13 @@ pub fn exiting() -> bool {
 
 #[cfg(target_os = "linux")]
 fn demote(tid: libc::pid_t) {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain syscall on a thread id of this process; lowering a
-    // thread's priority needs no privilege. A thread that has just left its
-    // section (and maybe exited) makes this fail harmlessly, or demotes a
-    // thread that is about to be torn down with the process anyway.
+    // SAFETY: plain syscall on a thread id of this process (Linux applies
+    // PRIO_PROCESS with a thread id to that thread); raising a nice value needs
+    // no privilege. A thread that has just left its section (and maybe exited)
+    // makes this fail harmlessly, or demotes a thread that is about to be torn
+    // down with the process anyway.
     unsafe {
-        libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
     }
 }
 
@@ -263,20 +266,20 @@ mod tests {
             let inner = enter(true); // nested: still one slot
             tx.send(gettid()).unwrap();
             wait.recv().unwrap();
-            // SAFETY: querying this thread's own policy.
-            let policy = unsafe { libc::sched_getscheduler(0) };
+            // SAFETY: querying this thread's own nice value.
+            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, gettid() as libc::id_t) };
             drop(inner);
             let tracked_after_inner = THREADS.iter().any(|t| t.load(SeqCst) == gettid());
             drop(s);
             let tracked_after_outer = THREADS.iter().any(|t| t.load(SeqCst) == gettid());
-            (policy, tracked_after_inner, tracked_after_outer)
+            (nice, tracked_after_inner, tracked_after_outer)
         });
         let tid = rx.recv().unwrap();
         assert_eq!(THREADS.iter().filter(|t| t.load(SeqCst) == tid).count(), 1);
         demote(tid);
         go.send(()).unwrap();
-        let (policy, after_inner, after_outer) = t.join().unwrap();
-        assert_eq!(policy, libc::SCHED_IDLE);
+        let (nice, after_inner, after_outer) = t.join().unwrap();
+        assert_eq!(nice, 19);
         assert!(after_inner && !after_outer, "the slot is freed when the outermost section ends");
     }
 }
