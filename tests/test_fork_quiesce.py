@@ -2,13 +2,13 @@
 and item 4's exit half). Everything runs in a subprocess, so a hung child or a hung exit
 fails the test instead of hanging pytest.
 
-The fork stress keeps LLVM busy on purpose: three threads recompile small functions at
-the top tier back to back (each compile replaces, and so removes, the previous code: ORC's
-session lock is taken and released all the time), while fresh jits with low thresholds
-promote (T1..T3) in the background. Without the quiesce handler about 1 fork in 12 leaves
-a child blocked forever on a lock a compile thread held at the fork (checked: 8 of 100
-forks hung with the `pthread_atfork` registration removed); with it none does.
-``benches/reliability.py --fork`` runs 1,000 forks and prints the figures."""
+The fork stress keeps LLVM busy on purpose: five threads recompile small functions at
+the top tier back to back (each compile links new code and removes the code it replaces:
+ORC's session lock is taken and released all the time), while fresh jits with low
+thresholds promote (T1..T3) in the background; each child calls, compiles at the top tier
+and calls again. With the `pthread_atfork` registration removed, a child hangs within the
+first 1-26 forks (checked: 4 runs of 4 failed); with it none does.
+``benches/reliability.py --forks 1000`` runs 1,000 forks and prints the figures."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ FORK_STRESS = textwrap.dedent(
         while not stop.is_set():
             churn.compile(f"f{k % N}", TOP)
             compiles[0] += 1
-            k += 3
-    threads = [threading.Thread(target=recompile, args=(j,)) for j in range(3)]
+            k += 5
+    threads = [threading.Thread(target=recompile, args=(j,)) for j in range(5)]
     for t in threads:
         t.start()
     hung = failed = poisoned = 0
