@@ -270,6 +270,13 @@ pub fn llvm_available() -> bool {
     cfg!(feature = "llvm")
 }
 
+/// The interpreter is exiting (called from `atexit`): closing a jit waits for
+/// no compile, and compiles still running drop to the lowest priority.
+#[pyfunction]
+pub fn _process_exiting() {
+    rayzor_core::codegen::quiesce::process_exiting();
+}
+
 #[pymethods]
 impl PyJit {
     /// Verify `module` and compile every function at T0.

@@ -23,7 +23,11 @@ _live: weakref.WeakSet[TieredJit] = weakref.WeakSet()
 
 @atexit.register
 def _close_all() -> None:
-    # Stop promoter threads before the interpreter finalises.
+    # Stop promoter threads before the interpreter finalises. Nothing compiled from
+    # now on will run: closing waits for no compile in progress, and those compiles
+    # drop to the lowest priority so that they do not slow the finalisation down (a T3
+    # compile may have seconds to go; the process ends without waiting for it).
+    _rayzor._process_exiting()
     for jit in list(_live):
         jit.close()
 
