@@ -16,7 +16,9 @@ use rayzor_core::runtime::worker::Promoter;
 use rayzor_core::runtime::Tier;
 use rayzor_core::runtime::{CompileReason, Jit, JitError};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+#[cfg(not(feature = "abi3"))]
+use std::sync::OnceLock;
 use std::time::Instant;
 
 pub fn jit_error(py: Python<'_>, e: JitError) -> PyErr {
@@ -610,6 +612,7 @@ impl Conv {
 #[pyclass(name = "JitFunction", module = "rayzor._rayzor", frozen)]
 pub struct JitFunction {
     /// Read by CPython at `tp_vectorcall_offset`; the same for every instance.
+    #[cfg(not(feature = "abi3"))]
     vectorcall: ffi::vectorcallfunc,
     jit: Arc<Jit>,
     id: FuncId,
@@ -640,6 +643,7 @@ impl JitFunction {
         let (n_args, n_rets) = jit.arity(id);
         let aggregate_boundary = n_args > params.len() || n_rets > 1;
         JitFunction {
+            #[cfg(not(feature = "abi3"))]
             vectorcall: jit_function_vectorcall,
             jit,
             id,
@@ -775,7 +779,10 @@ unsafe fn fast_arg(obj: *mut ffi::PyObject, conv: Conv) -> Option<u64> {
                 let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
                 (overflow == 0).then_some(v as u64)
             }
+            #[cfg(not(feature = "abi3"))]
             Conv::F64 if ffi::PyFloat_CheckExact(obj) != 0 => Some(ffi::PyFloat_AS_DOUBLE(obj).to_bits()),
+            #[cfg(feature = "abi3")]
+            Conv::F64 if ffi::PyFloat_CheckExact(obj) != 0 => Some(ffi::PyFloat_AsDouble(obj).to_bits()),
             Conv::Bool if obj == ffi::Py_True() => Some(1),
             Conv::Bool if obj == ffi::Py_False() => Some(0),
             _ => None,
@@ -788,6 +795,7 @@ unsafe fn fast_arg(obj: *mut ffi::PyObject, conv: Conv) -> Option<u64> {
 ///
 /// # Safety
 /// Called by CPython as a `vectorcallfunc` of a `JitFunction`.
+#[cfg(not(feature = "abi3"))]
 unsafe fn vectorcall_body(
     py: Python<'_>,
     callable: *mut ffi::PyObject,
@@ -815,6 +823,7 @@ unsafe fn vectorcall_body(
 ///
 /// # Safety
 /// Called by CPython with the thread attached, per the vectorcall protocol.
+#[cfg(not(feature = "abi3"))]
 unsafe extern "C" fn jit_function_vectorcall(
     callable: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
@@ -831,8 +840,14 @@ unsafe extern "C" fn jit_function_vectorcall(
 /// The byte offset of `vectorcall` in a `JitFunction` object, set on the type
 /// once (PyO3 builds the type without it). The layout is the same for every
 /// instance, so the first one created measures it.
+#[cfg(not(feature = "abi3"))]
 static VECTORCALL_OFFSET: OnceLock<ffi::Py_ssize_t> = OnceLock::new();
 
+/// The stable ABI has no access to the type's fields: calls use `tp_call`.
+#[cfg(feature = "abi3")]
+fn enable_vectorcall(_: &Bound<'_, JitFunction>) {}
+
+#[cfg(not(feature = "abi3"))]
 fn enable_vectorcall(obj: &Bound<'_, JitFunction>) {
     let offset =
         (std::ptr::addr_of!(obj.get().vectorcall) as isize - obj.as_ptr() as isize) as ffi::Py_ssize_t;
