@@ -268,29 +268,35 @@ class Bench:
     # ------------------------------------------------------------------ micro
 
     def call_overhead(self) -> dict[str, float]:
+        """ns per identity call from Python: rayzor in each GIL mode (one JitFunction per
+        mode; "rayzor" is the default, adaptive), ctypes and a Python function, measured
+        interleaved round by round; numba in its worker process."""
         n = self.overhead_calls
-        out: dict[str, float] = {}
         top = self.tiers[-1]
-        with rayzor.TieredJit(
-            W.mir_ident(), rayzor.TieredConfig(enable_background_optimization=False)
-        ) as jit:
-            jit.compile("ident", top)
-            f = jit["ident"]
-            out["rayzor"] = timing.call_overhead_ns(f, n)
-            f.gil = "hold"
-            out["rayzor_gil_hold"] = timing.call_overhead_ns(f, n)
-            f.gil = "release"
-            out["rayzor_gil_release"] = timing.call_overhead_ns(f, n)
         lib, _ = self.cc("ident", W.C_DIR / "ident.c")
         c = lib.ident
         c.argtypes = [ctypes.c_int64]
         c.restype = ctypes.c_int64
-        out["ctypes"] = timing.call_overhead_ns(c, n)
 
         def ident(x: int) -> int:
             return x
 
-        out["cpython"] = timing.call_overhead_ns(ident, n)
+        with rayzor.TieredJit(
+            W.mir_ident(), rayzor.TieredConfig(enable_background_optimization=False)
+        ) as jit:
+            jit.compile("ident", top)
+            fns: dict[str, Any] = {}
+            for key, mode in (
+                ("rayzor", "adaptive"),
+                ("rayzor_gil_hold", "hold"),
+                ("rayzor_gil_release", "release"),
+            ):
+                f = jit._core.function("ident")
+                f.gil = mode
+                fns[key] = f
+            fns["ctypes"] = c
+            fns["cpython"] = ident
+            out = timing.call_overhead_interleaved(fns, n)
         if self.has_numba:
             res = self.numba_worker("ident", str(n))
             if res is not None:
@@ -722,7 +728,11 @@ def markdown(rep: dict[str, Any]) -> str:
 
     ov = rep["call_overhead_ns"]
     if ov:
-        lines += ["## Python-to-native call overhead, ns per call (identity i64 -> i64)", ""]
+        lines += [
+            "## Python-to-native call overhead, ns per call (identity i64 -> i64; rayzor: gil=adaptive, "
+            "the default, and hold/release; median of interleaved rounds, numba in its own process)",
+            "",
+        ]
         lines.append("| " + " | ".join(ov) + " |")
         lines.append("|---" * len(ov) + "|")
         lines.append("| " + " | ".join(f"{v:.0f}" for v in ov.values()) + " |")

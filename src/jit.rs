@@ -7,7 +7,8 @@ use crate::module::PyMirModule;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyInt, PyTuple};
+use pyo3::ffi;
+use pyo3::types::{PyDict, PyInt, PyTuple};
 use rayzor_core::mir::{ExternId, FuncId, Scalar, Type};
 use rayzor_core::runtime::osr::OsrMode;
 use rayzor_core::runtime::profile::{ProfileConfig, TieredConfig};
@@ -16,6 +17,8 @@ use rayzor_core::runtime::Tier;
 use rayzor_core::runtime::{CompileReason, Jit, JitError};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
+#[cfg(not(feature = "abi3"))]
+use std::sync::OnceLock;
 use std::time::Instant;
 
 pub fn jit_error(py: Python<'_>, e: JitError) -> PyErr {
@@ -478,9 +481,11 @@ impl PyJit {
     }
 
     /// The callable for function `name`.
-    fn function(&self, py: Python<'_>, name: &str) -> PyResult<JitFunction> {
+    fn function(&self, py: Python<'_>, name: &str) -> PyResult<Py<JitFunction>> {
         let id = lookup(py, self.core.module(), name)?;
-        Ok(JitFunction::new(self.core.clone(), id, self.host_objects.clone()))
+        let f = Bound::new(py, JitFunction::new(self.core.clone(), id, self.host_objects.clone()))?;
+        enable_vectorcall(&f);
+        Ok(f.unbind())
     }
 
     /// Compile `name` at `tier` (0..3) and publish it; returns the compile time in seconds.
@@ -581,13 +586,48 @@ const LONG_CALL_NANOS: u128 = 20_000;
 /// In adaptive mode, one call in this many is timed.
 const SAMPLE_EVERY: u32 = 64;
 
+/// How one scalar crosses the boundary without the generic conversion; anything
+/// the fast path does not recognise takes the generic path, which also raises
+/// the errors, so fast and generic calls fail identically.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Conv {
+    I64,
+    F64,
+    Bool,
+    Generic,
+}
+
+impl Conv {
+    fn of(ty: &Type) -> Conv {
+        match ty {
+            Type::Scalar(Scalar::I64) => Conv::I64,
+            Type::Scalar(Scalar::F64) => Conv::F64,
+            Type::Scalar(Scalar::Bool) => Conv::Bool,
+            _ => Conv::Generic,
+        }
+    }
+}
+
 /// A compiled function, callable like a Python function.
+///
+/// Python calls it through the vectorcall protocol (PEP 590): the type's
+/// `tp_vectorcall_offset` points at `vectorcall`, so CPython passes the
+/// arguments as the array it already has on its stack instead of packing a
+/// tuple for `tp_call` (PyO3 offers no vectorcall for `__call__`, so the type is
+/// patched once in `enable_vectorcall`). `__call__` stays as `tp_call`, for the
+/// rare caller that uses the slot directly, and runs the same code.
 #[pyclass(name = "JitFunction", module = "rayzor._rayzor", frozen)]
 pub struct JitFunction {
+    /// Read by CPython at `tp_vectorcall_offset`; the same for every instance.
+    #[cfg(not(feature = "abi3"))]
+    vectorcall: ffi::vectorcallfunc,
     jit: Arc<Jit>,
     id: FuncId,
     params: Vec<Type>,
     ret: Type,
+    /// The conversion of each parameter and of the result, chosen once per signature.
+    param_conv: Vec<Conv>,
+    ret_conv: Conv,
     n_args: usize,
     n_rets: usize,
     /// Some parameter or the result is an aggregate: not callable from Python.
@@ -610,8 +650,12 @@ impl JitFunction {
         let (n_args, n_rets) = jit.arity(id);
         let aggregate_boundary = n_args > params.len() || n_rets > 1;
         JitFunction {
+            #[cfg(not(feature = "abi3"))]
+            vectorcall: jit_function_vectorcall,
             jit,
             id,
+            param_conv: params.iter().map(Conv::of).collect(),
+            ret_conv: Conv::of(&ret),
             params,
             ret,
             aggregate_boundary,
@@ -627,34 +671,10 @@ impl JitFunction {
     fn name(&self) -> &str {
         &self.jit.module().func(self.id).name
     }
-}
 
-/// Fast conversions for the common exact types, generic ones otherwise.
-fn arg_bits(
-    obj: &Bound<'_, PyAny>,
-    ty: &Type,
-    i: usize,
-    name: &str,
-    pins: &mut Vec<PinnedBuffer>,
-) -> PyResult<u64> {
-    match ty {
-        Type::Scalar(Scalar::I64) if obj.is_exact_instance_of::<PyInt>() => {
-            if let Ok(v) = obj.extract::<i64>() {
-                return Ok(v as u64);
-            }
-        }
-        Type::Scalar(Scalar::F64) if obj.is_exact_instance_of::<PyFloat>() => {
-            return Ok(obj.cast::<PyFloat>()?.value().to_bits());
-        }
-        _ => {}
-    }
-    convert::to_arg(obj, ty, &format!("argument {i} of '{name}'"), pins)
-}
-
-#[pymethods]
-impl JitFunction {
-    #[pyo3(signature = (*args))]
-    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    /// The call itself, for both entry points. `args` are borrowed object
+    /// pointers that the caller keeps alive for the duration of the call.
+    fn call_raw(&self, py: Python<'_>, args: &[*mut ffi::PyObject]) -> PyResult<Py<PyAny>> {
         if args.len() != self.params.len() {
             return Err(errors::argument_error(
                 py,
@@ -684,8 +704,16 @@ impl JitFunction {
             heap_args = vec![0u64; self.n_args];
             &mut heap_args
         };
-        for (i, (a, ty)) in args.iter().zip(&self.params).enumerate() {
-            argbuf[i] = arg_bits(&a, ty, i, self.name(), &mut pins)?;
+        for (i, (&a, conv)) in args.iter().zip(&self.param_conv).enumerate() {
+            // SAFETY: `a` is a live object the caller holds for the call.
+            argbuf[i] = match unsafe { fast_arg(a, *conv) } {
+                Some(bits) => bits,
+                None => {
+                    // SAFETY: as above.
+                    let obj = unsafe { Borrowed::from_ptr(py, a) };
+                    arg_bits(&obj, &self.params[i], i, self.name(), &mut pins)?
+                }
+            };
         }
         let mut rets = [0u64; 1];
         let mode = self.gil_mode.load(Ordering::Relaxed);
@@ -713,7 +741,165 @@ impl JitFunction {
         }
         drop(pins);
         result.map_err(|e| errors::run(py, e))?;
-        convert::result_to_py(py, &self.ret, &rets[..self.n_rets])
+        let bits = rets[0];
+        // SAFETY: attached (we hold `py`); each constructor returns a new reference or NULL with an exception set.
+        let fast = unsafe {
+            match self.ret_conv {
+                Conv::I64 => ffi::PyLong_FromLongLong(bits as i64),
+                Conv::F64 => ffi::PyFloat_FromDouble(f64::from_bits(bits)),
+                Conv::Bool => {
+                    let b = if bits & 1 != 0 { ffi::Py_True() } else { ffi::Py_False() };
+                    ffi::Py_IncRef(b);
+                    b
+                }
+                Conv::Generic => return convert::result_to_py(py, &self.ret, &rets[..self.n_rets]),
+            }
+        };
+        // SAFETY: `fast` is a new reference or NULL with an exception set.
+        unsafe { Ok(Bound::from_owned_ptr_or_err(py, fast)?.unbind()) }
+    }
+
+    fn keywords_refused(&self, py: Python<'_>, first: &str) -> PyErr {
+        errors::argument_error(
+            py,
+            format!(
+                "function '{}' takes positional arguments only, got keyword argument '{first}'",
+                self.name()
+            ),
+        )
+    }
+}
+
+/// The bits of `obj` for the exact types the fast path knows (`int` for i64,
+/// `float` for f64, `True`/`False` for bool), or None for the generic
+/// conversion (other types, subclasses, ints out of range: its errors apply).
+///
+/// # Safety
+/// `obj` is a live object and the thread is attached.
+#[inline]
+unsafe fn fast_arg(obj: *mut ffi::PyObject, conv: Conv) -> Option<u64> {
+    unsafe {
+        match conv {
+            Conv::I64 if ffi::PyLong_CheckExact(obj) != 0 => {
+                let mut overflow = 0;
+                // Cannot fail on an exact int; out of range sets `overflow` only.
+                let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+                (overflow == 0).then_some(v as u64)
+            }
+            #[cfg(not(feature = "abi3"))]
+            Conv::F64 if ffi::PyFloat_CheckExact(obj) != 0 => Some(ffi::PyFloat_AS_DOUBLE(obj).to_bits()),
+            #[cfg(feature = "abi3")]
+            Conv::F64 if ffi::PyFloat_CheckExact(obj) != 0 => Some(ffi::PyFloat_AsDouble(obj).to_bits()),
+            Conv::Bool if obj == ffi::Py_True() => Some(1),
+            Conv::Bool if obj == ffi::Py_False() => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// The body of the vectorcall slot, run inside PyO3's trampoline (which counts
+/// the thread as attached for PyO3, catches panics and restores errors).
+///
+/// # Safety
+/// Called by CPython as a `vectorcallfunc` of a `JitFunction`.
+#[cfg(not(feature = "abi3"))]
+unsafe fn vectorcall_body(
+    py: Python<'_>,
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: CPython only calls this slot on instances of this type, with
+    // `nargs` (flag bits masked off) argument pointers at `args` followed by
+    // one per name in `kwnames`, all borrowed for the call.
+    unsafe {
+        let callable = Borrowed::from_ptr(py, callable).cast_unchecked::<JitFunction>();
+        let f = callable.get();
+        let nargs = ffi::PyVectorcall_NARGS(nargsf as usize) as usize;
+        if !kwnames.is_null() && ffi::PyTuple_GET_SIZE(kwnames) > 0 {
+            let first = Borrowed::from_ptr(py, ffi::PyTuple_GET_ITEM(kwnames, 0));
+            return Err(f.keywords_refused(py, &first.str()?.to_string_lossy()));
+        }
+        let args = if nargs == 0 { &[][..] } else { std::slice::from_raw_parts(args, nargs) };
+        f.call_raw(py, args).map(Py::into_ptr)
+    }
+}
+
+/// The `vectorcallfunc` every `JitFunction` holds.
+///
+/// # Safety
+/// Called by CPython with the thread attached, per the vectorcall protocol.
+#[cfg(not(feature = "abi3"))]
+unsafe extern "C" fn jit_function_vectorcall(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // PyO3's own METH_FASTCALL trampoline has the vectorcall signature but for
+    // `nargs` (a Py_ssize_t instead of size_t with flag bits, masked in the body).
+    let tramp = pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, vectorcall_body);
+    // SAFETY: forwarded as received; the body checks and masks what it needs.
+    unsafe { tramp(callable, args, nargsf as ffi::Py_ssize_t, kwnames) }
+}
+
+/// The byte offset of `vectorcall` in a `JitFunction` object, set on the type
+/// once (PyO3 builds the type without it). The layout is the same for every
+/// instance, so the first one created measures it.
+#[cfg(not(feature = "abi3"))]
+static VECTORCALL_OFFSET: OnceLock<ffi::Py_ssize_t> = OnceLock::new();
+
+/// The stable ABI has no access to the type's fields: calls use `tp_call`.
+#[cfg(feature = "abi3")]
+fn enable_vectorcall(_: &Bound<'_, JitFunction>) {}
+
+#[cfg(not(feature = "abi3"))]
+fn enable_vectorcall(obj: &Bound<'_, JitFunction>) {
+    let offset =
+        (std::ptr::addr_of!(obj.get().vectorcall) as isize - obj.as_ptr() as isize) as ffi::Py_ssize_t;
+    let set = *VECTORCALL_OFFSET.get_or_init(|| {
+        let tp = obj.get_type_ptr();
+        // SAFETY: attached (we hold a Bound); `tp` is the JitFunction heap type,
+        // whose every instance has the field at `offset`; CPython reads both
+        // fields on each call, and PyType_Modified drops any cached state.
+        unsafe {
+            (*tp).tp_vectorcall_offset = offset;
+            (*tp).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+            ffi::PyType_Modified(tp);
+        }
+        offset
+    });
+    assert_eq!(set, offset, "JitFunction layout changed between instances");
+}
+
+/// Fast conversions for the common exact types, generic ones otherwise.
+fn arg_bits(
+    obj: &Bound<'_, PyAny>,
+    ty: &Type,
+    i: usize,
+    name: &str,
+    pins: &mut Vec<PinnedBuffer>,
+) -> PyResult<u64> {
+    convert::to_arg(obj, ty, &format!("argument {i} of '{name}'"), pins)
+}
+
+#[pymethods]
+impl JitFunction {
+    /// `tp_call`: only reached by callers that use the slot directly (Python
+    /// itself uses the vectorcall slot).
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        if let Some((k, _)) = kwargs.and_then(|k| k.iter().next()) {
+            return Err(self.keywords_refused(py, &k.str()?.to_string_lossy()));
+        }
+        let ptrs: Vec<*mut ffi::PyObject> = args.iter_borrowed().map(|a| a.as_ptr()).collect();
+        self.call_raw(py, &ptrs)
     }
 
     /// "adaptive" (default: release the GIL once calls are measured to take over
