@@ -57,6 +57,11 @@ OSR_MODES = {
     "tiny": (1, 2, 2),
 }
 OSR_WORKLOADS = ("loop", "collatz")
+#: Tiered steady state vs the best forced tier: interleaved rounds per mode; the
+#: steady state is the STEADY_CALL-th call of a cold run; verdict within STEADY_MARGIN.
+STEADY_ROUNDS = {"full": 5, "quick": 3, "tiny": 1}
+STEADY_CALL = 10
+STEADY_MARGIN = 0.05
 PRESETS = ("development", "production")
 
 
@@ -581,6 +586,90 @@ class Bench:
         out["load_avg_after"] = os.getloadavg()
         return out
 
+    def tiered_steady_state(self) -> dict[str, Any]:
+        """Per workload, interleaved rounds of: one call of each forced tier's code (jits
+        compiled once, warmed up) and one cold run of STEADY_CALL calls per preset, with
+        the tier policy on (the default) and off (demotion_margin_pct=0, the behaviour
+        before it); the steady state is the last call of the cold run. Medians of rounds."""
+        rounds = STEADY_ROUNDS[self.mode]
+        presets = {
+            "dev": rayzor.TieredConfig.development(),
+            "prod": rayzor.TieredConfig.production(),
+        }
+        variants = {**presets}
+        for name, c in presets.items():
+            variants[f"{name}-nopolicy"] = dataclasses.replace(c, demotion_margin_pct=0)
+        out: dict[str, Any] = {}
+        for w in self.workloads:
+            size = w.sizes[self.mode]
+            module = w.mir()
+            forced: dict[str, Any] = {}
+            jits = []
+            try:
+                for t in self.tiers:
+                    jit = rayzor.TieredJit(module, rayzor.TieredConfig(enable_background_optimization=False))
+                    jits.append(jit)
+                    for name in jit.functions:
+                        jit.compile(name, t)
+                    forced[t.name] = jit[w.entry]
+                    forced[t.name](*w.args(size))  # warm-up
+                samples: dict[str, list[float]] = {k: [] for k in [*forced, *variants]}
+                demoted: dict[str, list[str]] = {k: [] for k in variants}
+                final: dict[str, list[str]] = {k: [] for k in variants}
+                for _ in range(rounds):
+                    for t, fn in forced.items():
+                        args = w.args(size)
+                        t0 = time.perf_counter()
+                        fn(*args)
+                        samples[t].append((time.perf_counter() - t0) * 1e3)
+                    for v, config in variants.items():
+                        box: list[rayzor.TieredJit] = []
+
+                        def start(
+                            config: rayzor.TieredConfig = config,
+                            box: list[rayzor.TieredJit] = box,
+                            module: rayzor.Module = module,
+                            entry: str = w.entry,
+                        ) -> Any:
+                            box.append(rayzor.TieredJit(module, config))
+                            return box[0][entry]
+
+                        arg_sets = [w.args(size) for _ in range(STEADY_CALL)]
+                        try:
+                            _, each, _ = timing.time_to_result(start, arg_sets)
+                            samples[v].append(each[-1])
+                            ev = box[0].events()
+                            demoted[v] += [e.describe() for e in ev if e.reason == "demoted"]
+                            final[v].append(str(box[0].tier_of(w.entry)))
+                        finally:
+                            if box:
+                                box[0].close()
+            except rayzor.RayzorError as e:
+                self.fail(f"{w.name} / tiered steady state: {type(e).__name__}: {e}")
+                continue
+            finally:
+                for jit in jits:
+                    jit.close()
+            med = {k: statistics.median(v) for k, v in samples.items() if v}
+            best = min(forced, key=lambda t: med[t])
+            row: dict[str, Any] = {
+                "size": size,
+                "rounds": rounds,
+                "ms": med,
+                "best_tier": best,
+                "best_ms": med[best],
+                "ratio": {v: med[v] / med[best] for v in variants},
+                "entry_tier": final,
+                "demotions": demoted,
+            }
+            row["within"] = {v: row["ratio"][v] <= 1 + STEADY_MARGIN for v in variants}
+            out[w.name] = row
+            self.log(
+                f"  {w.name}: best {best} {fmt_ms(med[best])} ms; "
+                + ", ".join(f"{v} {fmt_ms(med[v])} ({row['ratio'][v]:.3f}x)" for v in variants)
+            )
+        return out
+
     # ------------------------------------------------------------------ driver
 
     def run(self, osr_only: bool = False) -> dict[str, Any]:
@@ -593,7 +682,7 @@ class Bench:
             steps += [("rayzor-tiered-dev", (self.run_tiered, "dev"))]
             steps += [("rayzor-tiered-prod", (self.run_tiered, "prod"))]
             steps += [("cpython", (self.run_cpython,))]
-            if self.has_numba:
+            if self.has_numba and w.name != "vm":  # no numba kernel for the bytecode VM
                 steps += [("numba", (self.run_numba,))]
             for label, (fn, *extra) in steps:
                 n_before = len(self.results)
@@ -608,6 +697,10 @@ class Bench:
             overhead = self.call_overhead()
             self.log("counter cost")
             counters = self.counter_cost()
+        steady: dict[str, Any] = {}
+        if not osr_only:
+            self.log("tiered steady state vs forced tiers")
+            steady = self.tiered_steady_state()
         osr = {"first_call": self.osr_first_calls(), "steady_state": self.osr_steady_state()}
         systems = ["c"] + [f"rayzor-{t.name}" for t in self.tiers]
         systems += ["rayzor-tiered-dev", "rayzor-tiered-prod", "cpython"] + (
@@ -625,6 +718,7 @@ class Bench:
             "call_overhead_ns": overhead,
             "counter_cost": counters,
             "osr": osr,
+            "tiered_steady_state": steady,
             "time_to_result": {"k": self.k, "ms": self.ttr},
             "nbody_check": {"published": W.NBODY_PUBLISHED, "steps": W.NBODY_CHECK_STEPS, **self.nbody_check},
             "c_flags": CC_FLAGS,
@@ -756,6 +850,7 @@ def markdown(rep: dict[str, Any]) -> str:
             )
         lines.append("")
 
+    lines += markdown_steady(rep.get("tiered_steady_state") or {})
     lines += markdown_osr(rep["osr"])
 
     nb = rep["nbody_check"]
@@ -767,6 +862,38 @@ def markdown(rep: dict[str, Any]) -> str:
             lines.append(f"- {s}: {v['before']} / {v['after_1000']}")
         lines.append("")
     return "\n".join(lines)
+
+
+def markdown_steady(ss: dict[str, Any]) -> list[str]:
+    if not ss:
+        return []
+    variants = ["dev", "prod", "dev-nopolicy", "prod-nopolicy"]
+    lines = [
+        f"## Tiered steady state ({STEADY_CALL}th call of a cold run) vs the best forced tier, ms "
+        f"(median of interleaved rounds; ratio to the best tier; ok: within {STEADY_MARGIN:.0%})",
+        "",
+        "`-nopolicy`: `demotion_margin_pct=0`, promotion only ever goes up (the behaviour before the "
+        "never-slower policy). Entry tier: the tier of the entry function after the run, per round.",
+        "",
+    ]
+    lines.append("| workload | best forced | " + " | ".join(variants) + " | entry tier dev / prod |")
+    lines.append("|---" * (len(variants) + 3) + "|")
+    for w, r in ss.items():
+        cells = []
+        for v in variants:
+            ok = "ok" if r["within"][v] else "**SLOWER**"
+            cells.append(f"{fmt_ms(r['ms'][v])} ({r['ratio'][v]:.2f}x, {ok})")
+        tiers = f"{' '.join(r['entry_tier']['dev'])} / {' '.join(r['entry_tier']['prod'])}"
+        lines.append(
+            f"| {w} | {r['best_tier']} {fmt_ms(r['best_ms'])} | " + " | ".join(cells) + f" | {tiers} |"
+        )
+    lines.append("")
+    dem = [(w, v, d) for w, r in ss.items() for v in ("dev", "prod") for d in r["demotions"][v]]
+    if dem:
+        lines += ["Demotions by the tier policy in these runs:", ""]
+        lines += [f"- {w} ({v}): {d}" for w, v, d in dem]
+        lines.append("")
+    return lines
 
 
 def fmt_pct(x: float) -> str:
@@ -888,6 +1015,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, metavar="N", help="runs per measurement (median)")
     ap.add_argument("--only", help=argparse.SUPPRESS)  # comma-separated workloads, for debugging
     ap.add_argument("--osr-only", action="store_true", help=argparse.SUPPRESS)  # the OSR section alone
+    # the tiered-steady-state section alone
+    ap.add_argument("--steady-only", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     mode = "tiny" if a.tiny else "quick" if a.quick else "full"
     only = a.only.split(",") if a.only else None
@@ -896,6 +1025,14 @@ def main() -> int:
         return 2
     bench = Bench(mode, a.repeat, only)
     t0 = time.perf_counter()
+    if a.steady_only:
+        ss = bench.tiered_steady_state()
+        print("\n".join(markdown_steady(ss)))
+        if a.json:
+            Path(a.json).write_text(
+                json.dumps({"machine": machine(), "tiered_steady_state": ss}, indent=1) + "\n"
+            )
+        return 1 if bench.errors else 0
     rep = bench.run(osr_only=a.osr_only)
     rep["wall_s"] = time.perf_counter() - t0
     print(markdown(rep))

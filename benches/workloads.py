@@ -203,6 +203,70 @@ def py_sieve(flags: np.ndarray, n: int) -> int:
     return count
 
 
+#: The bytecode of tests/mir/bytecode_vm.mir (see benches/c/vm.c for the opcodes).
+VM_CODE = bytes([1, 2, 3, 9, 11, 3, 5, 6, 2, 11, 7, 7, 3, 9, 11, 1, 8, 6, 12, 13, 0, 0])
+VM_MIR = Path(__file__).resolve().parent.parent / "tests" / "mir" / "bytecode_vm.mir"
+
+
+def _wrap(x: int) -> int:
+    return ((x + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
+
+
+def py_vm(n: int) -> int:
+    """The bytecode VM interpreted in Python, opcode for opcode (a switch as an if chain)."""
+    code, st = VM_CODE, [0] * 16
+    pc = sp = acc = i = 0
+    while True:
+        op = code[pc]
+        pc += 1
+        if op == 0:
+            return acc
+        if op == 1:
+            st[sp] = acc
+            sp += 1
+        elif op == 2:
+            st[sp] = i
+            sp += 1
+        elif op == 3:
+            st[sp - 2] = _wrap(st[sp - 2] + st[sp - 1])
+            sp -= 1
+        elif op == 4:
+            st[sp - 2] = _wrap(st[sp - 2] - st[sp - 1])
+            sp -= 1
+        elif op == 5:
+            st[sp - 2] = _wrap(st[sp - 2] * st[sp - 1])
+            sp -= 1
+        elif op == 6:
+            st[sp - 2] ^= st[sp - 1]
+            sp -= 1
+        elif op == 7:
+            st[sp - 2] &= st[sp - 1]
+            sp -= 1
+        elif op == 8:
+            st[sp - 2] >>= st[sp - 1] & 63
+            sp -= 1
+        elif op == 9:
+            st[sp] = st[sp - 1]
+            sp += 1
+        elif op == 10:
+            st[sp - 2], st[sp - 1] = st[sp - 1], st[sp - 2]
+        elif op == 11:
+            st[sp] = code[pc]
+            sp += 1
+            pc += 1
+        elif op == 12:
+            sp -= 1
+            acc = st[sp]
+        elif op == 13:
+            i += 1
+            if i < n:
+                pc = 0
+        elif op == 14:
+            sp -= 1
+        else:
+            raise ValueError(f"bad opcode {op}")
+
+
 def py_collatz(n: int) -> int:
     total = 0
     for i in range(1, n):
@@ -487,6 +551,13 @@ def mir_collatz() -> rayzor.Module:
     return m
 
 
+def mir_vm() -> rayzor.Module:
+    """The bytecode VM of issue 12, from the run test that defines it."""
+    import rayzor
+
+    return rayzor.parse(VM_MIR.read_text())
+
+
 def mir_ident() -> rayzor.Module:
     import rayzor
 
@@ -611,12 +682,23 @@ WORKLOADS: dict[str, Workload] = {
             _f64,
             result_kind="float",
         ),
+        Workload(
+            "vm",
+            "switch-dispatch bytecode VM (tests/mir/bytecode_vm.mir), 17 opcodes x n iterations",
+            {"full": 1_000_000, "quick": 300_000, "tiny": 10_000},
+            "vm",
+            lambda n: (n,),
+            py_vm,
+            mir_vm,
+            [_i64],
+            _i64,
+        ),
     ]
 }
 
 
 #: Workloads of the OSR section only (``run.py`` runs them as one long call on a fresh
-#: jit); the six of :data:`WORKLOADS` make up the main tables.
+#: jit); the seven of :data:`WORKLOADS` make up the main tables.
 ONE_CALL: dict[str, Workload] = {
     w.name: w
     for w in [

@@ -88,6 +88,10 @@ pub struct RawConfig {
     osr: bool,
     #[pyo3(get)]
     verbosity: u8,
+    #[pyo3(get)]
+    demotion_margin_pct: u32,
+    #[pyo3(get)]
+    demotion_backoff_ms: u64,
 }
 
 impl RawConfig {
@@ -105,6 +109,8 @@ impl RawConfig {
             },
             osr: self.osr,
             verbosity: self.verbosity,
+            demotion_margin_pct: self.demotion_margin_pct,
+            demotion_backoff_ms: self.demotion_backoff_ms,
         }
     }
 
@@ -120,6 +126,8 @@ impl RawConfig {
             osr_threshold: c.profile.osr_threshold,
             osr: c.osr,
             verbosity: c.verbosity,
+            demotion_margin_pct: c.demotion_margin_pct,
+            demotion_backoff_ms: c.demotion_backoff_ms,
         }
     }
 }
@@ -139,6 +147,8 @@ impl RawConfig {
         osr_threshold,
         osr,
         verbosity,
+        demotion_margin_pct,
+        demotion_backoff_ms,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -152,6 +162,8 @@ impl RawConfig {
         osr_threshold: u64,
         osr: bool,
         verbosity: u8,
+        demotion_margin_pct: u32,
+        demotion_backoff_ms: u64,
     ) -> Self {
         RawConfig {
             enable_background_optimization,
@@ -164,6 +176,8 @@ impl RawConfig {
             osr_threshold,
             osr,
             verbosity,
+            demotion_margin_pct,
+            demotion_backoff_ms,
         }
     }
 
@@ -171,7 +185,7 @@ impl RawConfig {
         format!(
             "RawConfig(enable_background_optimization={}, optimization_check_interval_ms={}, \
              max_parallel_optimizations={}, warm_threshold={}, hot_threshold={}, blazing_threshold={}, \
-             sample_rate={}, verbosity={})",
+             sample_rate={}, verbosity={}, demotion_margin_pct={}, demotion_backoff_ms={})",
             if self.enable_background_optimization { "True" } else { "False" },
             self.optimization_check_interval_ms,
             self.max_parallel_optimizations,
@@ -180,6 +194,8 @@ impl RawConfig {
             self.blazing_threshold,
             self.sample_rate,
             self.verbosity,
+            self.demotion_margin_pct,
+            self.demotion_backoff_ms,
         )
     }
 }
@@ -201,9 +217,19 @@ pub struct RawEvent {
     compile_seconds: f64,
     /// "initial", "requested", "promotion", "osr" (an OSR entry for a loop of the
     /// function's code at `from_tier`, published in the loop's OSR point) or
-    /// "size_limit" (not compiled: over the tier's size limit).
+    /// "size_limit" (not compiled: over the tier's size limit) or "demoted" (the
+    /// tier policy put `to_tier`'s code back: `from_tier`'s was measured slower).
     #[pyo3(get)]
     reason: &'static str,
+    /// For demotions: median nanoseconds of a timed host call with the demoted
+    /// code and with the code put back, and seconds until the tier is retried
+    /// (None: never).
+    #[pyo3(get)]
+    new_cost_ns: Option<u64>,
+    #[pyo3(get)]
+    old_cost_ns: Option<u64>,
+    #[pyo3(get)]
+    retry_seconds: Option<f64>,
     /// For OSR entries: the loop header block and the back-edges its loop had counted.
     #[pyo3(get)]
     loop_header: Option<u32>,
@@ -360,6 +386,13 @@ impl PyJit {
                     }
                     CompileReason::Osr { .. } => ("osr", None, None),
                     CompileReason::SizeLimit { .. } => ("size_limit", None, None),
+                    CompileReason::Demotion { .. } => ("demoted", None, None),
+                };
+                let (new_cost_ns, old_cost_ns, retry_seconds) = match e.reason {
+                    CompileReason::Demotion { new_ns, old_ns, retry_after } => {
+                        (Some(new_ns), Some(old_ns), retry_after.map(|d| d.as_secs_f64()))
+                    }
+                    _ => (None, None, None),
                 };
                 let (loop_header, backedges) = match e.reason {
                     CompileReason::Osr { header, backedges } => (Some(header), Some(backedges)),
@@ -372,6 +405,9 @@ impl PyJit {
                     at_seconds: e.at.as_secs_f64(),
                     compile_seconds: e.compile_time.as_secs_f64(),
                     reason,
+                    new_cost_ns,
+                    old_cost_ns,
+                    retry_seconds,
                     loop_header,
                     backedges,
                     heat,
@@ -475,6 +511,11 @@ impl PyJit {
     }
 
     /// Make every compile of `tier` fail (testing the failure path).
+    fn _inject_slowdown(&self, py: Python<'_>, tier: u8, factor: u32) -> PyResult<()> {
+        self.core.policy().inject_slowdown(tier_from_int(py, tier)?, factor);
+        Ok(())
+    }
+
     fn _inject_compile_failure(&self, py: Python<'_>, tier: u8) -> PyResult<()> {
         self.core.inject_failure(tier_from_int(py, tier)?);
         Ok(())

@@ -51,6 +51,14 @@ class TieredConfig:
     ``osr=True`` (both presets) lets hot loops move up the tiers inside a running call
     (on-stack replacement; development: after 10,000 back-edges of a loop, production:
     60,000). ``osr=False`` compiles no OSR points: code changes tier only at calls.
+
+    Never slower: a promotion (from T1 up) is on probation until host calls with the
+    same arguments have been timed with the new and the previous code alternately;
+    when the new code is slower by more than ``demotion_margin_pct`` percent (both
+    presets: 4; 0 turns the policy off) the previous code is put back (a ``demoted``
+    event with both times), and the tier is retried after ``demotion_backoff_ms``
+    (development: 2 s, production: 10 s), doubled after each demotion, never after
+    three.
     """
 
     enable_background_optimization: bool = True
@@ -64,9 +72,19 @@ class TieredConfig:
     #: Append every code blob to ``/tmp/perf-<pid>.map`` for ``perf report``
     #: (default: on when the environment has ``RAYZOR_PERF_MAP=1``).
     perf_map: bool = field(default_factory=lambda: os.environ.get("RAYZOR_PERF_MAP", "") not in ("", "0"))
+    #: Undo a promotion whose code is measured slower than this many percent (0: never).
+    demotion_margin_pct: int = 4
+    #: Wait before a demoted tier is tried again (doubled after each demotion).
+    demotion_backoff_ms: int = 10_000
 
     def __post_init__(self) -> None:
-        for name in ("optimization_check_interval_ms", "max_parallel_optimizations", "verbosity"):
+        for name in (
+            "optimization_check_interval_ms",
+            "max_parallel_optimizations",
+            "verbosity",
+            "demotion_margin_pct",
+            "demotion_backoff_ms",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name} must be an int, got {value!r}")
@@ -89,6 +107,9 @@ class TieredConfig:
             or self.verbosity < 0
         ):
             raise ConfigError("config values must not be negative")
+        for name in ("demotion_margin_pct", "demotion_backoff_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
         try:
             _rayzor.validate_config(self._to_raw())
         except (ValueError, OverflowError) as e:
@@ -108,6 +129,8 @@ class TieredConfig:
             osr_threshold=p.osr_threshold,
             osr=self.osr,
             verbosity=self.verbosity,
+            demotion_margin_pct=self.demotion_margin_pct,
+            demotion_backoff_ms=self.demotion_backoff_ms,
         )
 
     @classmethod
@@ -125,6 +148,8 @@ class TieredConfig:
             ),
             osr=raw.osr,
             verbosity=raw.verbosity,
+            demotion_margin_pct=raw.demotion_margin_pct,
+            demotion_backoff_ms=raw.demotion_backoff_ms,
         )
 
     def as_tuple(self) -> tuple[bool, int, int, int, int, int, int, int]:

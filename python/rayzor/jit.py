@@ -173,9 +173,10 @@ class TieredJit:
                 backedges=info.backedges,
                 compile_seconds=info.compile_seconds,
                 code_bytes=info.code_bytes,
-                promotions=[e for e in mine if e.reason not in ("initial", "osr") and e.ok],
+                promotions=[e for e in mine if e.reason not in ("initial", "osr", "demoted") and e.ok],
                 failures=[e for e in mine if not e.ok],
                 osr=[e for e in mine if e.reason == "osr" and e.ok],
+                demotions=[e for e in mine if e.reason == "demoted"],
             )
         dist = {t: sum(1 for f in functions.values() if f.tier == t) for t in Tier}
         notes = [f"promotion stops at {top}: {why}"] if why else []
@@ -257,7 +258,7 @@ class TieredJit:
             e = _event(raw)
             if not e.ok:
                 log.warning("%s", e.describe())
-            elif e.reason in ("promotion", "osr") or self.config.verbosity >= 2:
+            elif e.reason in ("promotion", "osr", "demoted") or self.config.verbosity >= 2:
                 log.info("%s", e.describe())
 
 
@@ -275,4 +276,7 @@ def _event(raw: _rayzor.RawEvent) -> CompileEvent:
         calls_at=raw.calls_at,
         loop_header=raw.loop_header,
         backedges=raw.backedges,
+        new_cost_ns=raw.new_cost_ns,
+        old_cost_ns=raw.old_cost_ns,
+        retry_seconds=raw.retry_seconds,
     )

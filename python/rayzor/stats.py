@@ -7,6 +7,14 @@ from dataclasses import dataclass, field
 from .jit_types import Tier
 
 
+def _fmt_ns(ns: int) -> str:
+    if ns >= 1_000_000:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1_000:
+        return f"{ns / 1e3:.2f} us"
+    return f"{ns} ns"
+
+
 @dataclass(frozen=True)
 class CompileEvent:
     """One compile: the initial T0 compile, a requested one, a promotion, or an OSR entry
@@ -19,10 +27,12 @@ class CompileEvent:
     #: Seconds since the jit was created when the code was published (or failed).
     at_seconds: float
     compile_seconds: float
-    #: "initial", "requested", "promotion", "osr", or "size_limit": not compiled because
+    #: "initial", "requested", "promotion", "osr", "size_limit": not compiled because
     #: the function is larger than the tier compiles (``rayzor.T3_MAX_SIZE``,
     #: ``rayzor.T3_MAX_BLOCK``); it stays
-    #: where it was and ``error`` says why.
+    #: where it was and ``error`` says why; or "demoted": the tier policy measured the
+    #: promoted code (``from_tier``) slower than the code it replaced and put that
+    #: (``to_tier``) back.
     reason: str
     #: For promotions: the heat that triggered it and its hotness class.
     heat: int | None = None
@@ -34,6 +44,11 @@ class CompileEvent:
     #: For OSR entries: the loop header block and its back-edge count.
     loop_header: int | None = None
     backedges: int | None = None
+    #: For demotions: median nanoseconds of a timed host call with the demoted code
+    #: and with the code put back, and seconds until the tier is retried (None: never).
+    new_cost_ns: int | None = None
+    old_cost_ns: int | None = None
+    retry_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -46,6 +61,13 @@ class CompileEvent:
             why = f"{self.hotness} (heat {self.heat:,})"
         if self.reason == "osr":
             why = f"OSR entry for the loop at block{self.loop_header} after {self.backedges:,} back-edges"
+        if self.reason == "demoted" and self.new_cost_ns is not None and self.old_cost_ns is not None:
+            retry = "never" if self.retry_seconds is None else f"in {self.retry_seconds:g} s"
+            why = (
+                f"demoted: {self.from_tier} code {_fmt_ns(self.new_cost_ns)} per call, "
+                f"{self.to_tier} {_fmt_ns(self.old_cost_ns)} "
+                f"({(self.new_cost_ns / max(self.old_cost_ns, 1) - 1) * 100:+.1f}%), retry {retry}"
+            )
         status = "ok" if self.ok else f"FAILED: {self.error}"
         return (
             f"{self.function}: {src} -> {self.to_tier} at {self.at_seconds * 1e3:.1f} ms, "
@@ -69,6 +91,8 @@ class FunctionStats:
     failures: list[CompileEvent] = field(default_factory=list)
     #: OSR entries published for the function's loops.
     osr: list[CompileEvent] = field(default_factory=list)
+    #: Promotions the tier policy undid.
+    demotions: list[CompileEvent] = field(default_factory=list)
 
     @property
     def total_calls(self) -> int:

@@ -108,6 +108,8 @@ pub struct Jit {
     calls_host: bool,
     /// Bumped by `interrupt` (see `codegen::interrupt`).
     interrupt_generation: AtomicU64,
+    /// The never-slower tier policy (`runtime::policy`).
+    policy: super::policy::Policy,
 }
 
 use crate::codegen::unwind::{self, HostEntry};
@@ -128,6 +130,11 @@ pub enum CompileReason {
     /// Not compiled: the function's size (`tier::function_size`) is over the
     /// tier's limit (`Tier::size_limit`), so it stays where it is.
     SizeLimit { size: usize, limit: usize },
+    /// Not compiled: the tier policy (`runtime::policy`) measured the promoted
+    /// code (`from`) slower than the code it replaced (`to`) and put that back.
+    /// Median nanoseconds of a timed host call with each; the tier is retried
+    /// after `retry_after` (None: never).
+    Demotion { new_ns: u64, old_ns: u64, retry_after: Option<Duration> },
 }
 
 /// One compile, successful or not.
@@ -233,6 +240,7 @@ impl Jit {
             perf_map: AtomicBool::new(false),
             calls_host,
             interrupt_generation: AtomicU64::new(0),
+            policy: super::policy::Policy::default(),
             module,
         };
         let backend =
@@ -349,9 +357,12 @@ impl Jit {
             result: Ok(()),
             calls_at: 0,
         };
+        let promoted = matches!(event.reason, CompileReason::Promotion { .. });
+        let mut replaced = None;
         let outcome = match compiled {
             Ok(code) => {
-                if self.publish(f, tier, code, compile_time, only_upgrade) {
+                if let Some(old) = self.publish(f, tier, code, compile_time, only_upgrade) {
+                    replaced = Some(old);
                     Ok(compile_time)
                 } else if self.is_closed() {
                     return Err(JitError::Closed); // closed while compiling: the code was discarded
@@ -365,7 +376,65 @@ impl Jit {
             }
         };
         self.record(event);
+        // The code replaced goes to the tier policy, which keeps it while the
+        // promotion is on probation, or is retired.
+        if let Some(old) = replaced {
+            let kept = match (old, from) {
+                (Some(old), Some(from)) if promoted => self.policy.begin(self, f, from, tier, old),
+                (old, _) => old,
+            };
+            if let Some(old) = kept {
+                self.policy.published(self, f);
+                retire(old);
+            }
+        }
         outcome
+    }
+
+    /// Record an event of the tier policy.
+    pub(super) fn record_event(&self, event: CompileEvent) {
+        self.record(event);
+    }
+
+    /// The tier policy (`runtime::policy`).
+    pub fn policy(&self) -> &super::policy::Policy {
+        &self.policy
+    }
+
+    /// Address of the code installed for `f`.
+    pub(super) fn installed_address(&self, f: FuncId) -> Option<usize> {
+        self.funcs[f.index()].inner.lock().current.as_ref().map(|c| c.address())
+    }
+
+    /// The tier policy: install `code` (compiled at `tier`) for `f` if the code
+    /// installed now is at `expect`, and hand back the code it replaced;
+    /// otherwise (someone else published, or the jit closed) hand `code` back.
+    pub(super) fn swap_code(
+        &self,
+        f: FuncId,
+        expect: usize,
+        tier: Tier,
+        code: Box<dyn MachineCode>,
+    ) -> Result<Box<dyn MachineCode>, Box<dyn MachineCode>> {
+        let state = &self.funcs[f.index()];
+        let mut inner = state.inner.lock();
+        if self.is_closed() || inner.current.as_ref().map(|c| c.address()) != Some(expect) {
+            return Err(code);
+        }
+        self.slots[f.index()].store(code.address(), Ordering::Release);
+        state.tier.store(tier as u8, Ordering::Release);
+        match inner.current.replace(code) {
+            Some(old) => Ok(old),
+            None => unreachable!("checked above: code was installed"),
+        }
+    }
+
+    /// The tier policy: withdraw the OSR entries of `f`'s loops in its code at
+    /// `from` and above (see `runtime::policy`).
+    pub(super) fn withdraw_osr_entries(&self, f: FuncId, from: Tier) {
+        for p in self.osr.points(f).iter().filter(|p| p.source >= from) {
+            p.withdraw();
+        }
     }
 
     /// Append `event`, stamped with the time and the function's calls so far.
@@ -376,8 +445,9 @@ impl Jit {
         self.events.lock().push(event);
     }
 
-    /// Make `code` the entry of `f` and retire the previous code. Returns
-    /// false (and drops `code`) if `only_upgrade` and `f` is already at `tier` or above.
+    /// Make `code` the entry of `f`; returns the previous code (for the caller
+    /// to retire or keep), or None (and drops `code`) if `only_upgrade` and `f`
+    /// is already at `tier` or above.
     fn publish(
         &self,
         f: FuncId,
@@ -385,12 +455,12 @@ impl Jit {
         code: Box<dyn MachineCode>,
         time: Duration,
         only_upgrade: bool,
-    ) -> bool {
+    ) -> Option<Option<Box<dyn MachineCode>>> {
         let state = &self.funcs[f.index()];
         let mut inner = state.inner.lock();
         // Code compiled by a compile that `close` abandoned is never published.
         if self.is_closed() || (only_upgrade && self.tier_of(f).is_some_and(|t| t >= tier)) {
-            return false;
+            return None;
         }
         inner.compile_time[tier as usize] = Some(time);
         inner.code_size[tier as usize] = code.code_len();
@@ -399,10 +469,7 @@ impl Jit {
         if self.perf_map.load(Ordering::Relaxed) {
             self.perf_map_code(f, tier, &*code);
         }
-        if let Some(old) = inner.current.replace(code) {
-            retire(old);
-        }
-        true
+        Some(inner.current.replace(code))
     }
 
     /// Compile events from index `from` on (events are only ever appended).
@@ -606,6 +673,8 @@ impl Jit {
             ))
             .into());
         }
+        // The tier policy times some calls while a promotion is on probation.
+        let probe = self.policy.enter(self, f, args);
         let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
         let mut ctx = VmCtx {
@@ -642,6 +711,9 @@ impl Jit {
             thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
         });
         drop(guard);
+        if let Some(p) = probe {
+            self.policy.exit(self, p);
+        }
         entered.map_err(|e| RunError::Usage(UsageError(e)))?;
         if ctx.trap != 0 {
             if ctx.trap == host_abort::HOST_ABORT {
@@ -698,6 +770,7 @@ impl Drop for Jit {
         // Nobody can call in any more (we are being dropped), but a host call
         // that started earlier on another thread may still be pinned: retire
         // instead of freeing directly.
+        self.policy.clear();
         for f in &self.funcs {
             if let Some(code) = f.inner.lock().current.take() {
                 retire(code);

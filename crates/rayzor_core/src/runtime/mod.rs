@@ -4,6 +4,7 @@
 pub mod jit;
 pub mod osr;
 pub mod perf_map;
+pub mod policy;
 pub mod profile;
 pub mod stack;
 pub mod tier;

@@ -62,6 +62,17 @@ impl OsrPointState {
         self.code.lock().as_ref().map(|(t, _)| *t)
     }
 
+    /// Remove the published entry (the tier policy: the code's loops must not
+    /// leave it for a tier on probation or demoted). Frames in the entry now
+    /// finish there: it is retired, not freed.
+    pub fn withdraw(&self) {
+        let mut cur = self.code.lock();
+        if let Some((_, old)) = cur.take() {
+            self.point.entry.store(0, Ordering::Release);
+            retire(old);
+        }
+    }
+
     /// Publish `code` as the entry unless one of `tier` or higher already is.
     pub fn publish(&self, tier: Tier, code: Box<dyn MachineCode>) -> bool {
         let mut cur = self.code.lock();

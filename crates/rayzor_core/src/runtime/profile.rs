@@ -7,6 +7,7 @@
 
 use crate::runtime::Tier;
 use std::fmt;
+use std::time::Duration;
 
 /// How hot a function is, by its heat against the thresholds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,6 +109,14 @@ pub struct TieredConfig {
     pub osr: bool,
     /// 0 silent, 1 promotions and failures, 2 also every compile.
     pub verbosity: u8,
+    /// The never-slower policy (`runtime::policy`): a promotion whose code is
+    /// measured slower than the code it replaced by more than this many percent
+    /// is undone. 0 turns the policy off.
+    pub demotion_margin_pct: u32,
+    /// Wait before a demoted tier is tried again; doubled after each demotion
+    /// (JavaScriptCore's exponential back-off), never again after
+    /// `policy::MAX_DEMOTIONS`.
+    pub demotion_backoff_ms: u64,
 }
 
 impl TieredConfig {
@@ -127,6 +136,8 @@ impl TieredConfig {
             },
             osr: true,
             verbosity: 1,
+            demotion_margin_pct: 4,
+            demotion_backoff_ms: 2_000,
         }
     }
 
@@ -148,6 +159,8 @@ impl TieredConfig {
             },
             osr: true,
             verbosity: 0,
+            demotion_margin_pct: 4,
+            demotion_backoff_ms: 10_000,
         }
     }
 
@@ -173,7 +186,31 @@ impl TieredConfig {
         if self.verbosity > 2 {
             return Err(format!("verbosity must be 0, 1 or 2, got {}", self.verbosity));
         }
+        if self.demotion_margin_pct > 1_000 {
+            return Err(format!(
+                "demotion_margin_pct must be between 0 and 1000, got {}",
+                self.demotion_margin_pct
+            ));
+        }
+        if self.demotion_backoff_ms == 0 || self.demotion_backoff_ms > 86_400_000 {
+            return Err(format!(
+                "demotion_backoff_ms must be between 1 and 86400000, got {}",
+                self.demotion_backoff_ms
+            ));
+        }
         Ok(())
+    }
+}
+
+impl TieredConfig {
+    /// The tier policy's settings. A probation without a verdict gives up
+    /// after 100 monitor passes (at least a second).
+    pub fn policy(&self) -> super::policy::PolicyConfig {
+        super::policy::PolicyConfig {
+            margin_pct: self.demotion_margin_pct,
+            backoff: Duration::from_millis(self.demotion_backoff_ms),
+            probation_timeout: Duration::from_millis((100 * self.optimization_check_interval_ms).max(1_000)),
+        }
     }
 }
 
@@ -211,5 +248,8 @@ mod tests {
         let mut c = TieredConfig::development();
         c.max_parallel_optimizations = 0;
         assert!(c.validate().is_err());
+        let mut c = TieredConfig::development();
+        c.demotion_backoff_ms = 0;
+        assert!(c.validate().unwrap_err().contains("demotion_backoff_ms"));
     }
 }

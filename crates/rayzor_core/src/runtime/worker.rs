@@ -2,7 +2,8 @@
 //! counters every check interval and queues promotions, and up to
 //! `max_parallel_optimizations` compile threads that carry them out.
 //!
-//! A (function, tier) pair is queued at most once in the jit's lifetime; a
+//! A (function, tier) pair is queued at most once in the jit's lifetime (once
+//! per attempt when the tier policy demoted it: `runtime::policy`); a
 //! failed compile is recorded and never retried, and the function keeps its
 //! current code. Promotion goes one tier at a time (T0 -> T1 -> T2 -> T3),
 //! each step judged on the function's heat at the time.
@@ -34,8 +35,14 @@ enum Job {
 
 struct Queue {
     pending: VecDeque<Job>,
-    /// Every (function, tier) ever queued.
-    seen: HashSet<(FuncId, Tier)>,
+    /// Every (function, tier, attempt) ever queued; the attempt is the
+    /// function's demotions from that tier (`runtime::policy`), so a demoted
+    /// tier can be queued again once its back-off is over.
+    seen: HashSet<(FuncId, Tier, u32)>,
+    /// Functions with a promotion queued or compiling: one at a time per
+    /// function, so a retried tier and the tier above it (`runtime::policy`)
+    /// never publish over each other.
+    promoting: HashSet<FuncId>,
     /// Every (OSR point, tier) ever queued (points live as long as the jit).
     osr_seen: HashSet<(usize, Tier)>,
     /// Compiles running now.
@@ -74,6 +81,7 @@ pub struct Promoter {
 impl Promoter {
     /// Start promoting functions of `jit` up to `top_tier` under `config`.
     pub fn start(jit: Arc<Jit>, config: TieredConfig, top_tier: Tier) -> std::io::Result<Promoter> {
+        jit.policy().configure(config.policy());
         let shared = Arc::new(Shared {
             jit,
             config,
@@ -81,6 +89,7 @@ impl Promoter {
             queue: Mutex::new(Queue {
                 pending: VecDeque::new(),
                 seen: HashSet::new(),
+                promoting: HashSet::new(),
                 osr_seen: HashSet::new(),
                 running: 0,
                 stop: false,
@@ -178,6 +187,8 @@ fn monitor(s: &Shared) {
             }
         }
         let osr = s.config.osr && s.jit.osr_mode() == OsrMode::Counting;
+        let policy = s.jit.policy();
+        policy.tick(&s.jit);
         let mut wanted = Vec::new();
         let mut osr_wanted = Vec::new();
         for i in 0..n {
@@ -186,8 +197,9 @@ fn monitor(s: &Shared) {
             let deserved = s.config.profile.classify(heat).tier().min(s.top_tier);
             let current = s.jit.tier_of(f).unwrap_or(Tier::T0);
             if deserved > current {
-                if let Some(next) = Tier::from_index(current as usize + 1) {
-                    wanted.push((f, next, heat));
+                // One tier up, unless the tier policy holds the function back.
+                if let Some(next) = policy.next_tier(f, current, deserved) {
+                    wanted.push((f, next, heat, policy.demotions(f, next)));
                 }
             }
             if !osr {
@@ -200,6 +212,7 @@ fn monitor(s: &Shared) {
                     && target <= s.top_tier
                     && better
                     && p.backedges() >= s.config.profile.osr_threshold
+                    && policy.osr_allowed(f, target)
                 {
                     osr_wanted.push((p, target));
                 }
@@ -207,8 +220,9 @@ fn monitor(s: &Shared) {
         }
         let mut q = s.queue.lock();
         let mut added = false;
-        for (f, t, heat) in wanted {
-            if q.seen.insert((f, t)) {
+        for (f, t, heat, attempt) in wanted {
+            if !q.promoting.contains(&f) && q.seen.insert((f, t, attempt)) {
+                q.promoting.insert(f);
                 q.pending.push_back(Job::Promote(f, t, heat));
                 added = true;
             }
@@ -249,6 +263,10 @@ fn compiler(s: &Shared) {
                 s.wake.wait(&mut q);
             }
         };
+        let promoted = match job {
+            Job::Promote(f, ..) => Some(f),
+            Job::Osr(..) => None,
+        };
         let result = match job {
             Job::Promote(f, tier, heat) => {
                 let hotness = s.config.profile.classify(heat);
@@ -256,7 +274,13 @@ fn compiler(s: &Shared) {
             }
             Job::Osr(p, tier) => s.jit.compile_osr(&p, tier, true).map(|_| ()),
         };
-        s.queue.lock().running -= 1;
+        {
+            let mut q = s.queue.lock();
+            q.running -= 1;
+            if let Some(f) = promoted {
+                q.promoting.remove(&f);
+            }
+        }
         s.idle.notify_all();
         if let Err(JitError::Closed) = result {
             return;

@@ -1,0 +1,543 @@
+//! The never-slower tier policy: a promotion is on probation until the
+//! runtime has measured that the new code is not slower than the code it
+//! replaced; code that is consistently slower is demoted (the function's slot
+//! goes back to the previous code) and the tier is retried later with
+//! exponential back-off, as JavaScriptCore does when optimised code keeps
+//! losing, or never once it has lost `MAX_DEMOTIONS` times. Meanwhile the
+//! next promotion skips the losing tier (T1 -> T3 when T2 lost).
+//!
+//! What is measured: the wall time of host calls (`Jit::call`) while a
+//! probation runs, keyed by the called function and a hash of its argument
+//! leaves. Two calls with the same key do the same work whatever tier runs
+//! it, so their times compare directly, and a host call's time includes every
+//! JIT-to-JIT call under it: a promoted callee is judged by what it does to
+//! its callers. Counter-based costs (time per counted call or back-edge) were
+//! rejected because they do not measure the same work at every tier: T2 and
+//! T3 inline calls away (their calls are no longer counted) and T3 counts no
+//! back-edges.
+//!
+//! A/B: during a probation the function's slot alternates between the new
+//! and the previous code (both kept alive: the one not installed is the
+//! probation's `spare`), one timed call at a time, so both arms are measured
+//! under the same load and the same other code; a call during which the slot
+//! changed (another thread's swap, or any publish) is discarded. Both arms
+//! are correct code for the same MIR, so which one a call runs never changes a
+//! result. The verdict comes once some key has `PROBATION_SAMPLES` calls on
+//! each arm: demote when the new arm's minimum *and* median are both more
+//! than the margin above the old arm's (consistently slower, not one
+//! outlier); otherwise keep. A probation without that evidence (no repeated
+//! host calls) ends after `probation_timeout` keeping the new code, which is
+//! what happened before this policy existed.
+//!
+//! Cost on the fast path: with no probation running, one relaxed load of an
+//! `AtomicBool` per host call. During a probation, calls are timed (two clock
+//! reads, a hash, a lock); once timed calls are seen to be short
+//! (`SHORT_CALL_NANOS`), only one in `SHORT_CALL_STRIDE` per thread is.
+//!
+//! OSR: the arms must run their own code, so a probation withdraws the OSR
+//! entries of the function's loops in the code of both tiers (otherwise the
+//! old arm's loops would transfer into continuations of the new tier or
+//! above), and the promoter compiles no OSR entry at a tier the function is
+//! backing off from.
+//!
+//! Fork: the policy's lock is only taken inside a `quiesce` section, so a
+//! forked child never inherits it held by a thread it does not have.
+//!
+//! Promotions out of T0 are not on probation: T0 is unoptimised code that
+//! exists to be replaced, and measuring it would only delay tier-up.
+
+use super::jit::{retire, CompileEvent, CompileReason, Jit};
+use super::Tier;
+use crate::codegen::{quiesce, MachineCode};
+use crate::mir::FuncId;
+use parking_lot::Mutex;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Timed calls per arm (for one argument key) before a verdict.
+pub const PROBATION_SAMPLES: usize = 3;
+/// Demotions of one (function, tier) after which the tier is never tried again.
+pub const MAX_DEMOTIONS: u32 = 3;
+/// Timed calls shorter than this make the probation time one call in
+/// `SHORT_CALL_STRIDE` per thread, so timing stays a small part of short calls.
+pub const SHORT_CALL_NANOS: u64 = 20_000;
+pub const SHORT_CALL_STRIDE: u32 = 64;
+/// Argument keys one probation keeps samples for.
+const MAX_KEYS: usize = 16;
+
+/// The policy's settings (from `TieredConfig`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// Demote when the new code is slower by more than this many percent; 0: no policy.
+    pub margin_pct: u32,
+    /// Wait before the first retry of a demoted tier; doubled after each demotion.
+    pub backoff: Duration,
+    /// A probation without a verdict by then keeps the new code.
+    pub probation_timeout: Duration,
+}
+
+impl PolicyConfig {
+    pub const OFF: PolicyConfig =
+        PolicyConfig { margin_pct: 0, backoff: Duration::ZERO, probation_timeout: Duration::ZERO };
+}
+
+/// A host call being timed (`Policy::enter`).
+pub struct Probe {
+    func: FuncId,
+    key: u64,
+    stamp: u64,
+    start: Instant,
+}
+
+/// The two arms of a probation.
+const OLD: usize = 0;
+const NEW: usize = 1;
+
+struct Probation {
+    func: FuncId,
+    tiers: [Tier; 2],
+    /// The code not installed now (of arm `1 - installed`).
+    spare: Box<dyn MachineCode>,
+    installed: usize,
+    /// Address of the installed code: anything else there means someone else published.
+    installed_addr: usize,
+    /// Per (called function, argument hash): timed nanoseconds of each arm.
+    samples: HashMap<(FuncId, u64), [Vec<u64>; 2]>,
+    started: Instant,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Demotions {
+    count: u32,
+    /// No promotion of the function above `to` before then (None: banned for good).
+    until: Option<Instant>,
+    /// The tier it was demoted to.
+    to: Option<Tier>,
+}
+
+struct State {
+    config: PolicyConfig,
+    probation: Option<Probation>,
+    /// Promotions published while another was on probation, in order: each
+    /// runs its new code until its turn (one probation at a time, so that the
+    /// time of a call is down to one function's two arms).
+    waiting: std::collections::VecDeque<Probation>,
+    /// Per (function, tier it was demoted from).
+    demotions: HashMap<(FuncId, Tier), Demotions>,
+}
+
+pub struct Policy {
+    /// A probation is running: host calls time themselves.
+    active: AtomicBool,
+    /// Bumped whenever a timed call could no longer compare (the slot changed).
+    stamp: AtomicU64,
+    /// 1, or `SHORT_CALL_STRIDE` once timed calls were seen to be short.
+    stride: AtomicU32,
+    /// Tests: per tier, measured times of that tier's code are multiplied by this.
+    slowdown: [AtomicU32; 4],
+    /// Per function, which argument leaves are pointers (left out of the key).
+    pointer_leaves: std::sync::OnceLock<Vec<Vec<bool>>>,
+    state: Mutex<State>,
+}
+
+thread_local! {
+    static COUNTDOWN: Cell<u32> = const { Cell::new(0) };
+}
+
+/// What the promoter may do with a function next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Demote { new_ns: u64, old_ns: u64 },
+    Keep,
+    Undecided,
+}
+
+/// The verdict on one key's samples (`[old, new]` nanoseconds).
+pub fn judge(samples: &[Vec<u64>; 2], margin_pct: u32) -> Verdict {
+    if samples.iter().any(|s| s.len() < PROBATION_SAMPLES) {
+        return Verdict::Undecided;
+    }
+    let stats = |s: &Vec<u64>| {
+        let mut v = s.clone();
+        v.sort_unstable();
+        (v[0], v[v.len() / 2])
+    };
+    let (old_min, old_med) = stats(&samples[OLD]);
+    let (new_min, new_med) = stats(&samples[NEW]);
+    let over = |new: u64, old: u64| new as u128 * 100 > old as u128 * (100 + margin_pct as u128);
+    if over(new_min, old_min) && over(new_med, old_med) {
+        Verdict::Demote { new_ns: new_med, old_ns: old_med }
+    } else {
+        Verdict::Keep
+    }
+}
+
+/// Hash of a call's argument leaves but its pointers (FxHash's mixing step):
+/// a buffer made afresh for every call has a new address but, with the same
+/// scalar arguments, usually the same work.
+fn key_of(args: &[u64], pointers: &[bool]) -> u64 {
+    let scalar = |i: &usize| !pointers.get(*i).copied().unwrap_or(false);
+    (0..args.len())
+        .filter(scalar)
+        .fold(args.len() as u64, |h, i| (h.rotate_left(5) ^ args[i]).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95))
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            active: AtomicBool::new(false),
+            stamp: AtomicU64::new(0),
+            stride: AtomicU32::new(1),
+            slowdown: std::array::from_fn(|_| AtomicU32::new(1)),
+            pointer_leaves: std::sync::OnceLock::new(),
+            state: Mutex::new(State {
+                config: PolicyConfig::OFF,
+                probation: None,
+                waiting: Default::default(),
+                demotions: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl Policy {
+    pub fn configure(&self, config: PolicyConfig) {
+        let _quiet = quiesce::enter(false);
+        self.state.lock().config = config;
+    }
+
+    pub fn config(&self) -> PolicyConfig {
+        let _quiet = quiesce::enter(false);
+        let config = self.state.lock().config;
+        config
+    }
+
+    /// Tests: measured times of code at `tier` count `factor` times.
+    pub fn inject_slowdown(&self, tier: Tier, factor: u32) {
+        self.slowdown[tier as usize].store(factor.max(1), Ordering::Relaxed);
+    }
+
+    /// Start timing a host call of `f`, if a probation wants it. The fast path
+    /// (no probation) is one relaxed load.
+    #[inline]
+    pub fn enter(&self, jit: &Jit, f: FuncId, args: &[u64]) -> Option<Probe> {
+        if !self.active.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.enter_slow(jit, f, args)
+    }
+
+    #[cold]
+    fn enter_slow(&self, jit: &Jit, f: FuncId, args: &[u64]) -> Option<Probe> {
+        let stride = self.stride.load(Ordering::Relaxed);
+        if stride > 1 {
+            let skip = COUNTDOWN.with(|c| {
+                let n = c.get();
+                c.set(if n == 0 { stride - 1 } else { n - 1 });
+                n != 0
+            });
+            if skip {
+                return None;
+            }
+        }
+        let stamp = self.stamp.load(Ordering::Acquire);
+        let masks = self.pointer_leaves.get_or_init(|| {
+            let leaf_is_ptr = |t: &crate::mir::Type| {
+                crate::mir::layout::leaves(t)
+                    .into_iter()
+                    .map(|l| l.ty == crate::mir::Scalar::Ptr)
+                    .collect::<Vec<_>>()
+            };
+            jit.module()
+                .functions
+                .iter()
+                .map(|g| g.sig.params.iter().flat_map(leaf_is_ptr).collect())
+                .collect()
+        });
+        let key = key_of(args, masks.get(f.index()).map_or(&[][..], Vec::as_slice));
+        Some(Probe { func: f, key, stamp, start: Instant::now() })
+    }
+
+    /// Finish a timed call: record it, then swap the arms or give the verdict.
+    pub fn exit(&self, jit: &Jit, probe: Probe) {
+        let ns = probe.start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        if ns < SHORT_CALL_NANOS {
+            self.stride.store(SHORT_CALL_STRIDE, Ordering::Relaxed);
+        }
+        let _quiet = quiesce::enter(false);
+        let mut st = self.state.lock();
+        let margin = st.config.margin_pct;
+        let Some(p) = st.probation.as_mut() else { return };
+        if self.stamp.load(Ordering::Acquire) != probe.stamp {
+            return; // the slot changed during the call: it ran some of both
+        }
+        let arm = p.installed;
+        let factor = self.slowdown[p.tiers[arm] as usize].load(Ordering::Relaxed) as u64;
+        let key = (probe.func, probe.key);
+        if !p.samples.contains_key(&key) && p.samples.len() >= MAX_KEYS {
+            return;
+        }
+        let s = p.samples.entry(key).or_default();
+        s[arm].push(ns.saturating_mul(factor));
+        let verdict = judge(s, margin);
+        let other_fewer = s[1 - arm].len() < s[arm].len();
+        match verdict {
+            Verdict::Undecided if other_fewer => {
+                self.swap(jit, &mut st);
+            }
+            Verdict::Undecided => {}
+            Verdict::Keep => self.end(jit, &mut st, NEW, None),
+            Verdict::Demote { new_ns, old_ns } => self.end(jit, &mut st, OLD, Some((new_ns, old_ns))),
+        }
+    }
+
+    /// Install the spare arm.
+    fn swap(&self, jit: &Jit, st: &mut State) {
+        let Some(mut p) = st.probation.take() else { return };
+        let arm = 1 - p.installed;
+        self.stamp.fetch_add(1, Ordering::AcqRel);
+        let addr = p.spare.address();
+        match jit.swap_code(p.func, p.installed_addr, p.tiers[arm], p.spare) {
+            Ok(old) => {
+                p.installed = arm;
+                p.installed_addr = addr;
+                p.spare = old;
+                st.probation = Some(p);
+            }
+            Err(spare) => {
+                // Someone else published: their code stays; the probation is over.
+                retire(spare);
+                self.active.store(false, Ordering::Release);
+                self.activate_next(jit, st);
+            }
+        }
+    }
+
+    /// Start the first waiting probation whose new code is still installed.
+    fn activate_next(&self, jit: &Jit, st: &mut State) {
+        while let Some(mut p) = st.waiting.pop_front() {
+            if jit.is_closed() || jit.installed_address(p.func) != Some(p.installed_addr) {
+                retire(p.spare);
+                continue;
+            }
+            jit.withdraw_osr_entries(p.func, p.tiers[OLD]);
+            self.stamp.fetch_add(1, Ordering::AcqRel);
+            p.started = Instant::now();
+            st.probation = Some(p);
+            self.stride.store(1, Ordering::Relaxed);
+            self.active.store(true, Ordering::Release);
+            return;
+        }
+    }
+
+    /// End the probation with arm `keep` installed; `demoted`: (new, old) ns.
+    fn end(&self, jit: &Jit, st: &mut State, keep: usize, demoted: Option<(u64, u64)>) {
+        let Some(p) = st.probation.take() else { return };
+        self.active.store(false, Ordering::Release);
+        self.stamp.fetch_add(1, Ordering::AcqRel);
+        self.finish(jit, st, p, keep, demoted);
+        self.activate_next(jit, st);
+    }
+
+    fn finish(&self, jit: &Jit, st: &mut State, mut p: Probation, keep: usize, demoted: Option<(u64, u64)>) {
+        if p.installed != keep {
+            match jit.swap_code(p.func, p.installed_addr, p.tiers[keep], p.spare) {
+                Ok(old) => p.spare = old,
+                Err(spare) => {
+                    retire(spare);
+                    return; // someone else published meanwhile: theirs stays
+                }
+            }
+        }
+        retire(p.spare);
+        let Some((new_ns, old_ns)) = demoted else { return };
+        let (from, to) = (p.tiers[NEW], p.tiers[OLD]);
+        let d = st.demotions.entry((p.func, from)).or_default();
+        d.count += 1;
+        d.to = Some(to);
+        let retry = (d.count < MAX_DEMOTIONS).then(|| st.config.backoff.saturating_mul(1 << (d.count - 1)));
+        d.until = retry.map(|r| Instant::now() + r);
+        jit.record_event(CompileEvent {
+            function: p.func,
+            from: Some(from),
+            to,
+            at: Duration::ZERO,
+            compile_time: Duration::ZERO,
+            reason: CompileReason::Demotion { new_ns, old_ns, retry_after: retry },
+            result: Ok(()),
+            calls_at: 0,
+        });
+    }
+
+    /// A promotion of `f` from `old` to `new` was published, replacing
+    /// `old_code`: start its probation, or give `old_code` back to be retired
+    /// (policy off, a promotion out of T0, another probation running).
+    pub fn begin(
+        &self,
+        jit: &Jit,
+        f: FuncId,
+        old: Tier,
+        new: Tier,
+        old_code: Box<dyn MachineCode>,
+    ) -> Option<Box<dyn MachineCode>> {
+        let _quiet = quiesce::enter(false);
+        let mut st = self.state.lock();
+        if st.config.margin_pct == 0 || old == Tier::T0 || jit.is_closed() {
+            return Some(old_code);
+        }
+        let Some(addr) = jit.installed_address(f) else { return Some(old_code) };
+        let p = Probation {
+            func: f,
+            tiers: [old, new],
+            spare: old_code,
+            installed: NEW,
+            installed_addr: addr,
+            samples: HashMap::new(),
+            started: Instant::now(),
+        };
+        if st.probation.is_some() {
+            // Another function's probation runs: the arms' code of other functions
+            // must not change under it, so this one waits its turn.
+            if let Some(cur) = st.probation.as_mut() {
+                cur.samples.clear();
+            }
+            self.stamp.fetch_add(1, Ordering::AcqRel);
+            st.waiting.push_back(p);
+            return None;
+        }
+        st.waiting.push_front(p);
+        self.activate_next(jit, &mut st);
+        None
+    }
+
+    /// Code of `f` was published outside the probation: if `f` is on
+    /// probation, the new code wins and the probation is over; otherwise the
+    /// other code changed under the arms, so their samples start again.
+    pub fn published(&self, jit: &Jit, f: FuncId) {
+        let _quiet = quiesce::enter(false);
+        let mut st = self.state.lock();
+        if let Some(i) = st.waiting.iter().position(|p| p.func == f) {
+            if let Some(p) = st.waiting.remove(i) {
+                retire(p.spare);
+            }
+        }
+        let Some(p) = st.probation.as_mut() else { return };
+        self.stamp.fetch_add(1, Ordering::AcqRel);
+        if p.func == f {
+            if let Some(p) = st.probation.take() {
+                retire(p.spare);
+            }
+            self.active.store(false, Ordering::Release);
+            self.activate_next(jit, &mut st);
+        } else {
+            p.samples.clear();
+        }
+    }
+
+    /// The monitor's pass: a probation past its timeout keeps the new code.
+    pub fn tick(&self, jit: &Jit) {
+        let _quiet = quiesce::enter(false);
+        let mut st = self.state.lock();
+        let timeout = st.config.probation_timeout;
+        if st.probation.as_ref().is_some_and(|p| p.started.elapsed() >= timeout) {
+            self.end(jit, &mut st, NEW, None);
+        }
+    }
+
+    /// Whether `f` is on probation now.
+    pub fn on_probation(&self, f: FuncId) -> bool {
+        let _quiet = quiesce::enter(false);
+        let st = self.state.lock();
+        st.probation.iter().chain(&st.waiting).any(|p| p.func == f)
+    }
+
+    /// The tier to promote `f` (at `current`, deserving `deserved`) to next,
+    /// if any: none while it is on probation; tiers it is backing off from (or
+    /// was demoted from `MAX_DEMOTIONS` times) are skipped, so a tier that lost
+    /// does not keep the function from the one above it.
+    pub fn next_tier(&self, f: FuncId, current: Tier, deserved: Tier) -> Option<Tier> {
+        let _quiet = quiesce::enter(false);
+        let st = self.state.lock();
+        if st.probation.iter().chain(&st.waiting).any(|p| p.func == f) {
+            return None;
+        }
+        let now = Instant::now();
+        let mut t = current;
+        while t < deserved {
+            t = Tier::from_index(t as usize + 1)?;
+            match st.demotions.get(&(f, t)).map(|d| d.until) {
+                // Banned, or backing off: try the tier above.
+                Some(None) => continue,
+                Some(Some(until)) if until > now => continue,
+                _ => return Some(t),
+            }
+        }
+        None
+    }
+
+    /// Whether an OSR entry at `target` for a loop of `f` may be compiled:
+    /// not while `f` is on probation, nor at a tier it is backing off from or
+    /// banned from.
+    pub fn osr_allowed(&self, f: FuncId, target: Tier) -> bool {
+        let _quiet = quiesce::enter(false);
+        let st = self.state.lock();
+        if st.probation.iter().chain(&st.waiting).any(|p| p.func == f) {
+            return false;
+        }
+        let now = Instant::now();
+        !st.demotions
+            .iter()
+            .any(|(&(g, from), d)| g == f && from == target && d.until.is_none_or(|until| until > now))
+    }
+
+    /// How many times `f` was demoted from `tier` (promotions are queued once per attempt).
+    pub fn demotions(&self, f: FuncId, tier: Tier) -> u32 {
+        let _quiet = quiesce::enter(false);
+        let n = self.state.lock().demotions.get(&(f, tier)).map_or(0, |d| d.count);
+        n
+    }
+
+    /// Retire the spare code (the jit is being dropped).
+    pub fn clear(&self) {
+        self.active.store(false, Ordering::Release);
+        // No section: only the jit's drop calls this, when no other thread can hold the lock
+        // (and a section could not start during process exit).
+        let mut st = self.state.lock();
+        for p in st.probation.take().into_iter().chain(st.waiting.drain(..)) {
+            retire(p.spare);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judge_needs_samples_and_consistency() {
+        let s = |a: &[u64], b: &[u64]| [a.to_vec(), b.to_vec()];
+        assert_eq!(judge(&s(&[100, 100], &[200, 200, 200]), 5), Verdict::Undecided);
+        assert_eq!(
+            judge(&s(&[100, 101, 99], &[120, 121, 119]), 5),
+            Verdict::Demote { new_ns: 120, old_ns: 100 }
+        );
+        // Within the margin: kept.
+        assert_eq!(judge(&s(&[100, 101, 99], &[104, 103, 104]), 5), Verdict::Keep);
+        // One fast sample of the new code: not consistently slower.
+        assert_eq!(judge(&s(&[100, 101, 99], &[98, 130, 131]), 5), Verdict::Keep);
+        // Faster: kept.
+        assert_eq!(judge(&s(&[100, 101, 99], &[50, 50, 50]), 5), Verdict::Keep);
+    }
+
+    #[test]
+    fn keys_differ_by_arguments() {
+        assert_ne!(key_of(&[1], &[]), key_of(&[2], &[]));
+        assert_ne!(key_of(&[], &[]), key_of(&[0], &[]));
+        assert_eq!(key_of(&[7, 8], &[]), key_of(&[7, 8], &[false, false]));
+        // Pointers are left out: fresh buffers, same work.
+        assert_eq!(key_of(&[0x1000, 8], &[true, false]), key_of(&[0x2000, 8], &[true, false]));
+        assert_ne!(key_of(&[0x1000, 8], &[true, false]), key_of(&[0x1000, 9], &[true, false]));
+    }
+}
