@@ -572,6 +572,11 @@ impl PyJit {
         Ok((p.entries, rows))
     }
 
+    /// Whether code compiled from now on collects profiles (benchmarks: what collection costs).
+    fn _set_profile_collection(&self, on: bool) {
+        self.core.set_profile_collection(on);
+    }
+
     /// Names of the functions, in module order.
     #[getter]
     fn functions(&self) -> Vec<String> {

@@ -179,6 +179,11 @@ class TieredJit:
                 calls.append(CallProfile(inst, block, names[0], counts[0]))
         return FunctionProfile(name, entries, branches, switches, indirect, calls)
 
+    def _set_profile_collection(self, on: bool) -> None:
+        """Benchmarking aid: whether code compiled from now on (at T0 and T1) collects
+        profiles; on by default. The call and loop counters are not affected."""
+        self._core._set_profile_collection(on)
+
     def events(self) -> list[CompileEvent]:
         """Every compile so far, in order."""
         return [_event(e) for e in self._core.events(0)]

@@ -114,6 +114,8 @@ pub struct Jit {
     profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)>,
     /// Address of each function's profile slots (0: none), for `CodegenEnv::profiles`.
     profile_addrs: Vec<usize>,
+    /// Later T0/T1 compiles collect profiles (`set_profile_collection`).
+    collect_profiles: AtomicBool,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -252,6 +254,7 @@ impl Jit {
             interrupt_generation: AtomicU64::new(0),
             profiles,
             profile_addrs,
+            collect_profiles: AtomicBool::new(true),
             module,
         };
         let backend =
@@ -437,7 +440,8 @@ impl Jit {
         let func = self.mir_for(f, tier);
         let func = &*func;
         let env = self.env();
-        let opts = tier.codegen_options();
+        let mut opts = tier.codegen_options();
+        opts.profile &= self.collect_profiles.load(Ordering::Relaxed);
         // Loops of code that may still be promoted get OSR points.
         let mode = self.osr.mode();
         let points = match mode {
@@ -617,6 +621,12 @@ impl Jit {
         let entries = c.calls[Tier::T0 as usize].load(Ordering::Relaxed)
             + c.calls[Tier::T1 as usize].load(Ordering::Relaxed);
         layout.read(&values, entries)
+    }
+
+    /// Whether code compiled from now on collects profiles (on by default; for
+    /// measuring what collection costs: the counters stay as they are).
+    pub fn set_profile_collection(&self, on: bool) {
+        self.collect_profiles.store(on, Ordering::Relaxed);
     }
 
     /// Forget the profile of `f` collected so far (its code keeps collecting).
