@@ -511,7 +511,7 @@ impl PyJit {
         })
     }
 
-    /// The execution profile of `name` collected at its profiling tiers: (sampled entries, sites).
+    /// The execution profile of `name` collected at its profiling tiers: (entries, sites).
     fn profile(&self, py: Python<'_>, name: &str) -> PyResult<(u64, Vec<ProfileRow>)> {
         use rayzor_core::mir::profile::SiteCounts;
         use rayzor_core::mir::InstKind;
@@ -572,9 +572,10 @@ impl PyJit {
         Ok((p.entries, rows))
     }
 
-    /// Whether code compiled from now on collects profiles (benchmarks: what collection costs).
-    fn _set_profile_collection(&self, on: bool) {
-        self.core.set_profile_collection(on);
+    /// Which tiers' code compiled from now on collects profiles, bit t for tier t
+    /// (benchmarks: what collection costs).
+    fn _set_profiling_tiers(&self, mask: u8) {
+        self.core.set_profiling_tiers(mask);
     }
 
     /// Names of the functions, in module order.

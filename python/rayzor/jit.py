@@ -156,7 +156,7 @@ class TieredJit:
         )
 
     def profile(self, name: str) -> FunctionProfile:
-        """The execution profile of ``name`` collected so far by its T0 and T1 code:
+        """The execution profile of ``name`` collected so far by its T0 code:
         branch probabilities, switch case shares, the most frequent ``call_indirect``
         targets and direct call counts (see :class:`FunctionProfile`)."""
         entries, rows = self._core.profile(name)
@@ -179,10 +179,11 @@ class TieredJit:
                 calls.append(CallProfile(inst, block, names[0], counts[0]))
         return FunctionProfile(name, entries, branches, switches, indirect, calls)
 
-    def _set_profile_collection(self, on: bool) -> None:
-        """Benchmarking aid: whether code compiled from now on (at T0 and T1) collects
-        profiles; on by default. The call and loop counters are not affected."""
-        self._core._set_profile_collection(on)
+    def _set_profiling_tiers(self, tiers: list[Tier]) -> None:
+        """Benchmarking aid: which tiers' code compiled from now on collects profiles
+        (default ``[Tier.T0]``; only T0 and T1 can). The call and loop counters are not
+        affected."""
+        self._core._set_profiling_tiers(sum(1 << int(t) for t in set(tiers)))
 
     def events(self) -> list[CompileEvent]:
         """Every compile so far, in order."""

@@ -123,7 +123,8 @@ class IndirectProfile:
     inst: int
     block: int
     #: (function name, calls), most frequent first (at most 2, as HotSpot's
-    #: ``TypeProfileWidth``).
+    #: ``TypeProfileWidth``; a target seen late replaces the least frequent one once
+    #: the misses since the last replacement outnumber it).
     targets: list[tuple[str, int]]
     misses: int
 
@@ -155,15 +156,17 @@ class CallProfile:
 
 @dataclass(frozen=True)
 class FunctionProfile:
-    """How one function ran in its profiling tiers (T0 and T1), as
+    """How one function ran in its profiling tier (T0), as
     :meth:`TieredJit.profile` reports it: the profile T2 and T3 compile with.
 
-    Counts are sampled like the call counters (``sample_rate``): each sample adds the
-    rate, so they estimate event counts and their ratios are what to look at. Sites
-    never reached are absent; with ``sample_rate = 0`` nothing is collected."""
+    T0 code counts every event (whatever ``sample_rate``: a sampling decision
+    costs as much as the count), but only while the function runs there, and threads
+    may lose an update: read the ratios (probabilities, shares). Sites never reached
+    are absent; with ``sample_rate = 0`` no code collects anything."""
 
     name: str
-    #: Entries into the function's T0 and T1 code (sampled).
+    #: Entries into the function's T0 and T1 code (the call counters: sampled by
+    #: ``sample_rate``).
     entries: int
     branches: list[BranchProfile] = field(default_factory=list)
     switches: list[SwitchProfile] = field(default_factory=list)

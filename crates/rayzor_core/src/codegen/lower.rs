@@ -14,8 +14,8 @@
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
     COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
-    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_PROF_SEED, VMCTX_PROF_TICKS, VMCTX_SIGINT_COUNTER,
-    VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC,
+    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT,
+    VMCTX_TRAP, VMCTX_TRAP_FUNC,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
@@ -845,7 +845,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             Call { callee, args } => match callee {
                 Callee::Func(f) => {
                     if let Some((_, slot)) = self.profile_site() {
-                        self.profile_event(|l, n| l.add_to_slot(slot, None, n));
+                        self.add_to_slot(slot, None);
                     }
                     let sig = &self.env.module.func(*f).sig;
                     let code = self.slot_code(*f);
@@ -869,7 +869,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 } else {
                     let code = self.token_code(&sig, p);
                     if let Some((_, rows)) = self.profile_site() {
-                        self.profile_event(|l, n| l.count_target(rows, p, n));
+                        self.count_target(rows, p);
                     }
                     self.call_mir(&sig, code, args)
                 }
@@ -889,11 +889,10 @@ impl<E: Emitter> Lower<'_, '_, E> {
             Brif { cond, then_dest, else_dest } => {
                 let c = self.one(*cond);
                 if let Some((_, slots)) = self.profile_site() {
-                    // Slot 0 counts not-taken, slot 1 taken: add at `slots + 8 * cond`.
-                    self.profile_event(|l, n| {
-                        let k = l.e.convert(Conv::ZExt, Ty::I64, c);
-                        l.add_to_slot(slots, Some(k), n)
-                    });
+                    // Slot 0 counts not-taken, slot 1 taken: add 1 at `slots + 8 * cond`
+                    // (no extra branch; the compare still fuses with the branch).
+                    let k = self.e.convert(Conv::ZExt, Ty::I64, c);
+                    self.add_to_slot(slots, Some(k));
                 }
                 let (tb, ta) = self.target(then_dest);
                 let (eb, ea) = self.target(else_dest);
@@ -967,35 +966,38 @@ impl<E: Emitter> Lower<'_, '_, E> {
     fn switch(&mut self, value: Value, cases: &[(u64, BlockCall)], default: &BlockCall) {
         let s = self.scalar_of(value);
         let v = self.one(value);
-        if let Some((_, slots)) = self.profile_site() {
-            self.profile_event(|l, n| l.count_switch(v, s, cases, slots, n));
-        }
+        let counted = self.profile_site().map(|(_, slots)| slots);
         let mut seen = std::collections::HashSet::new();
         let mut keys = Vec::new();
         let mut pads = Vec::new();
         // A case that passes no arguments branches straight to its block (or its
         // back-edge's edge block); others go through a pad block that passes
-        // them (one per case, so linear).
-        let mut target = |l: &mut Self, call: &BlockCall| {
-            if call.args.is_empty() {
+        // them (one per case, so linear). Profiling code gives every case a pad
+        // that counts it (the `k`-th slot: the case's index, the default last).
+        let mut target = |l: &mut Self, call: &BlockCall, k: usize| {
+            let slot = counted.map(|slots| slots + 8 * k);
+            if call.args.is_empty() && slot.is_none() {
                 l.target(call).0
             } else {
                 let pad = l.e.create_block(&[]);
-                pads.push((pad, call.clone()));
+                pads.push((pad, call.clone(), slot));
                 pad
             }
         };
-        for (k, call) in cases {
-            let key = k & low_mask(s.bits());
+        for (k, (key, call)) in cases.iter().enumerate() {
+            let key = key & low_mask(s.bits());
             if seen.insert(key) {
-                let b = target(self, call);
+                let b = target(self, call, k);
                 keys.push((key, b));
             }
         }
-        let dflt = target(self, default);
+        let dflt = target(self, default, cases.len());
         self.e.switch(v, native_ty(s), &keys, dflt);
-        for (pad, call) in pads {
+        for (pad, call, slot) in pads {
             self.e.switch_to(pad);
+            if let Some(slot) = slot {
+                self.add_to_slot(slot, None);
+            }
             let (b, args) = self.target(&call);
             self.e.jump(b, &args);
         }
@@ -1008,51 +1010,15 @@ impl<E: Emitter> Lower<'_, '_, E> {
         layout.site(self.inst_id).map(|(kind, first)| (kind, base + 8 * first))
     }
 
-    /// One profile event: `count(self, n)` emits code adding `n` to its
-    /// counts. With every event counted (`sample_rate` 1) that code runs each
-    /// time; sampled, a per-thread countdown (`VmCtx::prof_ticks`) runs it on
-    /// a cold path about every `sample_rate`-th event, with `n = sample_rate`,
-    /// like `bump_counter`. The countdown restarts at a pseudo-random period
-    /// in `[1, 2n - 1]` (a 64-bit LCG whose state is `VmCtx::prof_seed`):
-    /// with a fixed period, a loop with k events per iteration and k dividing
-    /// the period would only ever sample the same few sites.
-    fn profile_event(&mut self, count: impl FnOnce(&mut Self, u64)) {
-        let n = self.env.sample_rate.max(1);
-        if n == 1 {
-            count(self, 1);
-            return;
-        }
-        let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_PROF_TICKS);
-        let t1 = self.add_const(t, u64::MAX);
-        self.e.store(Mem::Vm, t1, self.vmctx, VMCTX_PROF_TICKS);
-        let sample = self.e.create_block(&[]);
-        let cont = self.new_block();
-        self.e.set_cold(sample);
-        self.e.brif(t1, cont, &[], sample, &[]);
-        self.e.switch_to(sample);
-        let outer = std::mem::replace(&mut self.cold_path, true);
-        count(self, n);
-        let seed = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_PROF_SEED);
-        let a = self.i64c(6364136223846793005);
-        let mul = self.e.int_op(IntOp::Mul, seed, a);
-        let seed1 = self.add_const(mul, 1442695040888963407);
-        self.e.store(Mem::Vm, seed1, self.vmctx, VMCTX_PROF_SEED);
-        // period = 1 + ((seed >> 32) * (2n - 1) >> 32), uniform in [1, 2n - 1]
-        // (mean n, so adding n per sample is unbiased); the high bits are the random ones.
-        let k32 = self.i64c(32);
-        let hi = self.e.int_op(IntOp::UShr, seed1, k32);
-        let span = self.i64c(2 * n - 1);
-        let scaled = self.e.int_op(IntOp::Mul, hi, span);
-        let r = self.e.int_op(IntOp::UShr, scaled, k32);
-        let period = self.add_const(r, 1);
-        self.e.store(Mem::Vm, period, self.vmctx, VMCTX_PROF_TICKS);
-        self.cold_path = outer;
-        self.e.jump(cont, &[]);
-        self.e.switch_to(cont);
-    }
-
-    /// Add `n` to the profile slot at `addr` (+ 8 * `index` when given).
-    fn add_to_slot(&mut self, addr: usize, index: Option<E::Value>, n: u64) {
+    /// Add 1 to the profile slot at `addr` (+ 8 * `index` when given).
+    ///
+    /// Profiles count every event, whatever `sample_rate` (which only says
+    /// whether there is counting code at all): a sampling countdown costs a
+    /// load, a store and a branch per event, as much as the increment it would
+    /// save (measured: sampled collection at rate 16 was slower than counting
+    /// every event), so the profiling tiers count as HotSpot's profiling tier
+    /// does, and the time spent in them is what bounds the cost.
+    fn add_to_slot(&mut self, addr: usize, index: Option<E::Value>) {
         let mut p = self.e.constant(Ty::Addr, addr as u64);
         if let Some(k) = index {
             let three = self.i64c(3);
@@ -1060,41 +1026,14 @@ impl<E: Emitter> Lower<'_, '_, E> {
             p = self.e.int_op(IntOp::Add, p, off);
         }
         let c = self.e.load(Mem::Vm, Ty::I64, p, 0);
-        let c1 = self.add_const(c, n);
+        let c1 = self.add_const(c, 1);
         self.e.store(Mem::Vm, c1, p, 0);
-    }
-
-    /// Count a `switch` on `v` (scalar type `s`) into its slots at `slots`:
-    /// a second switch, to one counting block per case (a duplicated key
-    /// counts for the first case with it, the one the switch takes).
-    fn count_switch(&mut self, v: E::Value, s: Scalar, cases: &[(u64, BlockCall)], slots: usize, n: u64) {
-        let join = self.new_block();
-        let mut seen = std::collections::HashSet::new();
-        let mut keys = Vec::new();
-        let mut pads = Vec::new();
-        for (k, (key, _)) in cases.iter().enumerate() {
-            let key = key & low_mask(s.bits());
-            if seen.insert(key) {
-                let pad = self.new_block();
-                keys.push((key, pad));
-                pads.push((pad, k));
-            }
-        }
-        let dflt = self.new_block();
-        pads.push((dflt, cases.len()));
-        self.e.switch(v, native_ty(s), &keys, dflt);
-        for (pad, k) in pads {
-            self.e.switch_to(pad);
-            self.add_to_slot(slots + 8 * k, None, n);
-            self.e.jump(join, &[]);
-        }
-        self.e.switch_to(join);
     }
 
     /// Count a call through token `token` into the `call_indirect` rows at
     /// `rows` (`SiteKind::Indirect`): the first row (the builtin keeps the most
     /// frequent target there) inline, anything else in `Builtin::ProfileTarget`.
-    fn count_target(&mut self, rows: usize, token: E::Value, n: u64) {
+    fn count_target(&mut self, rows: usize, token: E::Value) {
         let base = self.e.constant(Ty::Addr, rows as u64);
         let first = self.e.load(Mem::Vm, Ty::I64, base, 0);
         let hit = self.e.icmp(IntCC::Eq, first, token);
@@ -1102,11 +1041,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.set_cold(slow);
         self.e.brif(hit, inline, &[], slow, &[]);
         self.e.switch_to(inline);
-        self.add_to_slot(rows + 8, None, n);
+        self.add_to_slot(rows + 8, None);
         self.e.jump(join, &[]);
         self.e.switch_to(slow);
-        let nn = self.i64c(n);
-        self.call_builtin(Builtin::ProfileTarget, &[base, token, nn]);
+        let one = self.i64c(1);
+        self.call_builtin(Builtin::ProfileTarget, &[base, token, one]);
         self.e.jump(join, &[]);
         self.e.switch_to(join);
     }

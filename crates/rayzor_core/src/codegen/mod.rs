@@ -56,7 +56,8 @@ pub struct CodegenOptions {
     /// An OSR entry: the parameters come in a buffer (`abi::osr_entry_signature`).
     pub osr_entry: bool,
     /// Collect an execution profile (`mir::profile`) into the function's
-    /// profile slots (`CodegenEnv::profiles`), sampled like the counters.
+    /// profile slots (`CodegenEnv::profiles`), counting every event (see
+    /// `lower::Lower::add_to_slot` for why not sampled); none with `sample_rate` 0.
     /// Only for code of the function as written (its `Inst`s name the sites).
     pub profile: bool,
 }

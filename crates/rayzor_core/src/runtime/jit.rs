@@ -114,8 +114,8 @@ pub struct Jit {
     profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)>,
     /// Address of each function's profile slots (0: none), for `CodegenEnv::profiles`.
     profile_addrs: Vec<usize>,
-    /// Later T0/T1 compiles collect profiles (`set_profile_collection`).
-    collect_profiles: AtomicBool,
+    /// Bit t set: later compiles at tier t collect profiles (`set_profiling_tiers`).
+    profiling_tiers: AtomicU8,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -254,7 +254,9 @@ impl Jit {
             interrupt_generation: AtomicU64::new(0),
             profiles,
             profile_addrs,
-            collect_profiles: AtomicBool::new(true),
+            profiling_tiers: AtomicU8::new(
+                Tier::ALL.iter().filter(|t| t.profiles()).map(|t| 1 << *t as u8).sum(),
+            ),
             module,
         };
         let backend =
@@ -441,7 +443,7 @@ impl Jit {
         let func = &*func;
         let env = self.env();
         let mut opts = tier.codegen_options();
-        opts.profile &= self.collect_profiles.load(Ordering::Relaxed);
+        opts.profile = self.profiling_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
         // Loops of code that may still be promoted get OSR points.
         let mode = self.osr.mode();
         let points = match mode {
@@ -612,8 +614,9 @@ impl Jit {
     }
 
     /// The execution profile of `f` collected so far by its profiling code
-    /// (T0 and T1, `CodegenOptions::profile`): sampled counts, so relative
-    /// frequencies. Empty when `sample_rate` is 0.
+    /// (T0, or the tiers `set_profiling_tiers` names; that code counts every
+    /// event; `entries` is the call counters' T0 + T1 count, sampled). Empty
+    /// when `sample_rate` is 0.
     pub fn profile(&self, f: FuncId) -> FunctionProfile {
         let (layout, slots) = &self.profiles[f.index()];
         let values: Vec<u64> = slots.iter().map(|a| a.load(Ordering::Relaxed)).collect();
@@ -623,10 +626,13 @@ impl Jit {
         layout.read(&values, entries)
     }
 
-    /// Whether code compiled from now on collects profiles (on by default; for
-    /// measuring what collection costs: the counters stay as they are).
-    pub fn set_profile_collection(&self, on: bool) {
-        self.collect_profiles.store(on, Ordering::Relaxed);
+    /// Which tiers' code compiled from now on collects profiles: bit t for
+    /// tier t (default: the tiers whose `Tier::profiles`). Only T0 and T1 can
+    /// (they compile the MIR as written); other bits are ignored. For measuring
+    /// what collection costs; the call and loop counters stay as they are.
+    pub fn set_profiling_tiers(&self, mask: u8) {
+        let can = (1 << Tier::T0 as u8) | (1 << Tier::T1 as u8);
+        self.profiling_tiers.store(mask & can, Ordering::Relaxed);
     }
 
     /// Forget the profile of `f` collected so far (its code keeps collecting).
@@ -668,8 +674,6 @@ impl Jit {
             edge_ticks: 0,
             epoch: interrupt::EPOCH.load(Ordering::SeqCst),
             interrupts: interrupt::Marks::now(Some(&self.interrupt_generation)),
-            prof_ticks: 0,
-            prof_seed: 0,
         };
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
@@ -681,8 +685,6 @@ impl Jit {
             ctx.stack_limit = limit;
             ctx.call_ticks = call_ticks.clamp(1, n);
             ctx.edge_ticks = edge_ticks.clamp(1, n);
-            (ctx.prof_ticks, ctx.prof_seed) = thread.prof.get();
-            ctx.prof_ticks = ctx.prof_ticks.clamp(1, 2 * n);
             let ctxp: *mut VmCtx = &mut ctx;
             if self.calls_host {
                 // SAFETY: `ctx` outlives the scope, dropped right after the call.
@@ -694,7 +696,6 @@ impl Jit {
                 unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             }
             thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
-            thread.prof.set((ctx.prof_ticks, ctx.prof_seed));
         });
         drop(guard);
         entered.map_err(|e| RunError::Usage(UsageError(e)))?;

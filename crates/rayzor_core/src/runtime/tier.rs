@@ -93,6 +93,16 @@ impl Tier {
         self >= Tier::T2
     }
 
+    /// Whether the tier's code collects the profile T2 and T3 compile with
+    /// (`mir::profile`). Only T0: it runs the MIR as written (whose `Inst`s name
+    /// the sites) and every function starts there; T1 could (`Jit::set_profiling_tiers`)
+    /// but its steady state would pay (measured in docs/benchmarks.md: up to 2x
+    /// on tight loops at T1, against up to +50% on T0's slower code), and it is
+    /// where a function stays when it is warm but never hot.
+    pub fn profiles(self) -> bool {
+        self == Tier::T0
+    }
+
     pub fn codegen_options(self) -> CodegenOptions {
         CodegenOptions {
             optimize: self != Tier::T0,
@@ -100,9 +110,7 @@ impl Tier {
             // T3 is the top tier: nothing is promoted on its loop counts.
             count_backedges: self != Tier::T3,
             osr_entry: false,
-            // T0 and T1 run the MIR as written and may still be promoted: they
-            // collect the profile T2 and T3 compile with.
-            profile: self <= Tier::T1,
+            profile: self.profiles(),
         }
     }
 }
