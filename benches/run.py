@@ -355,6 +355,56 @@ class Bench:
             }
         return out
 
+    def profile_cost(self) -> dict[str, Any]:
+        """What collecting profiles (branch, switch, indirect-target and call-site
+        counts, issue 12) costs: the same code with and without profile collection at T0
+        (the profiling tier) and T1 (which could profile, and does not because of this),
+        the call and loop counters as they are, at sample_rate 1 (the development preset)
+        and 16 (production); interleaved runs, medians. The workloads, plus the
+        switch-dispatch bytecode VM of tests/mir/bytecode_vm.mir."""
+        out: dict[str, Any] = {}
+        vm_mir = HERE.parent / "tests" / "mir" / "bytecode_vm.mir"
+        vm_n = {"full": 2_000_000, "quick": 500_000, "tiny": 10_000}[self.mode]
+        cases: list[tuple[str, Any, str, Any]] = [
+            (w.name, w.mir, w.entry, (lambda w=w: w.args(w.sizes[self.mode]))) for w in self.workloads
+        ]
+        if vm_mir.exists():
+            cases.append(("bytecode_vm", lambda: rayzor.parse(vm_mir.read_text()), "vm", lambda: (vm_n,)))
+        rounds = max(5, self.repeat * 3)
+        for name, mir, entry, args in cases:
+            row: dict[str, Any] = {}
+            for tier in (Tier.T0, Tier.T1):
+                for rate in (1, 16):
+                    jits, fns = [], []
+                    for collect in (True, False):
+                        cfg = rayzor.TieredConfig(
+                            enable_background_optimization=False,
+                            profile_config=rayzor.ProfileConfig(sample_rate=rate),
+                        )
+                        jit = rayzor.TieredJit(mir(), cfg)
+                        jit._set_profiling_tiers([tier] if collect else [])
+                        for fn_name in jit.functions:
+                            jit.compile(fn_name, tier)
+                        jits.append(jit)
+                        fns.append(jit[entry])
+                    results = [fns[k](*args()) for k in (0, 1)]  # warm-up, and both agree
+                    if results[0] != results[1]:
+                        self.errors.append(f"profile cost {name} {tier}: {results[0]} != {results[1]}")
+                    times: list[list[float]] = [[], []]
+                    for _ in range(rounds):  # interleaved to share the machine's noise
+                        for k in (0, 1):
+                            a = args()
+                            t = time.perf_counter()
+                            fns[k](*a)
+                            times[k].append(time.perf_counter() - t)
+                    for jit in jits:
+                        jit.close()
+                    on, off = (statistics.median(t) * 1e3 for t in times)
+                    row[f"{tier.name}@{rate}"] = {"profile_ms": on, "no_profile_ms": off, "rounds": rounds}
+                    self.log(f"  {name} {tier} sample_rate {rate}: {on:.2f} vs {off:.2f} ms")
+            out[name] = row
+        return out
+
     # ------------------------------------------------------------------ OSR
 
     def c_reference(self, w: W.Workload, size: int) -> tuple[Any, float]:
@@ -692,11 +742,14 @@ class Bench:
                     self.log(f"  {label}: {r['run_ms']:.3f} ms -> {r['result']}")
         overhead: dict[str, float] = {}
         counters: dict[str, Any] = {}
+        profiles: dict[str, Any] = {}
         if not osr_only:
             self.log("call overhead")
             overhead = self.call_overhead()
             self.log("counter cost")
             counters = self.counter_cost()
+            self.log("profile cost")
+            profiles = self.profile_cost()
         steady: dict[str, Any] = {}
         if not osr_only:
             self.log("tiered steady state vs forced tiers")
@@ -717,6 +770,7 @@ class Bench:
             "results": self.results,
             "call_overhead_ns": overhead,
             "counter_cost": counters,
+            "profile_cost": profiles,
             "osr": osr,
             "tiered_steady_state": steady,
             "time_to_result": {"k": self.k, "ms": self.ttr},
@@ -851,6 +905,7 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append("")
 
     lines += markdown_steady(rep.get("tiered_steady_state") or {})
+    lines += markdown_profile_cost(rep.get("profile_cost", {}))
     lines += markdown_osr(rep["osr"])
 
     nb = rep["nbody_check"]
@@ -898,6 +953,33 @@ def markdown_steady(ss: dict[str, Any]) -> list[str]:
 
 def fmt_pct(x: float) -> str:
     return f"{x:+.1f}%"
+
+
+def markdown_profile_cost(pc: dict[str, Any]) -> list[str]:
+    """The profile-collection cost table (``Bench.profile_cost``)."""
+    if not pc:
+        return []
+    lines: list[str] = []
+    lines += [
+        "## Profile collection: with vs without (median of interleaved runs), ms",
+        "",
+        "Branch, switch, indirect-target and call-site profiles (issue 12) at T0 (the "
+        "profiling tier) and T1 (not profiling by default); counters as they are, sampled "
+        "1 in sample_rate (1: development preset, 16: production); profiles count every event.",
+        "",
+    ]
+    keys = ["T0@1", "T0@16", "T1@1", "T1@16"]
+    lines.append("| workload | " + " | ".join(f"{k.replace('@', ' rate ')}" for k in keys) + " |")
+    lines.append("|---" * (len(keys) + 1) + "|")
+    for w, row in pc.items():
+        cells = []
+        for k in keys:
+            c = row[k]
+            on, off = c["profile_ms"], c["no_profile_ms"]
+            cells.append(f"{fmt_ms(on)} vs {fmt_ms(off)} ({(on / off - 1) * 100:+.1f}%)")
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def markdown_osr(osr: dict[str, Any]) -> list[str]:

@@ -24,9 +24,10 @@ use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, Ty
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
+use crate::mir::profile::{ProfileLayout, SiteKind};
 use crate::mir::{
-    BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, InstKind, Scalar, Signature, TrapKind, Type,
-    UnOp, Value, MAX_CALL_DEPTH,
+    BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, Inst, InstKind, Scalar, Signature, TrapKind,
+    Type, UnOp, Value, MAX_CALL_DEPTH,
 };
 
 /// Lower `unit` into `e`, which is positioned in the entry block of a function with signature
@@ -36,6 +37,11 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
     let params = e.params();
     let vmctx = params[0];
     let osr = osr.filter(|sites| !sites.points.is_empty()).map(|sites| (sites, Liveness::new(func)));
+    // Only code of the function as written profiles: the slots are laid out by its instructions.
+    let slots = env.profiles.get(id.index()).copied().unwrap_or(0);
+    let profile =
+        (opts.profile && env.sample_rate != 0 && slots != 0 && std::ptr::eq(func, env.module.func(id)))
+            .then(|| (slots, ProfileLayout::of(func)));
     let mut l = Lower {
         e,
         env,
@@ -60,6 +66,8 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         trap_blocks: Vec::new(),
         origin: id,
         origin_exits: Vec::new(),
+        profile,
+        inst_id: Inst(0),
     };
     l.run(&params)
 }
@@ -129,6 +137,10 @@ struct Lower<'e, 'a, E: Emitter> {
     origin: FuncId,
     /// Blocks that record `trap_func` for a trap a builtin set, then exit.
     origin_exits: Vec<(FuncId, E::Block)>,
+    /// Profiling code: the address of the function's profile slots and their layout.
+    profile: Option<(usize, ProfileLayout)>,
+    /// The instruction being lowered.
+    inst_id: Inst,
 }
 
 impl<E: Emitter> Lower<'_, '_, E> {
@@ -155,6 +167,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             for &inst in &f.blocks[blk.index()].insts {
                 let data = f.inst(inst);
                 self.origin = data.origin.unwrap_or(self.id);
+                self.inst_id = inst;
                 if data.kind.is_terminator() && !self.opts.count_backedges && self.has_back_edge(&data.kind) {
                     // Uncounted back-edges (the top tier) still poll for interrupts.
                     self.poll_interrupt();
@@ -855,6 +868,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
             },
             Call { callee, args } => match callee {
                 Callee::Func(f) => {
+                    if let Some((_, slot)) = self.profile_site() {
+                        self.add_to_slot(slot, None);
+                    }
                     let sig = &self.env.module.func(*f).sig;
                     // A self-call of code that is not replaced any more goes
                     // straight to this code (the backend sees the recursion);
@@ -883,6 +899,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
                     self.call_host(&sig, p, args)
                 } else {
                     let code = self.token_code(&sig, p);
+                    if let Some((_, rows)) = self.profile_site() {
+                        self.count_target(rows, p);
+                    }
                     self.call_mir(&sig, code, args)
                 }
             }
@@ -900,6 +919,12 @@ impl<E: Emitter> Lower<'_, '_, E> {
             }
             Brif { cond, then_dest, else_dest } => {
                 let c = self.one(*cond);
+                if let Some((_, slots)) = self.profile_site() {
+                    // Slot 0 counts not-taken, slot 1 taken: add 1 at `slots + 8 * cond`
+                    // (no extra branch; the compare still fuses with the branch).
+                    let k = self.e.convert(Conv::ZExt, Ty::I64, c);
+                    self.add_to_slot(slots, Some(k));
+                }
                 let (tb, ta) = self.target(then_dest);
                 let (eb, ea) = self.target(else_dest);
                 self.e.brif(c, tb, &ta, eb, &ea);
@@ -971,35 +996,88 @@ impl<E: Emitter> Lower<'_, '_, E> {
     fn switch(&mut self, value: Value, cases: &[(u64, BlockCall)], default: &BlockCall) {
         let s = self.scalar_of(value);
         let v = self.one(value);
+        let counted = self.profile_site().map(|(_, slots)| slots);
         let mut seen = std::collections::HashSet::new();
         let mut keys = Vec::new();
         let mut pads = Vec::new();
         // A case that passes no arguments branches straight to its block (or its
         // back-edge's edge block); others go through a pad block that passes
-        // them (one per case, so linear).
-        let mut target = |l: &mut Self, call: &BlockCall| {
-            if call.args.is_empty() {
+        // them (one per case, so linear). Profiling code gives every case a pad
+        // that counts it (the `k`-th slot: the case's index, the default last).
+        let mut target = |l: &mut Self, call: &BlockCall, k: usize| {
+            let slot = counted.map(|slots| slots + 8 * k);
+            if call.args.is_empty() && slot.is_none() {
                 l.target(call).0
             } else {
                 let pad = l.e.create_block(&[]);
-                pads.push((pad, call.clone()));
+                pads.push((pad, call.clone(), slot));
                 pad
             }
         };
-        for (k, call) in cases {
-            let key = k & low_mask(s.bits());
+        for (k, (key, call)) in cases.iter().enumerate() {
+            let key = key & low_mask(s.bits());
             if seen.insert(key) {
-                let b = target(self, call);
+                let b = target(self, call, k);
                 keys.push((key, b));
             }
         }
-        let dflt = target(self, default);
+        let dflt = target(self, default, cases.len());
         self.e.switch(v, native_ty(s), &keys, dflt);
-        for (pad, call) in pads {
+        for (pad, call, slot) in pads {
             self.e.switch_to(pad);
+            if let Some(slot) = slot {
+                self.add_to_slot(slot, None);
+            }
             let (b, args) = self.target(&call);
             self.e.jump(b, &args);
         }
+    }
+
+    /// The profile site of the instruction being lowered, when this code
+    /// profiles: what it counts and the address of its first slot.
+    fn profile_site(&self) -> Option<(SiteKind, usize)> {
+        let (base, layout) = self.profile.as_ref()?;
+        layout.site(self.inst_id).map(|(kind, first)| (kind, base + 8 * first))
+    }
+
+    /// Add 1 to the profile slot at `addr` (+ 8 * `index` when given).
+    ///
+    /// Profiles count every event, whatever `sample_rate` (which only says
+    /// whether there is counting code at all): a sampling countdown costs a
+    /// load, a store and a branch per event, as much as the increment it would
+    /// save (measured: sampled collection at rate 16 was slower than counting
+    /// every event), so the profiling tiers count as HotSpot's profiling tier
+    /// does, and the time spent in them is what bounds the cost.
+    fn add_to_slot(&mut self, addr: usize, index: Option<E::Value>) {
+        let mut p = self.e.constant(Ty::Addr, addr as u64);
+        if let Some(k) = index {
+            let three = self.i64c(3);
+            let off = self.e.int_op(IntOp::Shl, k, three);
+            p = self.e.int_op(IntOp::Add, p, off);
+        }
+        let c = self.e.load(Mem::Vm, Ty::I64, p, 0);
+        let c1 = self.add_const(c, 1);
+        self.e.store(Mem::Vm, c1, p, 0);
+    }
+
+    /// Count a call through token `token` into the `call_indirect` rows at
+    /// `rows` (`SiteKind::Indirect`): the first row (the builtin keeps the most
+    /// frequent target there) inline, anything else in `Builtin::ProfileTarget`.
+    fn count_target(&mut self, rows: usize, token: E::Value) {
+        let base = self.e.constant(Ty::Addr, rows as u64);
+        let first = self.e.load(Mem::Vm, Ty::I64, base, 0);
+        let hit = self.e.icmp(IntCC::Eq, first, token);
+        let (inline, slow, join) = (self.new_block(), self.new_block(), self.new_block());
+        self.e.set_cold(slow);
+        self.e.brif(hit, inline, &[], slow, &[]);
+        self.e.switch_to(inline);
+        self.add_to_slot(rows + 8, None);
+        self.e.jump(join, &[]);
+        self.e.switch_to(slow);
+        let one = self.i64c(1);
+        self.call_builtin(Builtin::ProfileTarget, &[base, token, one]);
+        self.e.jump(join, &[]);
+        self.e.switch_to(join);
     }
 
     fn binary(&mut self, op: BinOp, s: Scalar, a: E::Value, b: E::Value) -> E::Value {

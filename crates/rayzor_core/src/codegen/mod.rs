@@ -38,6 +38,9 @@ pub struct CodegenEnv<'a> {
     pub builtins: &'a builtins::BuiltinTable,
     /// Address of the `AtomicU64` interrupt epoch the code polls (`interrupt::EPOCH`).
     pub interrupt_epoch: usize,
+    /// Address of the profile slots of function `i` (laid out by
+    /// `mir::profile::ProfileLayout::of` its MIR; 0: it has none).
+    pub profiles: &'a [usize],
 }
 
 /// How to compile one function (chosen by the runtime's tier policy).
@@ -57,6 +60,11 @@ pub struct CodegenOptions {
     /// instead of through its slot (code that will not be replaced: the top
     /// tier), so the backend can inline and transform the recursion.
     pub direct_self_calls: bool,
+    /// Collect an execution profile (`mir::profile`) into the function's
+    /// profile slots (`CodegenEnv::profiles`), counting every event (see
+    /// `lower::Lower::add_to_slot` for why not sampled); none with `sample_rate` 0.
+    /// Only for code of the function as written (its `Inst`s name the sites).
+    pub profile: bool,
 }
 
 /// Executable code of one compiled function, from any backend. Dropping it

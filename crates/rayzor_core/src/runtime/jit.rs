@@ -17,6 +17,7 @@ use crate::codegen::cranelift::CraneliftBackend;
 use crate::codegen::{interrupt, quiesce, CodegenEnv, CompileUnit, MachineCode, OsrSites};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
+use crate::mir::profile::{FunctionProfile, ProfileLayout};
 use crate::mir::{host_abort, layout, verify, ExternId, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -110,6 +111,13 @@ pub struct Jit {
     interrupt_generation: AtomicU64,
     /// The never-slower tier policy (`runtime::policy`).
     policy: super::policy::Policy,
+    /// Execution profile slots of each function, beside its counters
+    /// (`mir::profile::ProfileLayout`; none when `sample_rate` is 0).
+    profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)>,
+    /// Address of each function's profile slots (0: none), for `CodegenEnv::profiles`.
+    profile_addrs: Vec<usize>,
+    /// Bit t set: later compiles at tier t collect profiles (`set_profiling_tiers`).
+    profiling_tiers: AtomicU8,
 }
 
 use crate::codegen::unwind::{self, HostEntry};
@@ -216,6 +224,17 @@ impl Jit {
                 .iter()
                 .any(|f| f.insts.iter().any(|d| matches!(d.kind, crate::mir::InstKind::CallIndirect { .. })));
         let data = module.data.iter().map(|d| (d.as_ptr() as usize, d.len())).collect();
+        let profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)> = module
+            .functions
+            .iter()
+            .map(|f| {
+                let layout = if sample_rate == 0 { ProfileLayout::default() } else { ProfileLayout::of(f) };
+                let slots = (0..layout.slots).map(|_| AtomicU64::new(0)).collect();
+                (layout, slots)
+            })
+            .collect();
+        let profile_addrs =
+            profiles.iter().map(|(l, s)| if l.slots == 0 { 0 } else { s.as_ptr() as usize }).collect();
         let mut jit = Jit {
             slots: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             counters: (0..n).map(|_| FunctionCounters::default()).collect(),
@@ -241,6 +260,11 @@ impl Jit {
             calls_host,
             interrupt_generation: AtomicU64::new(0),
             policy: super::policy::Policy::default(),
+            profiles,
+            profile_addrs,
+            profiling_tiers: AtomicU8::new(
+                Tier::ALL.iter().filter(|t| t.profiles()).map(|t| 1 << *t as u8).sum(),
+            ),
             module,
         };
         let backend =
@@ -288,6 +312,7 @@ impl Jit {
             sample_rate: self.sample_rate,
             builtins: &self.builtins,
             interrupt_epoch: interrupt::epoch_address(),
+            profiles: &self.profile_addrs,
         }
     }
 
@@ -484,7 +509,8 @@ impl Jit {
         let func = self.mir_for(f, tier);
         let func = &*func;
         let env = self.env();
-        let opts = tier.codegen_options();
+        let mut opts = tier.codegen_options();
+        opts.profile = self.profiling_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
         // Loops of code that may still be promoted get OSR points.
         let mode = self.osr.mode();
         let points = match mode {
@@ -587,6 +613,8 @@ impl Jit {
         let mut opts = target.codegen_options();
         opts.call_counter = None;
         opts.osr_entry = true;
+        // Its instructions are not the function's: nothing to name profile sites by.
+        opts.profile = false;
         let env = self.env();
         let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None };
         backend.compile(&unit).map_err(|m| self.compile_error(f, target, m))
@@ -649,6 +677,35 @@ impl Jit {
             code_size: inner.code_size,
             calls: std::array::from_fn(|t| c.calls[t].load(Ordering::Relaxed)),
             backedges: self.backedges(f),
+        }
+    }
+
+    /// The execution profile of `f` collected so far by its profiling code
+    /// (T0, or the tiers `set_profiling_tiers` names; that code counts every
+    /// event; `entries` is the call counters' T0 + T1 count, sampled). Empty
+    /// when `sample_rate` is 0.
+    pub fn profile(&self, f: FuncId) -> FunctionProfile {
+        let (layout, slots) = &self.profiles[f.index()];
+        let values: Vec<u64> = slots.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let c = &self.counters[f.index()];
+        let entries = c.calls[Tier::T0 as usize].load(Ordering::Relaxed)
+            + c.calls[Tier::T1 as usize].load(Ordering::Relaxed);
+        layout.read(&values, entries)
+    }
+
+    /// Which tiers' code compiled from now on collects profiles: bit t for
+    /// tier t (default: the tiers whose `Tier::profiles`). Only T0 and T1 can
+    /// (they compile the MIR as written); other bits are ignored. For measuring
+    /// what collection costs; the call and loop counters stay as they are.
+    pub fn set_profiling_tiers(&self, mask: u8) {
+        let can = (1 << Tier::T0 as u8) | (1 << Tier::T1 as u8);
+        self.profiling_tiers.store(mask & can, Ordering::Relaxed);
+    }
+
+    /// Forget the profile of `f` collected so far (its code keeps collecting).
+    pub fn reset_profile(&self, f: FuncId) {
+        for a in self.profiles[f.index()].1.iter() {
+            a.store(0, Ordering::Relaxed);
         }
     }
 

@@ -93,6 +93,16 @@ impl Tier {
         self >= Tier::T2
     }
 
+    /// Whether the tier's code collects the profile T2 and T3 compile with
+    /// (`mir::profile`). Only T0: it runs the MIR as written (whose `Inst`s name
+    /// the sites) and every function starts there; T1 could (`Jit::set_profiling_tiers`)
+    /// but its steady state would pay (measured in docs/benchmarks.md: up to 2x
+    /// on tight loops at T1, against up to +50% on T0's slower code), and it is
+    /// where a function stays when it is warm but never hot.
+    pub fn profiles(self) -> bool {
+        self == Tier::T0
+    }
+
     pub fn codegen_options(self) -> CodegenOptions {
         CodegenOptions {
             optimize: self != Tier::T0,
@@ -104,6 +114,7 @@ impl Tier {
             osr_entry: false,
             // T3 code is not replaced by promotion, so its recursion may stay in it.
             direct_self_calls: self == Tier::T3,
+            profile: self.profiles(),
         }
     }
 }
