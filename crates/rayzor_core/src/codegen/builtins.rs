@@ -29,15 +29,13 @@ pub enum Builtin {
     Nearestf,
     Fma,
     Fmaf,
-    /// Leave the code for the host entry after a trap (`codegen::unwind`); never returns.
-    Unwind,
 }
 
 /// Address of each builtin, indexed by `Builtin as usize`.
 pub type BuiltinTable = [usize; Builtin::COUNT];
 
 impl Builtin {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 16;
 
     /// Every builtin, in `Builtin as usize` order.
     pub const ALL: [Builtin; Builtin::COUNT] = [
@@ -57,7 +55,6 @@ impl Builtin {
         Builtin::Nearestf,
         Builtin::Fma,
         Builtin::Fmaf,
-        Builtin::Unwind,
     ];
 
     pub fn signature(self) -> NativeSig {
@@ -76,7 +73,6 @@ impl Builtin {
             }
             Builtin::Fma => NativeSig::new(&[F64, F64, F64], Some(F64)),
             Builtin::Fmaf => NativeSig::new(&[F32, F32, F32], Some(F32)),
-            Builtin::Unwind => NativeSig::new(&[Addr], None),
         }
     }
 
@@ -99,7 +95,6 @@ impl Builtin {
             rayzor_nearestf as *const () as usize,
             rayzor_fma as *const () as usize,
             rayzor_fmaf as *const () as usize,
-            super::unwind::unwind_address(),
         ]
     }
 }
