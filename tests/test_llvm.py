@@ -160,37 +160,12 @@ def test_extension_does_not_link_libllvm():
     assert "libLLVM" not in out, out
 
 
-def exact() -> rayzor.TieredConfig:
-    """No background promotion, every call counted (single-threaded)."""
-    return rayzor.TieredConfig(
-        enable_background_optimization=False, profile_config=rayzor.ProfileConfig(sample_rate=1)
-    )
-
-
 def test_t3_caller_enters_the_new_code_of_a_callee_still_tiering() -> None:
     """Calls from T3 code go through the callee's slot (only self-calls are direct)."""
-    m = rayzor.Module()
-    one = m.function("one", [], rayzor.i64)
-    one.ret(1)
-    # step(i) = i * 3 + one(): not a leaf, so the MIR optimiser does not inline it.
-    g = m.function("step", [rayzor.i64], rayzor.i64)
-    (i,) = g.params
-    g.ret(i * 3 + g.call("one"))
-    f = m.function("total", [rayzor.i64], rayzor.i64)
-    (count,) = f.params
-    s = f.var("s", rayzor.i64, 0)
-    k = f.var("k", rayzor.i64, 0)
-    head, body, done = f.block(), f.block(), f.block()
-    f.jump(head)
-    f.switch_to(head)
-    f.brif(f.lt(f.get(k), count), body, done)
-    f.switch_to(body)
-    f.set(s, f.get(s) + f.call("step", f.get(k)))
-    f.set(k, f.get(k) + 1)
-    f.jump(head)
-    f.switch_to(done)
-    f.ret(f.get(s))
-    m.verify()
+    from test_jit import caller_callee_module
+    from test_jit import manual as exact
+
+    m = caller_callee_module(step_calls_out=True)
     n = 1000
     expected = sum(i * 3 + 1 for i in range(n))
     with rayzor.TieredJit(m, exact()) as jit:
@@ -209,6 +184,8 @@ def test_t3_caller_enters_the_new_code_of_a_callee_still_tiering() -> None:
 
 def test_recompiling_a_self_recursive_t3_function_takes_effect() -> None:
     """A T3 function calls itself directly; the next call from outside enters new code."""
+    from test_jit import manual as exact
+
     with rayzor.TieredJit(fib_module(), exact()) as jit:
         fib = jit["fib"]
         jit.compile("fib", Tier.T3)
