@@ -443,7 +443,7 @@ impl PyJit {
         self.promoter.lock().as_ref().and_then(Promoter::passes)
     }
 
-    /// Promotions queued or compiling.
+    /// Promotions queued or compiling, and probations of the tier policy.
     fn busy(&self) -> usize {
         self.promoter.lock().as_ref().map_or(0, Promoter::busy)
     }

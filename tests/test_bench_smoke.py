@@ -16,7 +16,7 @@ import pytest
 import rayzor
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS = {"fib", "loop", "mandelbrot", "nbody", "sieve", "matmul"}
+WORKLOADS = {"fib", "loop", "mandelbrot", "nbody", "sieve", "matmul", "vm"}
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
@@ -51,7 +51,13 @@ def test_bench_quick_tiny(tmp_path: Path) -> None:
         systems.add("numba")
 
     got = {(r["workload"], r["system"]) for r in rep["results"]}
-    assert got == {(w, s) for w in WORKLOADS for s in systems}
+    # No numba kernel for the bytecode VM.
+    assert got == {(w, s) for w in WORKLOADS for s in systems if (w, s) != ("vm", "numba")}
+    ss = rep["tiered_steady_state"]
+    assert set(ss) == WORKLOADS
+    for w, row in ss.items():
+        assert set(row["ratio"]) == {"dev", "prod", "dev-nopolicy", "prod-nopolicy"}, w
+        assert row["best_tier"] in {s.removeprefix("rayzor-") for s in systems if s.startswith("rayzor-T")}
     c = {r["workload"]: r["result"] for r in rep["results"] if r["system"] == "c"}
     for r in rep["results"]:
         if r["system"] != "c":

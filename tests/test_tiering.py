@@ -63,7 +63,8 @@ def test_hot_function_reaches_top_tier_by_itself(preset: str) -> None:
         fib = jit["fib"]
         seen = set()
         deadline = time.monotonic() + 20
-        while jit.tier_of("fib") < TOP and time.monotonic() < deadline:
+        # Until it is at the top tier and no probation (runtime/policy.rs) can still undo that.
+        while (jit.tier_of("fib") < TOP or jit._core.busy()) and time.monotonic() < deadline:
             seen.add(jit.tier_of("fib"))
             assert fib(18) == py_fib(18)
         assert jit.tier_of("fib") == TOP

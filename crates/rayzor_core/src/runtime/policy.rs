@@ -23,8 +23,8 @@
 //! changed (another thread's swap, or any publish) is discarded. Both arms
 //! are correct code for the same MIR, so which one a call runs never changes a
 //! result. The verdict comes once some key has `PROBATION_SAMPLES` calls on
-//! each arm: demote when the new arm's minimum *and* median are both more
-//! than the margin above the old arm's (consistently slower, not one
+//! each arm (see `judge`): demote when the new code lost every pair of
+//! neighbouring calls by more than the margin (consistently slower, not one
 //! outlier); otherwise keep. A probation without that evidence (no repeated
 //! host calls) ends after `probation_timeout` keeping the new code, which is
 //! what happened before this policy existed.
@@ -154,21 +154,23 @@ pub enum Verdict {
     Undecided,
 }
 
-/// The verdict on one key's samples (`[old, new]` nanoseconds).
+/// The verdict on one key's samples (`[old, new]` nanoseconds, in the order
+/// taken). The arms alternate, so the i-th sample of each was taken next to
+/// the other's: pairs compare under the same load, which drifts. Demoted only
+/// when every pair has the new code slower by more than the margin.
 pub fn judge(samples: &[Vec<u64>; 2], margin_pct: u32) -> Verdict {
     if samples.iter().any(|s| s.len() < PROBATION_SAMPLES) {
         return Verdict::Undecided;
     }
-    let stats = |s: &Vec<u64>| {
-        let mut v = s.clone();
+    let median = |s: &[u64]| {
+        let mut v = s.to_vec();
         v.sort_unstable();
-        (v[0], v[v.len() / 2])
+        v[v.len() / 2]
     };
-    let (old_min, old_med) = stats(&samples[OLD]);
-    let (new_min, new_med) = stats(&samples[NEW]);
     let over = |new: u64, old: u64| new as u128 * 100 > old as u128 * (100 + margin_pct as u128);
-    if over(new_min, old_min) && over(new_med, old_med) {
-        Verdict::Demote { new_ns: new_med, old_ns: old_med }
+    let (old, new) = (&samples[OLD][..PROBATION_SAMPLES], &samples[NEW][..PROBATION_SAMPLES]);
+    if old.iter().zip(new).all(|(&o, &n)| over(n, o)) {
+        Verdict::Demote { new_ns: median(new), old_ns: median(old) }
     } else {
         Verdict::Keep
     }
@@ -446,6 +448,13 @@ impl Policy {
         }
     }
 
+    /// Probations running or waiting (the promoter counts them as work in progress).
+    pub fn pending(&self) -> usize {
+        let _quiet = quiesce::enter(false);
+        let st = self.state.lock();
+        st.probation.iter().count() + st.waiting.len()
+    }
+
     /// Whether `f` is on probation now.
     pub fn on_probation(&self, f: FuncId) -> bool {
         let _quiet = quiesce::enter(false);
@@ -523,9 +532,14 @@ mod tests {
             judge(&s(&[100, 101, 99], &[120, 121, 119]), 5),
             Verdict::Demote { new_ns: 120, old_ns: 100 }
         );
+        // Pairs, not arms: the load drifted (old 100 -> 200), the new code lost every pair.
+        assert_eq!(
+            judge(&s(&[100, 150, 200], &[120, 180, 240]), 5),
+            Verdict::Demote { new_ns: 180, old_ns: 150 }
+        );
         // Within the margin: kept.
         assert_eq!(judge(&s(&[100, 101, 99], &[104, 103, 104]), 5), Verdict::Keep);
-        // One fast sample of the new code: not consistently slower.
+        // One pair the new code won: not consistently slower.
         assert_eq!(judge(&s(&[100, 101, 99], &[98, 130, 131]), 5), Verdict::Keep);
         // Faster: kept.
         assert_eq!(judge(&s(&[100, 101, 99], &[50, 50, 50]), 5), Verdict::Keep);

@@ -145,7 +145,8 @@ impl Promoter {
     }
 
     /// (monitor passes completed, number of the last quiet pass): a pass is
-    /// quiet when it queued nothing and nothing was queued or compiling at its
+    /// quiet when it queued nothing and nothing was queued, compiling or on
+    /// probation (`runtime::policy`) at its
     /// end. A quiet pass numbered `n + 2` or later, where `n` was read before,
     /// looked at the counters as they were when `n` was read, or later.
     /// `None` in a forked child (no promoter runs there).
@@ -156,13 +157,14 @@ impl Promoter {
         Some((self.shared.passes.load(Ordering::Acquire), self.shared.quiet_pass.load(Ordering::Acquire)))
     }
 
-    /// Promotions waiting or running.
+    /// Promotions waiting or running, and probations of the tier policy.
     pub fn busy(&self) -> usize {
         if std::process::id() != self.pid {
             return 0;
         }
         let q = self.shared.queue.lock();
-        q.pending.len() + q.running
+        // Probations are work in progress too: the tier of a function on one may still change.
+        q.pending.len() + q.running + self.shared.jit.policy().pending()
     }
 }
 
@@ -237,7 +239,7 @@ fn monitor(s: &Shared) {
         if added {
             s.wake.notify_all();
         }
-        let quiet = !added && q.pending.is_empty() && q.running == 0;
+        let quiet = !added && q.pending.is_empty() && q.running == 0 && policy.pending() == 0;
         drop(q);
         // Only this thread writes the pass counters.
         let pass = s.passes.load(Ordering::Relaxed) + 1;
