@@ -29,6 +29,8 @@ class FunctionInfo:
     #: Machine-code bytes of the latest compile at each tier.
     code_bytes: dict[Tier, int] = field(default_factory=dict)
     #: Entries into each tier's code, counted by the code (approximate under contention).
+    #: T3 code is not promoted and does not count its calls (a count per call costs
+    #: call-heavy code up to 2x), so T3 never appears here.
     calls: dict[Tier, int] = field(default_factory=dict)
     #: Loop back-edges taken, all tiers together.
     backedges: int = 0

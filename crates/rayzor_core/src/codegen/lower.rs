@@ -6,16 +6,17 @@
 //! 0/1, `ptr` as an `I64`), converted to the canonical ABI form
 //! (`codegen::abi`) only at call boundaries; every operation that could fault
 //! (division, tag checks, bad function tokens) is guarded by an explicit check
-//! that stores the trap in `VmCtx` and returns; every caller checks
-//! `VmCtx::trap` after a call into MIR code and returns at once; the prologue
-//! counts the entry (sampled), checks the call depth and the native stack
-//! limit; loop back-edges are counted unless the options say not to.
+//! that stores the trap in `VmCtx` and unwinds to the host entry
+//! (`codegen::unwind`), so calls into MIR code need no check after them; the
+//! prologue counts the entry (sampled), checks the call depth (an argument)
+//! and the native stack limit; loop back-edges are counted unless the options
+//! say not to.
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
-    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT,
-    VMCTX_TRAP, VMCTX_TRAP_FUNC,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
+    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK,
+    VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
@@ -58,6 +59,7 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         vmctx,
         ret_area: None,
         depth: vmctx,
+        callee_depth: vmctx,
         counters: vmctx,
         exit_block: None,
         trap_blocks: Vec::new(),
@@ -80,6 +82,7 @@ pub fn lower_host_entry<E: Emitter>(e: &mut E, env: &CodegenEnv<'_>, id: FuncId)
     if abi::uses_ret_area(&sig.ret) {
         call_args.push(rets);
     }
+    call_args.push(e.constant(Ty::I64, 0)); // depth: no MIR frame below
     for (k, leaf) in abi::param_leaves(sig).into_iter().enumerate() {
         call_args.push(e.load(Mem::Vm, abi_ty(leaf), args, 8 * k as i32));
     }
@@ -115,11 +118,13 @@ struct Lower<'e, 'a, E: Emitter> {
     vals: Vec<Vec<E::Value>>,
     vmctx: E::Value,
     ret_area: Option<E::Value>,
-    /// The call depth on entry (this frame's depth is one more).
+    /// The call depth on entry (MIR frames below this one).
     depth: E::Value,
+    /// `depth + 1`: what calls from this frame pass.
+    callee_depth: E::Value,
     /// Address of this function's `FunctionCounters`.
     counters: E::Value,
-    /// Returns to the caller with a dummy result (a trap is pending).
+    /// Unwinds to the host entry (a trap is pending).
     exit_block: Option<E::Block>,
     /// Trap blocks by (kind, MIR function the trap is reported from).
     trap_blocks: Vec<(TrapKind, FuncId, E::Block)>,
@@ -189,7 +194,18 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let p = self.e.constant(Ty::Addr, addr as u64);
             self.osr_points.push((header, p));
         }
-        self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
+        let leaves = abi::param_leaves(&self.func.sig);
+        let abi_args: Vec<E::Value> = if self.opts.osr_entry {
+            // The transferring frame's depth, then the live values (`abi::osr_entry_signature`).
+            let buf = params[k];
+            self.depth = self.e.load(Mem::Vm, Ty::I64, buf, 0);
+            (0..leaves.len())
+                .map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), buf, 8 * (i as i32 + 1)))
+                .collect()
+        } else {
+            self.depth = params[k];
+            params[k + 1..].to_vec()
+        };
         let counters = self.counters;
         let polled = self.opts.call_counter.is_some_and(|counter| {
             self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None)
@@ -205,16 +221,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let limit = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_STACK_LIMIT);
         let low = self.e.icmp(IntCC::ULt, sp, limit);
         self.trap_if(low, TrapKind::StackOverflow);
-        let d1 = self.add_const(self.depth, 1);
-        self.e.store(Mem::Vm, d1, self.vmctx, VMCTX_DEPTH);
+        self.callee_depth = self.add_const(self.depth, 1);
 
-        let leaves = abi::param_leaves(&self.func.sig);
-        let abi_args: Vec<E::Value> = if self.opts.osr_entry {
-            let buf = params[k];
-            (0..leaves.len()).map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), buf, 8 * i as i32)).collect()
-        } else {
-            params[k..].to_vec()
-        };
         let args: Vec<E::Value> =
             leaves.into_iter().zip(abi_args).map(|(leaf, v)| self.abi_to_native(leaf, v)).collect();
         self.e.jump(self.blocks[0], &args);
@@ -390,19 +398,19 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let tys = layout::leaves(self.func.value_type(*p));
             leaves.extend(tys.into_iter().map(|l| l.ty).zip(self.leaves_of(*a).to_vec()));
         }
-        self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
-        // The live values go through a buffer in this frame (`abi::osr_entry_signature`).
-        let buf = self.e.stack_slot(8 * leaves.len().max(1) as u32);
+        // This frame's depth and the live values go through a buffer in this
+        // frame (`abi::osr_entry_signature`).
+        let buf = self.e.stack_slot(8 * (leaves.len() as u32 + 1));
+        self.e.store(Mem::Vm, self.depth, buf, 0);
         for (k, (s, v)) in leaves.into_iter().enumerate() {
             let v = self.native_to_abi(s, v);
-            self.e.store(Mem::Vm, v, buf, 8 * k as i32);
+            self.e.store(Mem::Vm, v, buf, 8 * (k as i32 + 1));
         }
         let mut args = vec![self.vmctx];
         args.extend(self.ret_area);
         args.push(buf);
-        // Its result is ours, and a trap it left pending in VmCtx is ours too: our
-        // caller checks for one after we return. (No check here, so no value of
-        // this frame lives across the call: the hot loop keeps its registers.)
+        // Its result is ours (a trap in it unwinds past us). No value of this
+        // frame lives across the call: the hot loop keeps its registers.
         let r = self.e.call(&abi::osr_entry_signature(&sig), entry, &args);
         self.e.ret(r);
     }
@@ -412,6 +420,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.int_op(IntOp::Add, x, k)
     }
 
+    /// The block that leaves for the host entry with the pending trap (filled
+    /// by `finish_cold_blocks`).
     fn exit_block(&mut self) -> E::Block {
         if let Some(b) = self.exit_block {
             return b;
@@ -460,7 +470,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.switch_to(cont);
     }
 
-    /// After a call into MIR code (or a builtin that may trap): leave at once if a trap is pending.
+    /// After a host call: leave at once if it failed (a trap is pending).
+    /// (Calls into MIR code need no check: a trap there unwinds past this frame.)
     fn check_pending_trap(&mut self) {
         let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_TRAP);
         let exit = self.exit_block();
@@ -491,9 +502,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
         }
         if let Some(blk) = self.exit_block {
             self.e.switch_to(blk);
-            let rets = abi::ret_leaves(&self.func.sig.ret);
-            let v = (rets.len() == 1).then(|| self.e.constant(abi_ty(rets[0]), 0));
-            self.e.ret(v);
+            let resume = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_RESUME);
+            self.call_builtin(Builtin::Unwind, &[resume]);
+            self.e.unreachable();
         }
     }
 
@@ -626,6 +637,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let ret_leaves = abi::ret_leaves(&sig.ret);
         let area = (ret_leaves.len() >= 2).then(|| self.e.stack_slot(8 * ret_leaves.len() as u32));
         call_args.extend(area);
+        call_args.push(self.callee_depth);
         for a in args {
             let tys = layout::leaves(self.func.value_type(*a));
             for (l, v) in tys.into_iter().zip(self.leaves_of(*a).to_vec()) {
@@ -634,7 +646,6 @@ impl<E: Emitter> Lower<'_, '_, E> {
             }
         }
         let r = self.e.call(&jit_signature(sig), code, &call_args);
-        self.check_pending_trap();
         match area {
             None => r.into_iter().zip(&ret_leaves).map(|(v, s)| self.abi_to_native(*s, v)).collect(),
             Some(a) => ret_leaves
@@ -848,7 +859,14 @@ impl<E: Emitter> Lower<'_, '_, E> {
                         self.add_to_slot(slot, None);
                     }
                     let sig = &self.env.module.func(*f).sig;
-                    let code = self.slot_code(*f);
+                    // A self-call of code that is not replaced any more goes
+                    // straight to this code (the backend sees the recursion);
+                    // every other call reaches the callee's current code.
+                    let direct = *f == self.id && self.opts.direct_self_calls && !self.opts.osr_entry;
+                    let code = match direct.then(|| self.e.self_address()).flatten() {
+                        Some(code) => code,
+                        None => self.slot_code(*f),
+                    };
                     self.call_mir(sig, code, args)
                 }
                 Callee::Extern(e) => {
@@ -904,7 +922,6 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 vec![]
             }
             Return { value } => {
-                self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
                 let rets = abi::ret_leaves(&self.func.sig.ret);
                 let leaves = value.map(|v| self.leaves_of(v).to_vec()).unwrap_or_default();
                 if rets.len() == 1 {

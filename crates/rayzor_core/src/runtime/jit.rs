@@ -118,7 +118,7 @@ pub struct Jit {
     profiling_tiers: AtomicU8,
 }
 
-type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
+use crate::codegen::unwind::{self, HostEntry};
 
 /// Why code was compiled, for stats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -666,7 +666,7 @@ impl Jit {
         let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
         let mut ctx = VmCtx {
-            depth: 0,
+            resume: 0,
             trap: 0,
             stack_limit: 0,
             trap_func: 0,
@@ -690,10 +690,11 @@ impl Jit {
                 // SAFETY: `ctx` outlives the scope, dropped right after the call.
                 let _scope = unsafe { host_abort::Scope::enter(std::ptr::addr_of_mut!((*ctxp).trap)) };
                 // SAFETY: as below.
-                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+                unsafe { unwind::protected_call(entry, ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             } else {
                 // SAFETY: as above; the stack limit keeps frames above the guard page.
-                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+                // (A trap unwinds here with `ctx.trap` set; checked below.)
+                unsafe { unwind::protected_call(entry, ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             }
             thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
         });

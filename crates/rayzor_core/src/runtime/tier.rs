@@ -106,10 +106,14 @@ impl Tier {
     pub fn codegen_options(self) -> CodegenOptions {
         CodegenOptions {
             optimize: self != Tier::T0,
-            call_counter: Some(self as usize),
+            // T3 is not promoted, so its entries are not counted: a count per call
+            // is a serial read-modify-write that call-heavy code pays on every call.
+            call_counter: (self != Tier::T3).then_some(self as usize),
             // T3 is the top tier: nothing is promoted on its loop counts.
             count_backedges: self != Tier::T3,
             osr_entry: false,
+            // T3 code is not replaced by promotion, so its recursion may stay in it.
+            direct_self_calls: self == Tier::T3,
             profile: self.profiles(),
         }
     }
