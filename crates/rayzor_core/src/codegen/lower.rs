@@ -60,6 +60,7 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         ret_area: None,
         depth: vmctx,
         callee_depth: vmctx,
+        depth_slot: None,
         counters: vmctx,
         exit_block: None,
         trap_blocks: Vec::new(),
@@ -122,6 +123,9 @@ struct Lower<'e, 'a, E: Emitter> {
     depth: E::Value,
     /// `depth + 1`: what calls from this frame pass.
     callee_depth: E::Value,
+    /// A frame slot holding `depth` for OSR transfers: kept in memory, so the
+    /// cold transfer path does not keep it live in a register through the loops.
+    depth_slot: Option<E::Value>,
     /// Address of this function's `FunctionCounters`.
     counters: E::Value,
     /// Unwinds to the host entry (a trap is pending).
@@ -222,6 +226,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let low = self.e.icmp(IntCC::ULt, sp, limit);
         self.trap_if(low, TrapKind::StackOverflow);
         self.callee_depth = self.add_const(self.depth, 1);
+        if !self.osr_points.is_empty() {
+            let slot = self.e.stack_slot(8);
+            self.e.store(Mem::Vm, self.depth, slot, 0);
+            self.depth_slot = Some(slot);
+        }
 
         let args: Vec<E::Value> =
             leaves.into_iter().zip(abi_args).map(|(leaf, v)| self.abi_to_native(leaf, v)).collect();
@@ -401,7 +410,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
         // This frame's depth and the live values go through a buffer in this
         // frame (`abi::osr_entry_signature`).
         let buf = self.e.stack_slot(8 * (leaves.len() as u32 + 1));
-        self.e.store(Mem::Vm, self.depth, buf, 0);
+        let depth = match self.depth_slot {
+            Some(slot) => self.e.load(Mem::Vm, Ty::I64, slot, 0),
+            None => self.depth,
+        };
+        self.e.store(Mem::Vm, depth, buf, 0);
         for (k, (s, v)) in leaves.into_iter().enumerate() {
             let v = self.native_to_abi(s, v);
             self.e.store(Mem::Vm, v, buf, 8 * (k as i32 + 1));
