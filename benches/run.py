@@ -360,8 +360,9 @@ class Bench:
         counts, issue 12) costs: the same code with and without profile collection at T0
         (the profiling tier) and T1 (which could profile, and does not because of this),
         the call and loop counters as they are, at sample_rate 1 (the development preset)
-        and 16 (production); interleaved runs, medians. The workloads, plus the
-        switch-dispatch bytecode VM of tests/mir/bytecode_vm.mir."""
+        and 16 (production); interleaved runs, medians of the calling thread's CPU time
+        (the code runs on it; wall time on a shared machine measures the neighbours).
+        The workloads, plus the switch-dispatch bytecode VM of tests/mir/bytecode_vm.mir."""
         out: dict[str, Any] = {}
         vm_mir = HERE.parent / "tests" / "mir" / "bytecode_vm.mir"
         vm_n = {"full": 2_000_000, "quick": 500_000, "tiny": 10_000}[self.mode]
@@ -394,9 +395,9 @@ class Bench:
                     for _ in range(rounds):  # interleaved to share the machine's noise
                         for k in (0, 1):
                             a = args()
-                            t = time.perf_counter()
+                            t = time.thread_time()
                             fns[k](*a)
-                            times[k].append(time.perf_counter() - t)
+                            times[k].append(time.thread_time() - t)
                     for jit in jits:
                         jit.close()
                     on, off = (statistics.median(t) * 1e3 for t in times)
@@ -961,7 +962,7 @@ def markdown_profile_cost(pc: dict[str, Any]) -> list[str]:
         return []
     lines: list[str] = []
     lines += [
-        "## Profile collection: with vs without (median of interleaved runs), ms",
+        "## Profile collection: with vs without, ms (median CPU time of interleaved runs)",
         "",
         "Branch, switch, indirect-target and call-site profiles (issue 12) at T0 (the "
         "profiling tier) and T1 (not profiling by default); counters as they are, sampled "

@@ -167,8 +167,8 @@ class FunctionProfile:
     are absent; with ``sample_rate = 0`` no code collects anything."""
 
     name: str
-    #: Entries into the function's T0 and T1 code (the call counters: sampled by
-    #: ``sample_rate``).
+    #: Entries into the function's code at the profiling tiers (the call counters:
+    #: sampled by ``sample_rate``).
     entries: int
     branches: list[BranchProfile] = field(default_factory=list)
     switches: list[SwitchProfile] = field(default_factory=list)

@@ -119,6 +119,12 @@ fn only_the_profiling_tiers_collect() {
     default.compile(t0, Tier::T0).unwrap();
     run(&default, "branchy", 10);
     assert!(!profile(&default, "branchy").sites.is_empty());
+    // Entries are counted at the profiling tiers only, like the sites.
+    default.compile(t0, Tier::T1).unwrap();
+    run(&default, "branchy", 10);
+    let p = profile(&default, "branchy");
+    assert_eq!(p.entries, 1);
+    assert_eq!(p.branch(brifs(default.module(), "branchy")[1]).map(|b| b.taken), Some(9));
     for (tier, mask) in [(Tier::T1, 0b1), (Tier::T2, 0b1111), (Tier::T3, 0b1111)] {
         if tier == Tier::T3 && rayzor_core::codegen::llvm_backend().is_err() {
             continue;

@@ -681,14 +681,18 @@ impl Jit {
 
     /// The execution profile of `f` collected so far by its profiling code
     /// (T0, or the tiers `set_profiling_tiers` names; that code counts every
-    /// event; `entries` is the call counters' T0 + T1 count, sampled). Empty
-    /// when `sample_rate` is 0.
+    /// event; `entries` is the call counters' count at the profiling tiers,
+    /// sampled like them). Empty when `sample_rate` is 0.
     pub fn profile(&self, f: FuncId) -> FunctionProfile {
         let (layout, slots) = &self.profiles[f.index()];
         let values: Vec<u64> = slots.iter().map(|a| a.load(Ordering::Relaxed)).collect();
         let c = &self.counters[f.index()];
-        let entries = c.calls[Tier::T0 as usize].load(Ordering::Relaxed)
-            + c.calls[Tier::T1 as usize].load(Ordering::Relaxed);
+        let mask = self.profiling_tiers.load(Ordering::Relaxed);
+        let entries = Tier::ALL
+            .iter()
+            .filter(|t| mask & (1 << **t as u8) != 0)
+            .map(|t| c.calls[*t as usize].load(Ordering::Relaxed))
+            .sum();
         layout.read(&values, entries)
     }
 
