@@ -6,8 +6,8 @@ use crate::interp::{extern_addresses, lookup};
 use crate::module::PyMirModule;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
-use pyo3::prelude::*;
 use pyo3::ffi;
+use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyTuple};
 use rayzor_core::mir::{ExternId, FuncId, Scalar, Type};
 use rayzor_core::runtime::osr::OsrMode;
@@ -832,7 +832,8 @@ unsafe extern "C" fn jit_function_vectorcall(
 ) -> *mut ffi::PyObject {
     // PyO3's own METH_FASTCALL trampoline has the vectorcall signature but for
     // `nargs` (a Py_ssize_t instead of size_t with flag bits, masked in the body).
-    let tramp = pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, vectorcall_body);
+    let tramp =
+        pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, vectorcall_body);
     // SAFETY: forwarded as received; the body checks and masks what it needs.
     unsafe { tramp(callable, args, nargsf as ffi::Py_ssize_t, kwnames) }
 }
