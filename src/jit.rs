@@ -954,6 +954,8 @@ unsafe extern "C" fn jit_function_vectorcall(
     }
     // PyO3's own METH_FASTCALL trampoline has the vectorcall signature but for
     // `nargs` (a Py_ssize_t instead of size_t with flag bits, masked in the body).
+    // It is PyO3's doc-hidden `impl_` API (what its generated methods use),
+    // pinned by Cargo.lock: a PyO3 upgrade must check it still exists.
     let tramp =
         pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, vectorcall_body);
     // SAFETY: forwarded as received; the body checks and masks what it needs.
@@ -989,7 +991,7 @@ fn enable_vectorcall(obj: &Bound<'_, JitFunction>) {
     assert_eq!(set, offset, "JitFunction layout changed between instances");
 }
 
-/// Fast conversions for the common exact types, generic ones otherwise.
+/// The generic conversion of argument `i` (what `fast_arg` does not take), with its errors.
 fn arg_bits(
     obj: &Bound<'_, PyAny>,
     ty: &Type,
