@@ -6,8 +6,8 @@ use crate::interp::{extern_addresses, lookup};
 use crate::module::PyMirModule;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
-use pyo3::prelude::*;
 use pyo3::ffi;
+use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyTuple};
 use rayzor_core::mir::{ExternId, FuncId, Scalar, Type};
 use rayzor_core::runtime::osr::OsrMode;
@@ -743,6 +743,11 @@ pub struct JitFunction {
     /// The conversion of each parameter and of the result, chosen once per signature.
     param_conv: Vec<Conv>,
     ret_conv: Conv,
+    /// Every parameter and the result convert fast, at most `FAST_MAX_ARGS`
+    /// scalar arguments, and no extern can call back into Python: calls may
+    /// skip PyO3's trampoline (`try_fast_call`).
+    #[cfg_attr(feature = "abi3", allow(dead_code))]
+    fast_signature: bool,
     n_args: usize,
     n_rets: usize,
     /// Some parameter or the result is an aggregate: not callable from Python.
@@ -764,13 +769,23 @@ impl JitFunction {
         let (params, ret) = (f.sig.params.clone(), f.sig.ret.clone());
         let (n_args, n_rets) = jit.arity(id);
         let aggregate_boundary = n_args > params.len() || n_rets > 1;
+        let param_conv: Vec<Conv> = params.iter().map(Conv::of).collect();
+        let ret_conv = Conv::of(&ret);
+        // Host callbacks re-enter Python through PyO3, which is cheaper from inside its trampoline.
+        let fast_signature = !aggregate_boundary
+            && n_args == params.len()
+            && n_args <= FAST_MAX_ARGS
+            && param_conv.iter().all(|c| *c != Conv::Generic)
+            && ret_conv != Conv::Generic
+            && jit.module().externs.is_empty();
         JitFunction {
             #[cfg(not(feature = "abi3"))]
             vectorcall: jit_function_vectorcall,
+            fast_signature,
             jit,
             id,
-            param_conv: params.iter().map(Conv::of).collect(),
-            ret_conv: Conv::of(&ret),
+            param_conv,
+            ret_conv,
             params,
             ret,
             aggregate_boundary,
@@ -831,47 +846,124 @@ impl JitFunction {
             };
         }
         let mut rets = [0u64; 1];
-        let mode = self.gil_mode.load(Ordering::Relaxed);
-        let adaptive = mode == GilMode::Adaptive as u8;
-        let release =
-            mode == GilMode::Release as u8 || (adaptive && self.long_calls.load(Ordering::Relaxed) >= 2);
-        // A plain load and store: an occasional lost update only shifts which call is sampled.
-        let sampled = adaptive && {
-            let n = self.calls.load(Ordering::Relaxed).wrapping_add(1);
-            self.calls.store(n, Ordering::Relaxed);
-            n % SAMPLE_EVERY == 1
-        };
-        let start = sampled.then(Instant::now);
+        let release = self.releases_gil();
+        let start = self.sample_start();
         let result = if release {
             let (jit, id, args) = (&self.jit, self.id, &*argbuf);
             py.detach(|| jit.call(id, args, &mut rets))
         } else {
             self.jit.call(self.id, argbuf, &mut rets)
         };
+        self.sample_end(start);
+        drop(pins);
+        result.map_err(|e| errors::run(py, e))?;
+        if self.ret_conv == Conv::Generic {
+            return convert::result_to_py(py, &self.ret, &rets[..self.n_rets]);
+        }
+        // SAFETY: attached (we hold `py`); the result is a new reference or NULL with an exception set.
+        unsafe { Ok(Bound::from_owned_ptr_or_err(py, fast_result(self.ret_conv, rets[0]))?.unbind()) }
+    }
+
+    /// Whether this call releases the GIL (no side effects).
+    #[inline]
+    fn releases_gil(&self) -> bool {
+        let mode = self.gil_mode.load(Ordering::Relaxed);
+        mode == GilMode::Release as u8
+            || (mode == GilMode::Adaptive as u8 && self.long_calls.load(Ordering::Relaxed) >= 2)
+    }
+
+    /// In adaptive mode, the start time of one call in `SAMPLE_EVERY`.
+    #[inline]
+    fn sample_start(&self) -> Option<Instant> {
+        if self.gil_mode.load(Ordering::Relaxed) != GilMode::Adaptive as u8 {
+            return None;
+        }
+        // A plain load and store: an occasional lost update only shifts which call is sampled.
+        let n = self.calls.load(Ordering::Relaxed).wrapping_add(1);
+        self.calls.store(n, Ordering::Relaxed);
+        (n % SAMPLE_EVERY == 1).then(Instant::now)
+    }
+
+    #[inline]
+    fn sample_end(&self, start: Option<Instant>) {
         if let Some(start) = start {
             let long = start.elapsed().as_nanos() > LONG_CALL_NANOS;
             let score = self.long_calls.load(Ordering::Relaxed);
             let score = if long { (score + 1).min(3) } else { score.saturating_sub(1) };
             self.long_calls.store(score, Ordering::Relaxed);
         }
-        drop(pins);
-        result.map_err(|e| errors::run(py, e))?;
-        let bits = rets[0];
-        // SAFETY: attached (we hold `py`); each constructor returns a new reference or NULL with an exception set.
-        let fast = unsafe {
-            match self.ret_conv {
-                Conv::I64 => ffi::PyLong_FromLongLong(bits as i64),
-                Conv::F64 => ffi::PyFloat_FromDouble(f64::from_bits(bits)),
-                Conv::Bool => {
-                    let b = if bits & 1 != 0 { ffi::Py_True() } else { ffi::Py_False() };
-                    ffi::Py_IncRef(b);
-                    b
-                }
-                Conv::Generic => return convert::result_to_py(py, &self.ret, &rets[..self.n_rets]),
-            }
+    }
+
+    /// The whole call without PyO3's trampoline, for the common case: every
+    /// parameter and the result take a fast conversion, no extern can call back
+    /// into Python, positional arguments of the right count that all convert.
+    /// None (nothing done yet, not even a sampled count) sends the
+    /// call through the trampoline and `call_raw`, which handles everything
+    /// else and raises the errors. Skipping the trampoline saves its entry
+    /// bookkeeping, which locks PyO3's reference-pool mutex on every call.
+    ///
+    /// # Safety
+    /// Attached, with CPython's vectorcall arguments.
+    #[cfg(not(feature = "abi3"))]
+    #[inline]
+    unsafe fn try_fast_call(
+        &self,
+        args: *const *mut ffi::PyObject,
+        nargsf: usize,
+        kwnames: *mut ffi::PyObject,
+    ) -> Option<*mut ffi::PyObject> {
+        if !self.fast_signature {
+            return None;
+        }
+        // SAFETY: per the vectorcall protocol.
+        let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
+        if nargs != self.n_args || (!kwnames.is_null() && unsafe { ffi::PyTuple_GET_SIZE(kwnames) } > 0) {
+            return None;
+        }
+        if self.jit.is_closed() {
+            return None;
+        }
+        let mut argv = [0u64; FAST_MAX_ARGS];
+        for (i, conv) in self.param_conv.iter().enumerate() {
+            // SAFETY: `nargs` live argument pointers at `args`.
+            argv[i] = unsafe { fast_arg(*args.add(i), *conv) }?;
+        }
+        let release = self.releases_gil();
+        let start = self.sample_start();
+        let mut rets = [0u64; 1];
+        // Jit::call does not panic; should it, the panic is raised, not unwound into CPython.
+        let mut call = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.jit.call(self.id, &argv[..nargs], &mut rets)
+            }))
         };
-        // SAFETY: `fast` is a new reference or NULL with an exception set.
-        unsafe { Ok(Bound::from_owned_ptr_or_err(py, fast)?.unbind()) }
+        let result = if release {
+            // Not `py.detach`: outside PyO3's trampoline there is no attach count to
+            // save, and the code cannot call back into Python (no externs).
+            // SAFETY: attached; the thread state is restored right after the call.
+            let ts = unsafe { ffi::PyEval_SaveThread() };
+            let r = call();
+            // SAFETY: `ts` came from PyEval_SaveThread on this thread.
+            unsafe { ffi::PyEval_RestoreThread(ts) };
+            r
+        } else {
+            call()
+        };
+        self.sample_end(start);
+        Some(match result {
+            // SAFETY: attached; a new reference or NULL with an exception set.
+            Ok(Ok(())) => unsafe { fast_result(self.ret_conv, rets[0]) },
+            // Errors are rare: PyO3's full attach (PyGILState_Ensure on a thread that
+            // already holds the GIL) to build and raise them.
+            Ok(Err(e)) => Python::attach(|py| {
+                errors::run(py, e).restore(py);
+                std::ptr::null_mut()
+            }),
+            Err(_) => Python::attach(|py| {
+                pyo3::panic::PanicException::new_err("rayzor: panic during a compiled call").restore(py);
+                std::ptr::null_mut()
+            }),
+        })
     }
 
     fn keywords_refused(&self, py: Python<'_>, first: &str) -> PyErr {
@@ -882,6 +974,28 @@ impl JitFunction {
                 self.name()
             ),
         )
+    }
+}
+
+/// Arguments the trampoline-free path takes (more go through `call_raw`).
+const FAST_MAX_ARGS: usize = 8;
+
+/// A fast-path result as a new reference (NULL with an exception set if allocation fails).
+///
+/// # Safety
+/// Attached; `conv` is not `Generic`.
+#[inline]
+unsafe fn fast_result(conv: Conv, bits: u64) -> *mut ffi::PyObject {
+    unsafe {
+        match conv {
+            Conv::I64 => ffi::PyLong_FromLongLong(bits as i64),
+            Conv::F64 => ffi::PyFloat_FromDouble(f64::from_bits(bits)),
+            _ => {
+                let b = if bits & 1 != 0 { ffi::Py_True() } else { ffi::Py_False() };
+                ffi::Py_IncRef(b);
+                b
+            }
+        }
     }
 }
 
@@ -952,9 +1066,20 @@ unsafe extern "C" fn jit_function_vectorcall(
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls this slot only on JitFunction instances, attached;
+    // building the borrowed reference touches no reference count.
+    let f =
+        unsafe { Borrowed::from_ptr(Python::assume_attached(), callable).cast_unchecked::<JitFunction>() };
+    // SAFETY: the vectorcall arguments, as received.
+    if let Some(result) = unsafe { f.get().try_fast_call(args, nargsf, kwnames) } {
+        return result;
+    }
     // PyO3's own METH_FASTCALL trampoline has the vectorcall signature but for
     // `nargs` (a Py_ssize_t instead of size_t with flag bits, masked in the body).
-    let tramp = pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, vectorcall_body);
+    // It is PyO3's doc-hidden `impl_` API (what its generated methods use),
+    // pinned by Cargo.lock: a PyO3 upgrade must check it still exists.
+    let tramp =
+        pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, vectorcall_body);
     // SAFETY: forwarded as received; the body checks and masks what it needs.
     unsafe { tramp(callable, args, nargsf as ffi::Py_ssize_t, kwnames) }
 }
@@ -988,7 +1113,7 @@ fn enable_vectorcall(obj: &Bound<'_, JitFunction>) {
     assert_eq!(set, offset, "JitFunction layout changed between instances");
 }
 
-/// Fast conversions for the common exact types, generic ones otherwise.
+/// The generic conversion of argument `i` (what `fast_arg` does not take), with its errors.
 fn arg_bits(
     obj: &Bound<'_, PyAny>,
     ty: &Type,

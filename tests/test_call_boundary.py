@@ -230,3 +230,49 @@ def test_function_outliving_its_jit_object_without_close() -> None:
         assert ident(9) == 9
     except rayzor.ClosedError:
         pass
+
+
+@pytest.mark.parametrize("tier", [Tier.T0, Tier.T2])
+def test_traps_raise_from_the_fast_path_in_every_gil_mode(tier: Tier) -> None:
+    m = rayzor.Module()
+    f = m.function("div", [rayzor.i64, rayzor.i64], rayzor.i64)
+    a, b = f.params
+    f.ret(f.div(a, b))
+    m.verify()
+    with rayzor.TieredJit(m, manual()) as jit:
+        jit.compile("div", tier)
+        div = jit["div"]
+        for mode in GIL_MODES:
+            div.gil = mode
+            for _ in range(100):  # past the adaptive mode's first samples
+                with pytest.raises(rayzor.Trap) as e:
+                    div(1, 0)
+                assert e.value.kind is rayzor.TrapKind.DIVISION_BY_ZERO and e.value.function == "div"
+                assert div(7, 2) == 3
+            with pytest.raises(rayzor.Trap, match="integer_overflow|overflow"):
+                div(-(2**63), -1)
+
+
+def test_interrupt_raises_from_the_fast_path() -> None:
+    m = rayzor.Module()
+    f = m.function("spin", [rayzor.i64], rayzor.i64)
+    (n,) = f.params
+    i = f.var("i", rayzor.i64, 0)
+    head, body, done = f.block(), f.block(), f.block()
+    f.jump(head)
+    f.switch_to(head)
+    f.brif(f.lt(f.get(i), n), body, done)
+    f.switch_to(body)
+    f.set(i, f.get(i) + 1)
+    f.jump(head)
+    f.switch_to(done)
+    f.ret(f.get(i))
+    m.verify()
+    with rayzor.TieredJit(m, manual()) as jit:
+        spin = jit["spin"]
+        spin.gil = "hold"
+        jit.interrupt(after=0.05)
+        with pytest.raises(rayzor.Trap) as e:
+            spin(2**62)
+        assert e.value.kind is rayzor.TrapKind.INTERRUPTED
+        assert spin(10) == 10
