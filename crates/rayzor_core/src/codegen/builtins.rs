@@ -37,7 +37,7 @@ pub enum Builtin {
 pub type BuiltinTable = [usize; Builtin::COUNT];
 
 impl Builtin {
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 17;
 
     /// Every builtin, in `Builtin as usize` order.
     pub const ALL: [Builtin; Builtin::COUNT] = [
