@@ -164,7 +164,14 @@ impl<E: Emitter> Lower<'_, '_, E> {
     /// Count the call, check depth and stack, convert ABI params, enter block 0.
     fn prologue(&mut self, params: &[E::Value]) {
         let mut k = 1;
-        if abi::uses_ret_area(&self.func.sig.ret) {
+        if self.opts.osr_entry {
+            // Everything comes through the OSR buffer (`abi::osr_entry_signature`).
+            let state = params[0];
+            self.vmctx = self.e.load(Mem::Vm, Ty::Addr, state, abi::OSR_STATE_VMCTX);
+            if abi::uses_ret_area(&self.func.sig.ret) {
+                self.ret_area = Some(self.e.load(Mem::Vm, Ty::Addr, state, abi::OSR_STATE_RET_AREA));
+            }
+        } else if abi::uses_ret_area(&self.func.sig.ret) {
             self.ret_area = Some(params[1]);
             k = 2;
         }
@@ -197,8 +204,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
 
         let leaves = abi::param_leaves(&self.func.sig);
         let abi_args: Vec<E::Value> = if self.opts.osr_entry {
-            let buf = params[k];
-            (0..leaves.len()).map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), buf, 8 * i as i32)).collect()
+            let state = params[0];
+            (0..leaves.len()).map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), state, 8 * i as i32)).collect()
         } else {
             params[k..].to_vec()
         };
@@ -378,18 +385,23 @@ impl<E: Emitter> Lower<'_, '_, E> {
             leaves.extend(tys.into_iter().map(|l| l.ty).zip(self.leaves_of(*a).to_vec()));
         }
         self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
-        // The live values go through a buffer in this frame (`abi::osr_entry_signature`).
-        let buf = self.e.stack_slot(8 * leaves.len().max(1) as u32);
+        // The frame words and the live values go through a buffer in this frame
+        // (`abi::osr_entry_signature`): [frame words | state].
+        let h = abi::osr_frame_words(&sig);
+        let buf = self.e.stack_slot(8 * (h + leaves.len()) as u32);
+        let words = (8 * h) as i32;
+        self.e.store(Mem::Vm, self.vmctx, buf, words + abi::OSR_STATE_VMCTX);
+        if let Some(ra) = self.ret_area {
+            self.e.store(Mem::Vm, ra, buf, words + abi::OSR_STATE_RET_AREA);
+        }
         for (k, (s, v)) in leaves.into_iter().enumerate() {
             let v = self.native_to_abi(s, v);
-            self.e.store(Mem::Vm, v, buf, 8 * k as i32);
+            self.e.store(Mem::Vm, v, buf, words + 8 * k as i32);
         }
-        let mut args = vec![self.vmctx];
-        args.extend(self.ret_area);
-        args.push(buf);
-        // Its result is ours, and a trap it left pending in VmCtx is ours too: our
-        // caller checks for one after we return. (No check here, so no value of
-        // this frame lives across the call: the hot loop keeps its registers.)
+        // `state` is computed from `buf` after the stores, not the slot address
+        // the stores use: the one fixed-register value is then born at the call.
+        let state = self.add_const(buf, words as u64);
+        let args = [state];
         let r = self.e.call(&abi::osr_entry_signature(&sig), entry, &args);
         self.e.ret(r);
     }
