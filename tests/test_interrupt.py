@@ -208,7 +208,8 @@ STRIPPED_SCRIPT = textwrap.dedent(
             assert e.kind is rayzor.TrapKind.INTERRUPTED, e
         else:
             raise AssertionError(f"{f}{a} returned")
-        print(f"{top} {f}{a}: stopped {1e3 * (time.perf_counter() - start - 0.02):.2f} ms after the interrupt")
+        late = 1e3 * (time.perf_counter() - start - 0.02)
+        print(f"{top} {f}{a}: stopped {late:.2f} ms after the interrupt")
     print("ok")
     """
 )
