@@ -1524,3 +1524,79 @@ fn same_value(func: &Function, preds: &[Vec<Block>], h: Block, v: Value, i: Valu
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mir::text::parse_module;
+
+    /// The loops `strip_mined_loops` picks in function `name` of `src`: (header, counted).
+    fn strips(src: &str, name: &str) -> Vec<(u32, bool)> {
+        let m = parse_module(src).expect("parses");
+        let f = m.func(m.func_by_name(name).expect("defined"));
+        let rpo = osr::rpo_index(f);
+        strip_mined_loops(f, &rpo).into_iter().map(|(h, _, _, c)| (h.0, c.is_some())).collect()
+    }
+
+    const LOOPS: &str = "
+fn counted(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 0
+  jump block1(v1, v1)
+block1(v2: i64, v3: i64):
+  v4: bool = lt v2, v0
+  brif v4, block2(v2), block3
+block2(v5: i64):
+  v6: i64 = const 1
+  v7: i64 = add v5, v6
+  jump block1(v7, v5)
+block3:
+  ret v3
+}
+fn variable_step(i64, i64) -> i64 {
+block0(v0: i64, v1: i64):
+  v2: i64 = const 0
+  jump block1(v2)
+block1(v3: i64):
+  v4: bool = lt v3, v0
+  brif v4, block2, block3
+block2:
+  v5: i64 = add v3, v1
+  jump block1(v5)
+block3:
+  ret v3
+}
+fn divides_in_header(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 1
+  jump block1(v1)
+block1(v2: i64):
+  v3: i64 = div v0, v2
+  v4: i64 = const 0
+  v5: bool = ne v3, v4
+  brif v5, block2, block3
+block2:
+  v6: i64 = add v2, v1
+  jump block1(v6)
+block3:
+  ret v2
+}
+fn no_exit_in_header(i64) -> i64 {
+block0(v0: i64):
+  jump block1(v0)
+block1(v1: i64):
+  v2: i64 = add v1, v0
+  jump block1(v2)
+}
+";
+
+    #[test]
+    fn strip_mining_picks_counted_and_pure_header_loops_only() {
+        assert_eq!(strips(LOOPS, "counted"), vec![(1, true)]);
+        // A step that is not a constant could be <= 0: the budget form, not a limit.
+        assert_eq!(strips(LOOPS, "variable_step"), vec![(1, false)]);
+        // Re-running a header that may trap is not allowed; no exit test: poll every back-edge.
+        assert_eq!(strips(LOOPS, "divides_in_header"), vec![]);
+        assert_eq!(strips(LOOPS, "no_exit_in_header"), vec![]);
+    }
+}
