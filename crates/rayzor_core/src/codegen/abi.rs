@@ -179,19 +179,31 @@ pub fn jit_signature(sig: &Signature) -> NativeSig {
 }
 
 /// The native signature of an OSR entry for a continuation with signature
-/// `sig`: `fn(vmctx, [ret_area,] state: *const u64) -> [leaf]`. The transferring
-/// frame writes its call depth (at byte 0) and the values live at the loop
-/// header (leaf `k` at byte `8 * (k + 1)`, canonical like call arguments) to a buffer in its own frame and passes its
-/// address, as HotSpot's OSR buffer and JavaScriptCore's scratch buffer do: the
-/// hot loop then needs none of its values in argument registers.
+/// `sig`: `fn(state: *const u64) -> [leaf]`. The transferring frame writes the
+/// values live at the loop header (leaf `k` at byte `8 * k` of `state`,
+/// canonical like call arguments) to a buffer in its own frame, as HotSpot's
+/// OSR buffer and JavaScriptCore's scratch buffer do, preceded by its frame
+/// words (`OSR_STATE_VMCTX`, its call depth at `OSR_STATE_DEPTH`, and
+/// `OSR_STATE_RET_AREA` when `sig` returns through a ret area), and passes `state`. That one argument is an address
+/// computed just before the call, so the hot loop needs none of its values, not
+/// even `vmctx`, in an argument register: a long-lived value with a
+/// fixed-register use makes the register allocator split it and move it
+/// between registers inside the loop.
 pub fn osr_entry_signature(sig: &Signature) -> NativeSig {
-    let mut params = vec![Ty::Addr];
-    if uses_ret_area(&sig.ret) {
-        params.push(Ty::Addr);
-    }
-    params.push(Ty::Addr);
     let rets = ret_leaves(&sig.ret);
-    NativeSig::new(&params, if rets.len() == 1 { Some(abi_ty(rets[0])) } else { None })
+    NativeSig::new(&[Ty::Addr], if rets.len() == 1 { Some(abi_ty(rets[0])) } else { None })
+}
+
+/// Byte offset of `vmctx` from an OSR entry's `state` argument.
+pub const OSR_STATE_VMCTX: i32 = -8;
+/// Byte offset of the transferring frame's call depth from an OSR entry's `state` argument.
+pub const OSR_STATE_DEPTH: i32 = -16;
+/// Byte offset of the ret-area pointer from an OSR entry's `state` argument.
+pub const OSR_STATE_RET_AREA: i32 = -24;
+
+/// Frame words before an OSR entry's `state` for signature `sig`.
+pub fn osr_frame_words(sig: &Signature) -> usize {
+    2 + uses_ret_area(&sig.ret) as usize
 }
 
 /// The signature code for `unit` is compiled with.

@@ -27,7 +27,7 @@ use crate::mir::osr::{self, Liveness};
 use crate::mir::profile::{ProfileLayout, SiteKind};
 use crate::mir::{
     BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, Inst, InstKind, Scalar, Signature, TrapKind,
-    Type, UnOp, Value, MAX_CALL_DEPTH,
+    Type, UnOp, Value, ValueDef, MAX_CALL_DEPTH,
 };
 
 /// Lower `unit` into `e`, which is positioned in the entry block of a function with signature
@@ -68,6 +68,7 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         origin_exits: Vec::new(),
         profile,
         inst_id: Inst(0),
+        strips: Vec::new(),
     };
     l.run(&params)
 }
@@ -141,22 +142,85 @@ struct Lower<'e, 'a, E: Emitter> {
     profile: Option<(usize, ProfileLayout)>,
     /// The instruction being lowered.
     inst_id: Inst,
+    /// Strip-mined loops (`strip_mined_loops`): header, whether its `brif`
+    /// stays in the loop on the then-edge, the header's iteration budget (an
+    /// extra block parameter), and the block that polls and refills it.
+    strips: Vec<Strip<E>>,
 }
+
+/// A loop whose back-edges do not poll: its header counts a budget down and the
+/// loop polls once per `iterations` iterations (see `Lower::strip_brif`).
+struct Strip<E: Emitter> {
+    header: Block,
+    stay_then: bool,
+    iterations: u64,
+    /// A counted loop (`Counted`): the budget parameter is then a limit.
+    counted: Option<Counted>,
+    budget: E::Value,
+    refill: E::Block,
+}
+
+/// A strip-mined counted loop, HotSpot's shape: the header's `brif` stays in
+/// the loop on `cmp: lt i, n` (`i` the header's parameter leaf `leaf`, 64-bit,
+/// `n` defined outside the loop, `cmp` used by the `brif` only). The header
+/// compares `i` with a limit `m = min(n, i + iterations)` instead, set on entry
+/// and at each chunk's end, so the inner loop has a single exit on a single
+/// compare (LLVM unrolls and vectorises it as without polls).
+/// The largest step (a positive constant) of a counted loop's induction variable.
+const MAX_STEP: u64 = 1 << 16;
+
+#[derive(Clone, Copy)]
+struct Counted {
+    cmp: Value,
+    leaf: usize,
+    n: Value,
+    signed: bool,
+}
+
+/// MIR instructions a strip-mined loop runs between two interrupt polls, at
+/// most: its budget is this divided by the loop's size (inner loops and calls
+/// poll on their own), rounded down to a power of two (a multiple of every
+/// vector width times unroll factor, so a vectorised loop's remainder is empty
+/// but in the last chunk) and at most `STRIP_MAX_ITERATIONS`. 2^20 instructions
+/// take well under 50 ms even at one instruction per nanosecond.
+pub const STRIP_WORK: u64 = 1 << 20;
+/// The largest budget: a chunk's own cost (the poll, a vectorised loop's set-up
+/// and reduction) is then a fraction of a percent of even the smallest loop's.
+pub const STRIP_MAX_ITERATIONS: u64 = 1 << 16;
 
 impl<E: Emitter> Lower<'_, '_, E> {
     fn run(&mut self, params: &[E::Value]) -> Result<(), String> {
         let f = self.func;
-        for bd in &f.blocks {
-            let tys: Vec<Ty> = bd
+        // Uncounted back-edges (the top tier) poll for interrupts: strip-mined
+        // loops once per chunk of iterations, other loops at every back-edge.
+        let strip = if self.opts.count_backedges { Vec::new() } else { strip_mined_loops(f, &self.rpo) };
+        for (i, bd) in f.blocks.iter().enumerate() {
+            let mut tys: Vec<Ty> = bd
                 .params
                 .iter()
                 .flat_map(|p| layout::leaves(f.value_type(*p)).into_iter().map(|l| native_ty(l.ty)))
                 .collect();
+            let found = strip.iter().find(|l| l.0.index() == i).map(|l| (l.1, l.2, l.3));
+            let refill = found.map(|_| self.e.create_block(&tys));
+            if found.is_some() {
+                tys.push(Ty::I64);
+            }
             let b = self.e.create_block(&tys);
             let mut leaves = self.e.block_params(b).into_iter();
             for p in &bd.params {
                 let n = layout::leaf_count(f.value_type(*p));
                 self.vals[p.index()] = leaves.by_ref().take(n).collect();
+            }
+            if let (Some((stay_then, iterations, counted)), Some(refill)) = (found, refill) {
+                let budget = leaves.next().expect("the budget parameter");
+                self.strips.push(Strip {
+                    header: Block(i as u32),
+                    stay_then,
+                    iterations,
+                    counted,
+                    budget,
+                    refill,
+                });
             }
             self.blocks.push(b);
         }
@@ -168,8 +232,25 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 let data = f.inst(inst);
                 self.origin = data.origin.unwrap_or(self.id);
                 self.inst_id = inst;
-                if data.kind.is_terminator() && !self.opts.count_backedges && self.has_back_edge(&data.kind) {
-                    // Uncounted back-edges (the top tier) still poll for interrupts.
+                if let (Some(k), InstKind::Brif { cond, then_dest, else_dest }) =
+                    (self.strip_of(blk), &data.kind)
+                {
+                    self.strip_brif(k, *cond, then_dest, else_dest);
+                    continue;
+                }
+                let counted = self.strip_of(blk).and_then(|k| self.strips[k].counted.map(|c| (k, c)));
+                if let Some((k, c)) = counted.filter(|(_, c)| data.result == Some(c.cmp)) {
+                    // The counted loop's exit test, against the chunk's limit.
+                    let i = self.header_leaves(k)[c.leaf];
+                    let v =
+                        self.e.icmp(if c.signed { IntCC::SLt } else { IntCC::ULt }, i, self.strips[k].budget);
+                    self.set(data.result, vec![v]);
+                    continue;
+                }
+                if data.kind.is_terminator()
+                    && !self.opts.count_backedges
+                    && self.has_polled_back_edge(&data.kind)
+                {
                     self.poll_interrupt();
                 }
                 self.inst(&data.kind, data.result)?;
@@ -179,14 +260,132 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 self.back_edge(&call);
             }
         }
+        self.fill_refills();
         self.finish_cold_blocks();
         Ok(())
+    }
+
+    /// The index in `strips` of the strip-mined loop with header `b`.
+    fn strip_of(&self, b: Block) -> Option<usize> {
+        self.strips.iter().position(|s| s.header == b)
+    }
+
+    /// The terminator `brif cond, then, else` of strip-mined header `k`: stay
+    /// in the loop only while the budget lasts, so the loop keeps one exit
+    /// whose trip count is known (min(original, budget): LLVM still
+    /// vectorises and unrolls it). On that exit, the budget decides: left
+    /// over, the loop really ends; used up, `refill` polls and re-enters the
+    /// header with a full budget, re-running the header's instructions (pure,
+    /// see `strip_mined_loops`), which branch exactly as they did.
+    fn strip_brif(&mut self, k: usize, cond: Value, then_dest: &BlockCall, else_dest: &BlockCall) {
+        let (stay_then, budget, refill) =
+            (self.strips[k].stay_then, self.strips[k].budget, self.strips[k].refill);
+        let c = self.one(cond);
+        let check = self.e.create_block(&[]);
+        let again = self.header_leaves(k);
+        if let Some(ct) = self.strips[k].counted {
+            // `c` compared `i` with the chunk's limit: the loop goes on (after
+            // a poll and a new limit) if `i < n` still holds.
+            let (tb, ta) = self.target(then_dest);
+            self.e.brif(c, tb, &ta, check, &[]);
+            self.e.switch_to(check);
+            let n = self.one(ct.n);
+            let more = self.e.icmp(if ct.signed { IntCC::SLt } else { IntCC::ULt }, again[ct.leaf], n);
+            if osr::is_back_edge(&self.rpo, self.current, else_dest.block)
+                && self.strip_of(else_dest.block).is_none()
+            {
+                self.poll_interrupt();
+            }
+            let (eb, ea) = self.target(else_dest);
+            self.e.brif(more, refill, &again, eb, &ea);
+            return;
+        }
+        let spent = self.icmp_const(IntCC::Eq, Scalar::I64, budget, 0);
+        // The exit edge may be a polled back-edge of an enclosing loop.
+        let exit = if stay_then { else_dest } else { then_dest };
+        let exit_polls =
+            osr::is_back_edge(&self.rpo, self.current, exit.block) && self.strip_of(exit.block).is_none();
+        if stay_then {
+            let left = self.icmp_const(IntCC::Ne, Scalar::I64, budget, 0);
+            let go = self.e.int_op(IntOp::And, c, left);
+            let (tb, ta) = self.target(then_dest);
+            self.e.brif(go, tb, &ta, check, &[]);
+            self.e.switch_to(check);
+            if exit_polls {
+                self.poll_interrupt();
+            }
+            let (eb, ea) = self.target(else_dest);
+            self.e.brif(spent, refill, &again, eb, &ea);
+        } else {
+            let go = self.e.int_op(IntOp::Or, c, spent);
+            let (eb, ea) = self.target(else_dest);
+            self.e.brif(go, check, &[], eb, &ea);
+            self.e.switch_to(check);
+            if exit_polls {
+                self.poll_interrupt();
+            }
+            let (tb, ta) = self.target(then_dest);
+            self.e.brif(spent, refill, &again, tb, &ta);
+        }
+    }
+
+    /// The native leaves of strip-mined loop `k`'s header parameters (without the budget).
+    fn header_leaves(&self, k: usize) -> Vec<E::Value> {
+        let header = &self.func.blocks[self.strips[k].header.index()];
+        header.params.iter().flat_map(|p| self.vals[p.index()].clone()).collect()
+    }
+
+    /// The refill blocks of strip-mined loops: every entry into the loop and
+    /// every used-up budget comes here, polls, and enters the header with a
+    /// full budget. (So the poll is in an outer loop around the header's.)
+    fn fill_refills(&mut self) {
+        for k in 0..self.strips.len() {
+            let Strip { header, refill, iterations, counted, .. } = self.strips[k];
+            self.origin = self.id;
+            self.e.switch_to(refill);
+            self.poll_interrupt();
+            let mut args = self.e.block_params(refill);
+            let budget = match counted {
+                // m = i + iterations if n - i (exact when i < n) exceeds
+                // iterations, else n: no overflow, and i >= n gives n.
+                Some(ct) => {
+                    let (i, n) = (args[ct.leaf], self.one(ct.n));
+                    let below = self.e.icmp(if ct.signed { IntCC::SLt } else { IntCC::ULt }, i, n);
+                    let rest = self.e.int_op(IntOp::Sub, n, i);
+                    let far = self.icmp_const(IntCC::UGt, Scalar::U64, rest, iterations);
+                    let chunk = self.e.int_op(IntOp::And, below, far);
+                    let step = self.add_const(i, iterations);
+                    // Near the top of the range, `i + step` could wrap below the
+                    // limit: poll at every iteration there (limit i + 1).
+                    let top = self.konst(
+                        if ct.signed { Scalar::I64 } else { Scalar::U64 },
+                        if ct.signed { i64::MAX as u64 } else { u64::MAX } - MAX_STEP,
+                    );
+                    let safe = self.e.icmp(if ct.signed { IntCC::SLe } else { IntCC::ULe }, n, top);
+                    let unsafe_ = self.icmp_const(IntCC::Eq, Scalar::Bool, safe, 0);
+                    let near = self.e.int_op(IntOp::And, below, unsafe_);
+                    let one = self.add_const(i, 1);
+                    let last = self.e.select(near, one, n);
+                    self.e.select(chunk, step, last)
+                }
+                None => self.e.constant(Ty::I64, iterations),
+            };
+            args.push(budget);
+            self.e.jump(self.blocks[header.index()], &args);
+        }
     }
 
     /// Count the call, check depth and stack, convert ABI params, enter block 0.
     fn prologue(&mut self, params: &[E::Value]) {
         let mut k = 1;
-        if abi::uses_ret_area(&self.func.sig.ret) {
+        if self.opts.osr_entry {
+            // Everything comes through the OSR buffer (`abi::osr_entry_signature`).
+            let state = params[0];
+            self.vmctx = self.e.load(Mem::Vm, Ty::Addr, state, abi::OSR_STATE_VMCTX);
+            if abi::uses_ret_area(&self.func.sig.ret) {
+                self.ret_area = Some(self.e.load(Mem::Vm, Ty::Addr, state, abi::OSR_STATE_RET_AREA));
+            }
+        } else if abi::uses_ret_area(&self.func.sig.ret) {
             self.ret_area = Some(params[1]);
             k = 2;
         }
@@ -201,11 +400,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let leaves = abi::param_leaves(&self.func.sig);
         let abi_args: Vec<E::Value> = if self.opts.osr_entry {
             // The transferring frame's depth, then the live values (`abi::osr_entry_signature`).
-            let buf = params[k];
-            self.depth = self.e.load(Mem::Vm, Ty::I64, buf, 0);
-            (0..leaves.len())
-                .map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), buf, 8 * (i as i32 + 1)))
-                .collect()
+            let state = params[0];
+            self.depth = self.e.load(Mem::Vm, Ty::I64, state, abi::OSR_STATE_DEPTH);
+            (0..leaves.len()).map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), state, 8 * i as i32)).collect()
         } else {
             self.depth = params[k];
             params[k + 1..].to_vec()
@@ -321,19 +518,38 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.switch_to(cont);
     }
 
-    /// Whether the terminator `kind` of the block being lowered has a back-edge.
-    fn has_back_edge(&self, kind: &InstKind) -> bool {
-        kind.successors().iter().any(|c| osr::is_back_edge(&self.rpo, self.current, c.block))
+    /// Whether the terminator `kind` of the block being lowered has a back-edge
+    /// that polls (one to a loop that is not strip-mined).
+    fn has_polled_back_edge(&self, kind: &InstKind) -> bool {
+        kind.successors()
+            .iter()
+            .any(|c| osr::is_back_edge(&self.rpo, self.current, c.block) && self.strip_of(c.block).is_none())
     }
 
     /// The branch target for `call` from the block being lowered: its block,
     /// or for a counted back-edge a new edge block (filled by `back_edge` once
     /// the terminator is emitted).
     fn target(&mut self, call: &BlockCall) -> (E::Block, Vec<E::Value>) {
-        if self.opts.count_backedges && osr::is_back_edge(&self.rpo, self.current, call.block) {
+        let back = osr::is_back_edge(&self.rpo, self.current, call.block);
+        if self.opts.count_backedges && back {
             let edge = self.e.create_block(&[]);
             self.pending_edges.push((edge, call.clone()));
             return (edge, Vec::new());
+        }
+        if let Some(k) = self.strip_of(call.block) {
+            // A strip-mined loop: entered through its refill block; a back-edge
+            // spends one iteration of the budget.
+            let mut args = self.block_args(call);
+            if !back {
+                return (self.strips[k].refill, args);
+            }
+            let budget = self.strips[k].budget;
+            args.push(if self.strips[k].counted.is_some() {
+                budget
+            } else {
+                self.add_const(budget, u64::MAX)
+            });
+            return (self.blocks[call.block.index()], args);
         }
         (self.blocks[call.block.index()], self.block_args(call))
     }
@@ -407,23 +623,29 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let tys = layout::leaves(self.func.value_type(*p));
             leaves.extend(tys.into_iter().map(|l| l.ty).zip(self.leaves_of(*a).to_vec()));
         }
-        // This frame's depth and the live values go through a buffer in this
-        // frame (`abi::osr_entry_signature`).
-        let buf = self.e.stack_slot(8 * (leaves.len() as u32 + 1));
+        // The frame words (this frame's depth among them: the continuation takes
+        // its place in the call depth) and the live values go through a buffer in
+        // this frame (`abi::osr_entry_signature`): [frame words | state].
+        let h = abi::osr_frame_words(&sig);
+        let buf = self.e.stack_slot(8 * (h + leaves.len()) as u32);
+        let words = (8 * h) as i32;
+        self.e.store(Mem::Vm, self.vmctx, buf, words + abi::OSR_STATE_VMCTX);
         let depth = match self.depth_slot {
             Some(slot) => self.e.load(Mem::Vm, Ty::I64, slot, 0),
             None => self.depth,
         };
-        self.e.store(Mem::Vm, depth, buf, 0);
+        self.e.store(Mem::Vm, depth, buf, words + abi::OSR_STATE_DEPTH);
+        if let Some(ra) = self.ret_area {
+            self.e.store(Mem::Vm, ra, buf, words + abi::OSR_STATE_RET_AREA);
+        }
         for (k, (s, v)) in leaves.into_iter().enumerate() {
             let v = self.native_to_abi(s, v);
-            self.e.store(Mem::Vm, v, buf, 8 * (k as i32 + 1));
+            self.e.store(Mem::Vm, v, buf, words + 8 * k as i32);
         }
-        let mut args = vec![self.vmctx];
-        args.extend(self.ret_area);
-        args.push(buf);
-        // Its result is ours (a trap in it unwinds past us). No value of this
-        // frame lives across the call: the hot loop keeps its registers.
+        // `state` is computed from `buf` after the stores, not the slot address
+        // the stores use: the one fixed-register value is then born at the call.
+        let state = self.add_const(buf, words as u64);
+        let args = [state];
         let r = self.e.call(&abi::osr_entry_signature(&sig), entry, &args);
         self.e.ret(r);
     }
@@ -1259,5 +1481,230 @@ impl<E: Emitter> Lower<'_, '_, E> {
             }
             CastPlan::U64ToFloat => self.e.convert(Conv::UToF, tt, x),
         }
+    }
+}
+
+/// The loops the top tier strip-mines (`Lower::strip_brif`): each as its header
+/// whether the header's `brif` stays in the loop on its then-edge, and its
+/// budget (iterations per poll, from `STRIP_WORK`). A loop
+/// qualifies when its header is not the entry block, only the header is entered
+/// from outside the loop (so the header dominates every back-edge, which uses
+/// the budget it defines), the header's terminator is a `brif` with one edge in
+/// the loop and one out, and its other instructions are pure and cannot trap
+/// (re-running them when a budget is used up changes nothing). Other loops
+/// poll at every back-edge.
+fn strip_mined_loops(func: &Function, rpo: &[usize]) -> Vec<(Block, bool, u64, Option<Counted>)> {
+    let preds = func.predecessors();
+    let reachable = |b: Block| rpo[b.index()] != usize::MAX;
+    let mut out = Vec::new();
+    for h in osr::loop_headers(func) {
+        if h == Block(0) {
+            continue;
+        }
+        // The natural loop: the blocks that reach a back-edge's source without passing the header.
+        let mut body = vec![false; func.blocks.len()];
+        body[h.index()] = true;
+        let mut stack: Vec<Block> = preds[h.index()]
+            .iter()
+            .copied()
+            .filter(|&p| reachable(p) && osr::is_back_edge(rpo, p, h))
+            .collect();
+        while let Some(b) = stack.pop() {
+            if !std::mem::replace(&mut body[b.index()], true) {
+                stack.extend(preds[b.index()].iter().copied().filter(|&p| reachable(p)));
+            }
+        }
+        let single_entry = func
+            .block_ids()
+            .filter(|b| body[b.index()] && *b != h)
+            .all(|b| preds[b.index()].iter().all(|p| !reachable(*p) || body[p.index()]));
+        let insts = &func.blocks[h.index()].insts;
+        let Some((&last, rest)) = insts.split_last() else { continue };
+        let pure = rest.iter().all(|&i| {
+            matches!(
+                func.inst(i).kind,
+                InstKind::Const { .. }
+                    | InstKind::Zero { .. }
+                    | InstKind::Unary { .. }
+                    | InstKind::Cmp { .. }
+                    | InstKind::Fma { .. }
+                    | InstKind::Select { .. }
+                    | InstKind::Cast { .. }
+                    | InstKind::Bitcast { .. }
+                    | InstKind::FieldAddr { .. }
+                    | InstKind::ElemAddr { .. }
+                    | InstKind::ExtractValue { .. }
+                    | InstKind::InsertValue { .. }
+            ) || matches!(func.inst(i).kind, InstKind::Binary { op, .. } if !matches!(op, BinOp::Div | BinOp::Rem))
+        });
+        if let InstKind::Brif { cond, then_dest, else_dest } = &func.inst(last).kind {
+            let (t, e) = (body[then_dest.block.index()], body[else_dest.block.index()]);
+            if single_entry && pure && t != e {
+                let size: usize = func
+                    .block_ids()
+                    .filter(|b| body[b.index()])
+                    .map(|b| func.blocks[b.index()].insts.len())
+                    .sum();
+                let per = (STRIP_WORK / size.max(1) as u64).clamp(1, STRIP_MAX_ITERATIONS);
+                let counted = if t { counted_loop(func, h, *cond, &body) } else { None };
+                out.push((h, t, 1 << per.ilog2(), counted));
+            }
+        }
+    }
+    out
+}
+
+/// Whether header `h`'s exit test `cond` makes its loop a counted one (`Counted`).
+fn counted_loop(func: &Function, h: Block, cond: Value, body: &[bool]) -> Option<Counted> {
+    let hb = &func.blocks[h.index()];
+    let &cmp_inst = hb.insts.iter().find(|&&i| func.inst(i).result == Some(cond))?;
+    let InstKind::Cmp { op: CmpOp::Lt, lhs, rhs } = func.inst(cmp_inst).kind else { return None };
+    let param = hb.params.iter().position(|p| *p == lhs)?;
+    let s = func.value_type(lhs).scalar()?;
+    if !s.is_int() || s.bits() != 64 {
+        return None;
+    }
+    // n is defined outside the loop (then it dominates the header, where it is used).
+    let outside = match func.values[rhs.index()].def {
+        ValueDef::Param(b, _) => !body[b.index()],
+        ValueDef::Result(i) => {
+            func.block_ids().any(|b| !body[b.index()] && func.blocks[b.index()].insts.contains(&i))
+        }
+    };
+    let mut uses = 0;
+    for b in func.block_ids() {
+        for &i in &func.blocks[b.index()].insts {
+            func.inst(i).kind.for_each_operand(|v| uses += (v == cond) as usize);
+        }
+    }
+    // Every back-edge passes i + c for a constant 0 < c <= MAX_STEP (i only grows
+    // and cannot jump over the limit's neighbourhood without a poll).
+    let preds = func.predecessors();
+    let def_of = |v: Value| match func.values[v.index()].def {
+        ValueDef::Result(i) => Some(&func.inst(i).kind),
+        ValueDef::Param(..) => None,
+    };
+    let step_ok = |v: Value| match def_of(v) {
+        Some(InstKind::Binary { op: BinOp::Add, lhs: a, rhs: b }) => {
+            let k = if same_value(func, &preds, h, *a, lhs, 8) {
+                *b
+            } else if same_value(func, &preds, h, *b, lhs, 8) {
+                *a
+            } else {
+                return false;
+            };
+            matches!(def_of(k), Some(InstKind::Const { bits, .. }) if (1..=MAX_STEP).contains(bits))
+        }
+        _ => false,
+    };
+    let steps = preds[h.index()].iter().filter(|p| body[p.index()]).all(|&p| {
+        func.terminator(p).is_some_and(|t| {
+            t.successors()
+                .iter()
+                .filter(|c| c.block == h)
+                .all(|c| c.args.get(param).is_some_and(|&v| step_ok(v)))
+        })
+    });
+    if !steps {
+        return None;
+    }
+    let leaf = hb.params[..param].iter().map(|p| layout::leaf_count(func.value_type(*p))).sum();
+    (outside && uses == 1).then_some(Counted { cmp: cond, leaf, n: rhs, signed: s.is_signed() })
+}
+
+/// Whether `v` is `i` (a parameter of header `h`) or a block parameter that
+/// every edge into its block (none of them `h`'s back-edges) sets to such a value:
+/// the builder passes the header's parameters on to the body's blocks.
+fn same_value(func: &Function, preds: &[Vec<Block>], h: Block, v: Value, i: Value, depth: u32) -> bool {
+    if v == i {
+        return true;
+    }
+    let ValueDef::Param(b, k) = func.values[v.index()].def else { return false };
+    if b == h || depth == 0 || preds[b.index()].is_empty() {
+        return false;
+    }
+    preds[b.index()].iter().all(|&p| {
+        func.terminator(p).is_some_and(|t| {
+            t.successors()
+                .iter()
+                .filter(|c| c.block == b)
+                .all(|c| c.args.get(k as usize).is_some_and(|&a| same_value(func, preds, h, a, i, depth - 1)))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mir::text::parse_module;
+
+    /// The loops `strip_mined_loops` picks in function `name` of `src`: (header, counted).
+    fn strips(src: &str, name: &str) -> Vec<(u32, bool)> {
+        let m = parse_module(src).expect("parses");
+        let f = m.func(m.func_by_name(name).expect("defined"));
+        let rpo = osr::rpo_index(f);
+        strip_mined_loops(f, &rpo).into_iter().map(|(h, _, _, c)| (h.0, c.is_some())).collect()
+    }
+
+    const LOOPS: &str = "
+fn counted(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 0
+  jump block1(v1, v1)
+block1(v2: i64, v3: i64):
+  v4: bool = lt v2, v0
+  brif v4, block2(v2), block3
+block2(v5: i64):
+  v6: i64 = const 1
+  v7: i64 = add v5, v6
+  jump block1(v7, v5)
+block3:
+  ret v3
+}
+fn variable_step(i64, i64) -> i64 {
+block0(v0: i64, v1: i64):
+  v2: i64 = const 0
+  jump block1(v2)
+block1(v3: i64):
+  v4: bool = lt v3, v0
+  brif v4, block2, block3
+block2:
+  v5: i64 = add v3, v1
+  jump block1(v5)
+block3:
+  ret v3
+}
+fn divides_in_header(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 1
+  jump block1(v1)
+block1(v2: i64):
+  v3: i64 = div v0, v2
+  v4: i64 = const 0
+  v5: bool = ne v3, v4
+  brif v5, block2, block3
+block2:
+  v6: i64 = add v2, v1
+  jump block1(v6)
+block3:
+  ret v2
+}
+fn no_exit_in_header(i64) -> i64 {
+block0(v0: i64):
+  jump block1(v0)
+block1(v1: i64):
+  v2: i64 = add v1, v0
+  jump block1(v2)
+}
+";
+
+    #[test]
+    fn strip_mining_picks_counted_and_pure_header_loops_only() {
+        assert_eq!(strips(LOOPS, "counted"), vec![(1, true)]);
+        // A step that is not a constant could be <= 0: the budget form, not a limit.
+        assert_eq!(strips(LOOPS, "variable_step"), vec![(1, false)]);
+        // Re-running a header that may trap is not allowed; no exit test: poll every back-edge.
+        assert_eq!(strips(LOOPS, "divides_in_header"), vec![]);
+        assert_eq!(strips(LOOPS, "no_exit_in_header"), vec![]);
     }
 }
