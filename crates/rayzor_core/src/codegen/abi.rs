@@ -30,6 +30,13 @@ use crate::mir::{Scalar, Signature, Type};
 pub struct VmCtx {
     /// Where a trap resumes (`unwind::protected_call` sets it).
     pub resume: usize,
+    /// `unwind::unwind_address()`: trap paths call it through here rather than
+    /// as a constant, so no constant of a cold path is hoisted into a register
+    /// the hot code must save and restore.
+    pub unwind: usize,
+    /// Address of `interrupt::EPOCH` (`interrupt::epoch_address()`), for the same
+    /// reason: a constant in a loop is hoisted into a callee-saved register.
+    pub epoch_addr: usize,
     /// `TrapKind::code()` of a pending trap, 0 when none.
     pub trap: u64,
     /// The lowest stack address frames may use; prologues trap below it.
@@ -47,6 +54,8 @@ pub struct VmCtx {
 
 /// Byte offsets of `VmCtx` fields, for generated code.
 pub const VMCTX_RESUME: i32 = std::mem::offset_of!(VmCtx, resume) as i32;
+pub const VMCTX_UNWIND: i32 = std::mem::offset_of!(VmCtx, unwind) as i32;
+pub const VMCTX_EPOCH_ADDR: i32 = std::mem::offset_of!(VmCtx, epoch_addr) as i32;
 pub const VMCTX_TRAP: i32 = std::mem::offset_of!(VmCtx, trap) as i32;
 pub const VMCTX_STACK_LIMIT: i32 = std::mem::offset_of!(VmCtx, stack_limit) as i32;
 pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;

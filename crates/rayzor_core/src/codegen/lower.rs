@@ -15,12 +15,12 @@
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
     COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
-    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK,
-    VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC,
+    VMCTX_EPOCH_ADDR, VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME, VMCTX_SIGINT_COUNTER,
+    VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC, VMCTX_UNWIND,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
-use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, Ty, UnaryOp};
+use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, NativeSig, Ty, UnaryOp};
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
@@ -296,7 +296,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
     /// nothing is spilled around it) trap `interrupted` if this call's SIGINT
     /// counter or its jit's interrupt generation moved since the call started.
     fn poll_interrupt(&mut self) {
-        let epoch_addr = self.e.constant(Ty::Addr, self.env.interrupt_epoch as u64);
+        let epoch_addr = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_EPOCH_ADDR);
         let epoch = self.e.load(Mem::Slot, Ty::I64, epoch_addr, 0);
         let seen = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_EPOCH);
         let moved = self.e.icmp(IntCC::Ne, epoch, seen);
@@ -516,7 +516,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         if let Some(blk) = self.exit_block {
             self.e.switch_to(blk);
             let resume = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_RESUME);
-            self.call_builtin(Builtin::Unwind, &[resume]);
+            let unwind = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_UNWIND);
+            self.e.call(&NativeSig::new(&[Ty::Addr], None), unwind, &[resume]);
             self.e.unreachable();
         }
     }

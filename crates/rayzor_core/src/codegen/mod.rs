@@ -36,8 +36,6 @@ pub struct CodegenEnv<'a> {
     pub sample_rate: u64,
     /// Address of each builtin, indexed by `Builtin as usize`.
     pub builtins: &'a builtins::BuiltinTable,
-    /// Address of the `AtomicU64` interrupt epoch the code polls (`interrupt::EPOCH`).
-    pub interrupt_epoch: usize,
     /// Address of the profile slots of function `i` (laid out by
     /// `mir::profile::ProfileLayout::of` its MIR; 0: it has none).
     pub profiles: &'a [usize],

@@ -21,7 +21,7 @@ extern "C" {
     fn rayzor_unwind(resume: usize) -> !;
 }
 
-/// Address of the unwinding builtin (`Builtin::Unwind`).
+/// Address of `rayzor_unwind(resume)`, which trap paths call (`VmCtx::unwind`).
 pub fn unwind_address() -> usize {
     rayzor_unwind as *const () as usize
 }

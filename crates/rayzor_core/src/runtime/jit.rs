@@ -303,7 +303,6 @@ impl Jit {
             data: &self.data,
             sample_rate: self.sample_rate,
             builtins: &self.builtins,
-            interrupt_epoch: interrupt::epoch_address(),
             profiles: &self.profile_addrs,
         }
     }
@@ -671,6 +670,8 @@ impl Jit {
         let n = self.sample_rate.max(1);
         let mut ctx = VmCtx {
             resume: 0,
+            unwind: unwind::unwind_address(),
+            epoch_addr: interrupt::epoch_address(),
             trap: 0,
             stack_limit: 0,
             trap_func: 0,
