@@ -23,15 +23,16 @@ use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, Ty
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
+use crate::mir::profile::FunctionProfile;
 use crate::mir::{
-    BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, InstKind, Scalar, Signature, TrapKind, Type,
-    UnOp, Value, MAX_CALL_DEPTH,
+    BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, Inst, InstKind, Scalar, Signature, TrapKind,
+    Type, UnOp, Value, MAX_CALL_DEPTH,
 };
 
 /// Lower `unit` into `e`, which is positioned in the entry block of a function with signature
 /// `abi::jit_signature(&func.sig)`.
 pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(), String> {
-    let CompileUnit { env, id, func, opts, osr } = *unit;
+    let CompileUnit { env, id, func, opts, osr, profile } = *unit;
     let params = e.params();
     let vmctx = params[0];
     let osr = osr.filter(|sites| !sites.points.is_empty()).map(|sites| (sites, Liveness::new(func)));
@@ -57,6 +58,8 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         trap_blocks: Vec::new(),
         origin: id,
         origin_exits: Vec::new(),
+        profile,
+        inst: Inst(0),
     };
     l.run(&params)
 }
@@ -120,6 +123,10 @@ struct Lower<'e, 'a, E: Emitter> {
     origin: FuncId,
     /// Blocks that record `trap_func` for a trap a builtin set, then exit.
     origin_exits: Vec<(FuncId, E::Block)>,
+    /// How the function ran, if known (branch weights, switch case order).
+    profile: Option<&'a FunctionProfile>,
+    /// The MIR instruction being lowered (its profile site).
+    inst: Inst,
 }
 
 impl<E: Emitter> Lower<'_, '_, E> {
@@ -146,6 +153,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             for &inst in &f.blocks[blk.index()].insts {
                 let data = f.inst(inst);
                 self.origin = data.origin.unwrap_or(self.id);
+                self.inst = inst;
                 if data.kind.is_terminator() && !self.opts.count_backedges && self.has_back_edge(&data.kind) {
                     // Uncounted back-edges (the top tier) still poll for interrupts.
                     self.poll_interrupt();
@@ -871,6 +879,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 let c = self.one(*cond);
                 let (tb, ta) = self.target(then_dest);
                 let (eb, ea) = self.target(else_dest);
+                if let Some(b) = self.profile.and_then(|p| p.branch(self.inst)) {
+                    self.e.set_weights(&[b.taken, b.not_taken]);
+                }
                 self.e.brif(c, tb, &ta, eb, &ea);
                 vec![]
             }
@@ -956,14 +967,40 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 pad
             }
         };
-        for (k, call) in cases {
+        let counts = self.profile.and_then(|p| p.switch(self.inst)).filter(|c| c.cases.len() == cases.len());
+        let mut weights = Vec::new();
+        for (i, (k, call)) in cases.iter().enumerate() {
             let key = k & low_mask(s.bits());
             if seen.insert(key) {
                 let b = target(self, call);
-                keys.push((key, b));
+                keys.push((key, b, counts.map_or(0, |c| c.cases[i])));
             }
         }
         let dflt = target(self, default);
+        if let Some(c) = counts {
+            // Cases ordered by frequency: a case that takes most of what is
+            // left is tested first with a compare and branch (predicted, and
+            // cheaper than the table jump); the rest stay a `switch`.
+            let mut left: u64 = keys.iter().map(|k| k.2).sum::<u64>() + c.default;
+            for _ in 0..2 {
+                let Some(top) = (0..keys.len()).max_by_key(|&i| keys[i].2) else { break };
+                let n = keys[top].2;
+                if keys.len() < 2 || n == 0 || n.saturating_mul(2) < left.saturating_add(1) {
+                    break;
+                }
+                let (key, b, _) = keys.remove(top);
+                let hit = self.icmp_const(IntCC::Eq, s, v, key);
+                let rest = self.new_block();
+                self.e.set_weights(&[n, left - n]);
+                self.e.brif(hit, b, &[], rest, &[]);
+                self.e.switch_to(rest);
+                left -= n;
+            }
+            weights.push(c.default);
+            weights.extend(keys.iter().map(|k| k.2));
+            self.e.set_weights(&weights);
+        }
+        let keys: Vec<(u64, E::Block)> = keys.into_iter().map(|(k, b, _)| (k, b)).collect();
         self.e.switch(v, native_ty(s), &keys, dflt);
         for (pad, call) in pads {
             self.e.switch_to(pad);

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod inspect;
+mod pgo;
 pub use inspect::CodeCopy;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +109,8 @@ pub struct Jit {
     calls_host: bool,
     /// Bumped by `interrupt` (see `codegen::interrupt`).
     interrupt_generation: AtomicU64,
+    /// Profiles given with `set_profile`, by function (`runtime::jit::pgo`).
+    given_profiles: Mutex<Vec<Option<std::sync::Arc<crate::mir::profile::FunctionProfile>>>>,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -233,6 +236,7 @@ impl Jit {
             perf_map: AtomicBool::new(false),
             calls_host,
             interrupt_generation: AtomicU64::new(0),
+            given_profiles: Mutex::new(vec![None; n]),
             module,
         };
         let backend =
@@ -414,7 +418,7 @@ impl Jit {
     /// Machine code for `f` at `tier`, from the tier's backend.
     fn compile_code(&self, f: FuncId, tier: Tier) -> Result<Box<dyn MachineCode>, JitError> {
         let backend = tier.backend().map_err(|reason| JitError::Unavailable { tier, reason })?;
-        let func = self.mir_for(f, tier);
+        let (func, profile) = self.mir_and_profile(f, tier);
         let func = &*func;
         let env = self.env();
         let opts = tier.codegen_options();
@@ -427,7 +431,7 @@ impl Jit {
         };
         let (check_mask, min_count) = mode.check();
         let sites = OsrSites { points: &points, check_mask, min_count };
-        let unit = CompileUnit { env: &env, id: f, func, opts, osr: Some(&sites) };
+        let unit = CompileUnit { env: &env, id: f, func, opts, osr: Some(&sites), profile: profile.as_ref() };
         backend.compile(&unit).map_err(|m| self.compile_error(f, tier, m))
     }
 
@@ -521,7 +525,7 @@ impl Jit {
         opts.call_counter = None;
         opts.osr_entry = true;
         let env = self.env();
-        let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None };
+        let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None, profile: None };
         backend.compile(&unit).map_err(|m| self.compile_error(f, target, m))
     }
 
