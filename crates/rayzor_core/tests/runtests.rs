@@ -28,6 +28,8 @@ enum Exec {
     /// Every function at the first tier, transferring into OSR entries of the
     /// second at the first back-edge at which a loop has counted `k`.
     Osr(Tier, Tier, u64),
+    /// Every function at the tier, its counting and profiling code sampled at this rate.
+    Sampled(Tier, u64),
 }
 
 impl fmt::Display for Exec {
@@ -36,6 +38,7 @@ impl fmt::Display for Exec {
             Exec::Interp => f.write_str("interp"),
             Exec::Tier(t) => write!(f, "{t}"),
             Exec::Osr(from, to, k) => write!(f, "OSR {from}->{to} k={k}"),
+            Exec::Sampled(t, rate) => write!(f, "{t} sample_rate {rate}"),
         }
     }
 }
@@ -407,6 +410,7 @@ fn run_file_in(path: &Path, failures: &mut Vec<String>, execs: Option<&[Exec]>) 
             .copied()
             .filter(|e| match e {
                 Exec::Osr(a, b, _) => own.contains(&Exec::Tier(*a)) && own.contains(&Exec::Tier(*b)),
+                Exec::Sampled(t, _) => own.contains(&Exec::Tier(*t)),
                 e => own.contains(e),
             })
             .collect(),
@@ -436,14 +440,15 @@ fn run_file_in(path: &Path, failures: &mut Vec<String>, execs: Option<&[Exec]>) 
                         check(c, got);
                     }
                 }
-                Exec::Tier(_) | Exec::Osr(..) => {
-                    let (tier, osr) = match exec {
-                        Exec::Osr(from, to, k) => (from, Some((to, k))),
-                        Exec::Tier(t) => (t, None),
+                Exec::Tier(_) | Exec::Osr(..) | Exec::Sampled(..) => {
+                    let (tier, osr, rate) = match exec {
+                        Exec::Osr(from, to, k) => (from, Some((to, k)), 1),
+                        Exec::Tier(t) => (t, None, 1),
+                        Exec::Sampled(t, rate) => (t, None, rate),
                         Exec::Interp => unreachable!(),
                     };
                     let mode = if osr.is_some() { OsrMode::Counting } else { OsrMode::Off };
-                    let jit = Jit::with_osr(module.clone(), vec![], 1, mode)
+                    let jit = Jit::with_osr(module.clone(), vec![], rate, mode)
                         .map_err(|e| format!("Jit::new: {e}"))?;
                     for i in 0..module.functions.len() {
                         let f = FuncId(i as u32);
@@ -546,6 +551,21 @@ fn forced_osr_agrees_with_the_interpreter() {
     }
     eprintln!("forced OSR: {} files with loops, {checked} executions, {:.2?}", files.len(), start.elapsed());
     assert!(failures.is_empty(), "{} forced-OSR failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The profiling tiers with sampled counting and profiling code (every
+/// other run test counts every event) agree with the interpreter on every file.
+#[test]
+fn sampled_profiling_agrees_with_the_interpreter() {
+    let filter = std::env::var("RAYZOR_RUNTEST").unwrap_or_default();
+    let execs = [Exec::Sampled(Tier::T0, 3), Exec::Sampled(Tier::T1, 3), Exec::Sampled(Tier::T1, 16)];
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for f in test_files().into_iter().filter(|p| p.to_string_lossy().contains(&filter)) {
+        checked += run_file_in(&f, &mut failures, Some(&execs));
+    }
+    assert!(checked > 0);
+    assert!(failures.is_empty(), "{} sampled-profiling failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 // ---------------------------------------------------------------------------

@@ -39,6 +39,11 @@ pub struct VmCtx {
     pub epoch: u64,
     /// What may interrupt this call (`interrupt::Marks`), captured when it started.
     pub interrupts: Marks,
+    /// Sampling countdown of profile events (branches, switches, call sites)
+    /// in profiling code (`CodegenOptions::profile`).
+    pub prof_ticks: u64,
+    /// State of the generator that picks the next sampling period.
+    pub prof_seed: u64,
 }
 
 /// Byte offsets of `VmCtx` fields, for generated code.
@@ -48,6 +53,8 @@ pub const VMCTX_STACK_LIMIT: i32 = std::mem::offset_of!(VmCtx, stack_limit) as i
 pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;
 pub const VMCTX_CALL_TICKS: i32 = std::mem::offset_of!(VmCtx, call_ticks) as i32;
 pub const VMCTX_EDGE_TICKS: i32 = std::mem::offset_of!(VmCtx, edge_ticks) as i32;
+pub const VMCTX_PROF_TICKS: i32 = std::mem::offset_of!(VmCtx, prof_ticks) as i32;
+pub const VMCTX_PROF_SEED: i32 = std::mem::offset_of!(VmCtx, prof_seed) as i32;
 pub const VMCTX_EPOCH: i32 = std::mem::offset_of!(VmCtx, epoch) as i32;
 /// `VmCtx::interrupts` fields (`interrupt::Marks`).
 pub const VMCTX_SIGINT_COUNTER: i32 =

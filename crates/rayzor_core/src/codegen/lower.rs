@@ -14,8 +14,8 @@
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
     COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
-    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT,
-    VMCTX_TRAP, VMCTX_TRAP_FUNC,
+    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_PROF_SEED, VMCTX_PROF_TICKS, VMCTX_SIGINT_COUNTER,
+    VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
@@ -23,7 +23,7 @@ use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, Ty
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
-use crate::mir::profile::FunctionProfile;
+use crate::mir::profile::{FunctionProfile, ProfileLayout, SiteKind};
 use crate::mir::{
     BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, Inst, InstKind, Scalar, Signature, TrapKind,
     Type, UnOp, Value, MAX_CALL_DEPTH,
@@ -32,10 +32,15 @@ use crate::mir::{
 /// Lower `unit` into `e`, which is positioned in the entry block of a function with signature
 /// `abi::jit_signature(&func.sig)`.
 pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(), String> {
-    let CompileUnit { env, id, func, opts, osr, profile } = *unit;
+    let CompileUnit { env, id, func, opts, osr, profile: pgo } = *unit;
     let params = e.params();
     let vmctx = params[0];
     let osr = osr.filter(|sites| !sites.points.is_empty()).map(|sites| (sites, Liveness::new(func)));
+    // Only code of the function as written profiles: the slots are laid out by its instructions.
+    let slots = env.profiles.get(id.index()).copied().unwrap_or(0);
+    let profile =
+        (opts.profile && env.sample_rate != 0 && slots != 0 && std::ptr::eq(func, env.module.func(id)))
+            .then(|| (slots, ProfileLayout::of(func)));
     let mut l = Lower {
         e,
         env,
@@ -59,7 +64,8 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         origin: id,
         origin_exits: Vec::new(),
         profile,
-        inst: Inst(0),
+        pgo,
+        inst_id: Inst(0),
     };
     l.run(&params)
 }
@@ -124,9 +130,11 @@ struct Lower<'e, 'a, E: Emitter> {
     /// Blocks that record `trap_func` for a trap a builtin set, then exit.
     origin_exits: Vec<(FuncId, E::Block)>,
     /// How the function ran, if known (branch weights, switch case order).
-    profile: Option<&'a FunctionProfile>,
-    /// The MIR instruction being lowered (its profile site).
-    inst: Inst,
+    pgo: Option<&'a FunctionProfile>,
+    /// Profiling code: the address of the function's profile slots and their layout.
+    profile: Option<(usize, ProfileLayout)>,
+    /// The instruction being lowered.
+    inst_id: Inst,
 }
 
 impl<E: Emitter> Lower<'_, '_, E> {
@@ -153,7 +161,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             for &inst in &f.blocks[blk.index()].insts {
                 let data = f.inst(inst);
                 self.origin = data.origin.unwrap_or(self.id);
-                self.inst = inst;
+                self.inst_id = inst;
                 if data.kind.is_terminator() && !self.opts.count_backedges && self.has_back_edge(&data.kind) {
                     // Uncounted back-edges (the top tier) still poll for interrupts.
                     self.poll_interrupt();
@@ -839,6 +847,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
             },
             Call { callee, args } => match callee {
                 Callee::Func(f) => {
+                    if let Some((_, slot)) = self.profile_site() {
+                        self.profile_event(|l, n| l.add_to_slot(slot, None, n));
+                    }
                     let sig = &self.env.module.func(*f).sig;
                     let code = self.slot_code(*f);
                     self.call_mir(sig, code, args)
@@ -860,6 +871,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
                     self.call_host(&sig, p, args)
                 } else {
                     let code = self.token_code(&sig, p);
+                    if let Some((_, rows)) = self.profile_site() {
+                        self.profile_event(|l, n| l.count_target(rows, p, n));
+                    }
                     self.call_mir(&sig, code, args)
                 }
             }
@@ -877,9 +891,16 @@ impl<E: Emitter> Lower<'_, '_, E> {
             }
             Brif { cond, then_dest, else_dest } => {
                 let c = self.one(*cond);
+                if let Some((_, slots)) = self.profile_site() {
+                    // Slot 0 counts not-taken, slot 1 taken: add at `slots + 8 * cond`.
+                    self.profile_event(|l, n| {
+                        let k = l.e.convert(Conv::ZExt, Ty::I64, c);
+                        l.add_to_slot(slots, Some(k), n)
+                    });
+                }
                 let (tb, ta) = self.target(then_dest);
                 let (eb, ea) = self.target(else_dest);
-                if let Some(b) = self.profile.and_then(|p| p.branch(self.inst)) {
+                if let Some(b) = self.pgo.and_then(|p| p.branch(self.inst_id)) {
                     self.e.set_weights(&[b.taken, b.not_taken]);
                 }
                 self.e.brif(c, tb, &ta, eb, &ea);
@@ -952,6 +973,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
     fn switch(&mut self, value: Value, cases: &[(u64, BlockCall)], default: &BlockCall) {
         let s = self.scalar_of(value);
         let v = self.one(value);
+        if let Some((_, slots)) = self.profile_site() {
+            self.profile_event(|l, n| l.count_switch(v, s, cases, slots, n));
+        }
         let mut seen = std::collections::HashSet::new();
         let mut keys = Vec::new();
         let mut pads = Vec::new();
@@ -967,7 +991,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 pad
             }
         };
-        let counts = self.profile.and_then(|p| p.switch(self.inst)).filter(|c| c.cases.len() == cases.len());
+        let counts = self.pgo.and_then(|p| p.switch(self.inst_id)).filter(|c| c.cases.len() == cases.len());
         let mut weights = Vec::new();
         for (i, (k, call)) in cases.iter().enumerate() {
             let key = k & low_mask(s.bits());
@@ -981,7 +1005,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             // Cases ordered by frequency: a case that takes most of what is
             // left is tested first with a compare and branch (predicted, and
             // cheaper than the table jump); the rest stay a `switch`.
-            let mut left: u64 = keys.iter().map(|k| k.2).sum::<u64>() + c.default;
+            let mut left: u64 = keys.iter().fold(c.default, |a, k| a.saturating_add(k.2));
             for _ in 0..2 {
                 let Some(top) = (0..keys.len()).max_by_key(|&i| keys[i].2) else { break };
                 let n = keys[top].2;
@@ -991,10 +1015,10 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 let (key, b, _) = keys.remove(top);
                 let hit = self.icmp_const(IntCC::Eq, s, v, key);
                 let rest = self.new_block();
-                self.e.set_weights(&[n, left - n]);
+                self.e.set_weights(&[n, left.saturating_sub(n)]);
                 self.e.brif(hit, b, &[], rest, &[]);
                 self.e.switch_to(rest);
-                left -= n;
+                left = left.saturating_sub(n);
             }
             weights.push(c.default);
             weights.extend(keys.iter().map(|k| k.2));
@@ -1007,6 +1031,116 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let (b, args) = self.target(&call);
             self.e.jump(b, &args);
         }
+    }
+
+    /// The profile site of the instruction being lowered, when this code
+    /// profiles: what it counts and the address of its first slot.
+    fn profile_site(&self) -> Option<(SiteKind, usize)> {
+        let (base, layout) = self.profile.as_ref()?;
+        layout.site(self.inst_id).map(|(kind, first)| (kind, base + 8 * first))
+    }
+
+    /// One profile event: `count(self, n)` emits code adding `n` to its
+    /// counts. With every event counted (`sample_rate` 1) that code runs each
+    /// time; sampled, a per-thread countdown (`VmCtx::prof_ticks`) runs it on
+    /// a cold path about every `sample_rate`-th event, with `n = sample_rate`,
+    /// like `bump_counter`. The countdown restarts at a pseudo-random period
+    /// in `[1, 2n - 1]` (a 64-bit LCG whose state is `VmCtx::prof_seed`):
+    /// with a fixed period, a loop with k events per iteration and k dividing
+    /// the period would only ever sample the same few sites.
+    fn profile_event(&mut self, count: impl FnOnce(&mut Self, u64)) {
+        let n = self.env.sample_rate.max(1);
+        if n == 1 {
+            count(self, 1);
+            return;
+        }
+        let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_PROF_TICKS);
+        let t1 = self.add_const(t, u64::MAX);
+        self.e.store(Mem::Vm, t1, self.vmctx, VMCTX_PROF_TICKS);
+        let sample = self.e.create_block(&[]);
+        let cont = self.new_block();
+        self.e.set_cold(sample);
+        self.e.brif(t1, cont, &[], sample, &[]);
+        self.e.switch_to(sample);
+        let outer = std::mem::replace(&mut self.cold_path, true);
+        count(self, n);
+        let seed = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_PROF_SEED);
+        let a = self.i64c(6364136223846793005);
+        let mul = self.e.int_op(IntOp::Mul, seed, a);
+        let seed1 = self.add_const(mul, 1442695040888963407);
+        self.e.store(Mem::Vm, seed1, self.vmctx, VMCTX_PROF_SEED);
+        // period = 1 + ((seed >> 32) * (2n - 1) >> 32), uniform in [1, 2n - 1]
+        // (mean n, so adding n per sample is unbiased); the high bits are the random ones.
+        let k32 = self.i64c(32);
+        let hi = self.e.int_op(IntOp::UShr, seed1, k32);
+        let span = self.i64c(2 * n - 1);
+        let scaled = self.e.int_op(IntOp::Mul, hi, span);
+        let r = self.e.int_op(IntOp::UShr, scaled, k32);
+        let period = self.add_const(r, 1);
+        self.e.store(Mem::Vm, period, self.vmctx, VMCTX_PROF_TICKS);
+        self.cold_path = outer;
+        self.e.jump(cont, &[]);
+        self.e.switch_to(cont);
+    }
+
+    /// Add `n` to the profile slot at `addr` (+ 8 * `index` when given).
+    fn add_to_slot(&mut self, addr: usize, index: Option<E::Value>, n: u64) {
+        let mut p = self.e.constant(Ty::Addr, addr as u64);
+        if let Some(k) = index {
+            let three = self.i64c(3);
+            let off = self.e.int_op(IntOp::Shl, k, three);
+            p = self.e.int_op(IntOp::Add, p, off);
+        }
+        let c = self.e.load(Mem::Vm, Ty::I64, p, 0);
+        let c1 = self.add_const(c, n);
+        self.e.store(Mem::Vm, c1, p, 0);
+    }
+
+    /// Count a `switch` on `v` (scalar type `s`) into its slots at `slots`:
+    /// a second switch, to one counting block per case (a duplicated key
+    /// counts for the first case with it, the one the switch takes).
+    fn count_switch(&mut self, v: E::Value, s: Scalar, cases: &[(u64, BlockCall)], slots: usize, n: u64) {
+        let join = self.new_block();
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::new();
+        let mut pads = Vec::new();
+        for (k, (key, _)) in cases.iter().enumerate() {
+            let key = key & low_mask(s.bits());
+            if seen.insert(key) {
+                let pad = self.new_block();
+                keys.push((key, pad));
+                pads.push((pad, k));
+            }
+        }
+        let dflt = self.new_block();
+        pads.push((dflt, cases.len()));
+        self.e.switch(v, native_ty(s), &keys, dflt);
+        for (pad, k) in pads {
+            self.e.switch_to(pad);
+            self.add_to_slot(slots + 8 * k, None, n);
+            self.e.jump(join, &[]);
+        }
+        self.e.switch_to(join);
+    }
+
+    /// Count a call through token `token` into the `call_indirect` rows at
+    /// `rows` (`SiteKind::Indirect`): the first row (the builtin keeps the most
+    /// frequent target there) inline, anything else in `Builtin::ProfileTarget`.
+    fn count_target(&mut self, rows: usize, token: E::Value, n: u64) {
+        let base = self.e.constant(Ty::Addr, rows as u64);
+        let first = self.e.load(Mem::Vm, Ty::I64, base, 0);
+        let hit = self.e.icmp(IntCC::Eq, first, token);
+        let (inline, slow, join) = (self.new_block(), self.new_block(), self.new_block());
+        self.e.set_cold(slow);
+        self.e.brif(hit, inline, &[], slow, &[]);
+        self.e.switch_to(inline);
+        self.add_to_slot(rows + 8, None, n);
+        self.e.jump(join, &[]);
+        self.e.switch_to(slow);
+        let nn = self.i64c(n);
+        self.call_builtin(Builtin::ProfileTarget, &[base, token, nn]);
+        self.e.jump(join, &[]);
+        self.e.switch_to(join);
     }
 
     fn binary(&mut self, op: BinOp, s: Scalar, a: E::Value, b: E::Value) -> E::Value {

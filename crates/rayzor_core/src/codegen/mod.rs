@@ -38,6 +38,9 @@ pub struct CodegenEnv<'a> {
     pub builtins: &'a builtins::BuiltinTable,
     /// Address of the `AtomicU64` interrupt epoch the code polls (`interrupt::EPOCH`).
     pub interrupt_epoch: usize,
+    /// Address of the profile slots of function `i` (laid out by
+    /// `mir::profile::ProfileLayout::of` its MIR; 0: it has none).
+    pub profiles: &'a [usize],
 }
 
 /// How to compile one function (chosen by the runtime's tier policy).
@@ -53,6 +56,10 @@ pub struct CodegenOptions {
     pub count_backedges: bool,
     /// An OSR entry: the parameters come in a buffer (`abi::osr_entry_signature`).
     pub osr_entry: bool,
+    /// Collect an execution profile (`mir::profile`) into the function's
+    /// profile slots (`CodegenEnv::profiles`), sampled like the counters.
+    /// Only for code of the function as written (its `Inst`s name the sites).
+    pub profile: bool,
 }
 
 /// Executable code of one compiled function, from any backend. Dropping it

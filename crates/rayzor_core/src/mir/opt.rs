@@ -131,14 +131,14 @@ fn devirtualize(module: &Module, func: &mut Function, sites: &mut Sites) {
             let Some(SiteCounts::Indirect(t)) = sites.get(inst.index()).cloned().flatten() else { continue };
             let (callee, args) = (*callee, args.clone());
             let Type::FnPtr { sig, host: false } = func.value_type(callee).clone() else { continue };
-            let total: u64 = t.targets.iter().map(|(_, n)| *n).sum::<u64>() + t.misses;
+            let total = super::profile_record::site_total(&SiteCounts::Indirect(t.clone()));
             let Some(&(g, hits)) = t.targets.first() else { continue };
             let fits = module.functions.get(g.index()).is_some_and(|gf| gf.sig == *sig);
             if !fits || hits == 0 || (hits as f64) < DEVIRT_MIN_SHARE * total as f64 {
                 continue;
             }
             let rest = IndirectTargets { targets: t.targets[1..].to_vec(), misses: t.misses };
-            split_indirect_call(func, Block(b as u32), pos - 1, (g, hits, total - hits), callee, &args, sites);
+            split_indirect_call(func, Block(b as u32), pos - 1, (g, hits, total.saturating_sub(hits)), callee, &args, sites);
             // The fallback keeps the other targets' counts (a guard for the next one, if it dominates them).
             sites[inst.index()] = Some(SiteCounts::Indirect(rest));
             // The rest of the block moved to the continuation (visited later: it is a new block).
@@ -318,17 +318,7 @@ enum Heat {
 fn heat(sites: Option<&Sites>, inst: Inst) -> (Heat, u64) {
     let Some(sites) = sites else { return (Heat::Unknown, 0) };
     let Some(Some(SiteCounts::Call(n))) = sites.get(inst.index()) else { return (Heat::Unknown, 0) };
-    let top = sites
-        .iter()
-        .flatten()
-        .map(|c| match c {
-            SiteCounts::Branch(b) => b.taken + b.not_taken,
-            SiteCounts::Switch(w) => w.cases.iter().sum::<u64>() + w.default,
-            SiteCounts::Indirect(t) => t.targets.iter().map(|(_, n)| n).sum::<u64>() + t.misses,
-            SiteCounts::Call(n) => *n,
-        })
-        .max()
-        .unwrap_or(0);
+    let top = sites.iter().flatten().map(super::profile_record::site_total).max().unwrap_or(0);
     if top > 0 && n.saturating_mul(100) <= top {
         (Heat::Cold, *n)
     } else if *n > 0 && n.saturating_mul(4) >= top {

@@ -103,6 +103,16 @@ impl ProfileRecorder {
     }
 }
 
+/// Events one site counted (branches taken or not, switch hits, calls).
+pub fn site_total(c: &SiteCounts) -> u64 {
+    match c {
+        SiteCounts::Branch(b) => b.taken.saturating_add(b.not_taken),
+        SiteCounts::Switch(w) => w.cases.iter().fold(w.default, |a, n| a.saturating_add(*n)),
+        SiteCounts::Indirect(t) => t.targets.iter().fold(t.misses, |a, (_, n)| a.saturating_add(*n)),
+        SiteCounts::Call(n) => *n,
+    }
+}
+
 /// A made-up profile of function `f`: pseudo-random counts (from `seed`) at
 /// every branch, switch and call site, often extreme (0 or all), and for
 /// `call_indirect` sites targets drawn from all the module's functions,

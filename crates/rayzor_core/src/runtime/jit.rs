@@ -17,6 +17,7 @@ use crate::codegen::cranelift::CraneliftBackend;
 use crate::codegen::{interrupt, quiesce, CodegenEnv, CompileUnit, MachineCode, OsrSites};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
+use crate::mir::profile::{FunctionProfile, ProfileLayout};
 use crate::mir::{host_abort, layout, verify, ExternId, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -111,6 +112,11 @@ pub struct Jit {
     interrupt_generation: AtomicU64,
     /// Profiles given with `set_profile`, by function (`runtime::jit::pgo`).
     given_profiles: Mutex<Vec<Option<std::sync::Arc<crate::mir::profile::FunctionProfile>>>>,
+    /// Execution profile slots of each function, beside its counters
+    /// (`mir::profile::ProfileLayout`; none when `sample_rate` is 0).
+    profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)>,
+    /// Address of each function's profile slots (0: none), for `CodegenEnv::profiles`.
+    profile_addrs: Vec<usize>,
 }
 
 type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
@@ -212,6 +218,17 @@ impl Jit {
                 .iter()
                 .any(|f| f.insts.iter().any(|d| matches!(d.kind, crate::mir::InstKind::CallIndirect { .. })));
         let data = module.data.iter().map(|d| (d.as_ptr() as usize, d.len())).collect();
+        let profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)> = module
+            .functions
+            .iter()
+            .map(|f| {
+                let layout = if sample_rate == 0 { ProfileLayout::default() } else { ProfileLayout::of(f) };
+                let slots = (0..layout.slots).map(|_| AtomicU64::new(0)).collect();
+                (layout, slots)
+            })
+            .collect();
+        let profile_addrs =
+            profiles.iter().map(|(l, s)| if l.slots == 0 { 0 } else { s.as_ptr() as usize }).collect();
         let mut jit = Jit {
             slots: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             counters: (0..n).map(|_| FunctionCounters::default()).collect(),
@@ -237,6 +254,8 @@ impl Jit {
             calls_host,
             interrupt_generation: AtomicU64::new(0),
             given_profiles: Mutex::new(vec![None; n]),
+            profiles,
+            profile_addrs,
             module,
         };
         let backend =
@@ -284,6 +303,7 @@ impl Jit {
             sample_rate: self.sample_rate,
             builtins: &self.builtins,
             interrupt_epoch: interrupt::epoch_address(),
+            profiles: &self.profile_addrs,
         }
     }
 
@@ -524,6 +544,8 @@ impl Jit {
         let mut opts = target.codegen_options();
         opts.call_counter = None;
         opts.osr_entry = true;
+        // Its instructions are not the function's: nothing to name profile sites by.
+        opts.profile = false;
         let env = self.env();
         let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None, profile: None };
         backend.compile(&unit).map_err(|m| self.compile_error(f, target, m))
@@ -589,6 +611,25 @@ impl Jit {
         }
     }
 
+    /// The execution profile of `f` collected so far by its profiling code
+    /// (T0 and T1, `CodegenOptions::profile`): sampled counts, so relative
+    /// frequencies. Empty when `sample_rate` is 0.
+    pub fn profile(&self, f: FuncId) -> FunctionProfile {
+        let (layout, slots) = &self.profiles[f.index()];
+        let values: Vec<u64> = slots.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let c = &self.counters[f.index()];
+        let entries = c.calls[Tier::T0 as usize].load(Ordering::Relaxed)
+            + c.calls[Tier::T1 as usize].load(Ordering::Relaxed);
+        layout.read(&values, entries)
+    }
+
+    /// Forget the profile of `f` collected so far (its code keeps collecting).
+    pub fn reset_profile(&self, f: FuncId) {
+        for a in self.profiles[f.index()].1.iter() {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Number of leaves `f` takes and returns (for sizing call buffers).
     pub fn arity(&self, f: FuncId) -> (usize, usize) {
         self.arity[f.index()]
@@ -621,6 +662,8 @@ impl Jit {
             edge_ticks: 0,
             epoch: interrupt::EPOCH.load(Ordering::SeqCst),
             interrupts: interrupt::Marks::now(Some(&self.interrupt_generation)),
+            prof_ticks: 0,
+            prof_seed: 0,
         };
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
@@ -632,6 +675,8 @@ impl Jit {
             ctx.stack_limit = limit;
             ctx.call_ticks = call_ticks.clamp(1, n);
             ctx.edge_ticks = edge_ticks.clamp(1, n);
+            (ctx.prof_ticks, ctx.prof_seed) = thread.prof.get();
+            ctx.prof_ticks = ctx.prof_ticks.clamp(1, 2 * n);
             let ctxp: *mut VmCtx = &mut ctx;
             if self.calls_host {
                 // SAFETY: `ctx` outlives the scope, dropped right after the call.
@@ -643,6 +688,7 @@ impl Jit {
                 unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             }
             thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
+            thread.prof.set((ctx.prof_ticks, ctx.prof_seed));
         });
         drop(guard);
         entered.map_err(|e| RunError::Usage(UsageError(e)))?;

@@ -100,6 +100,9 @@ impl Tier {
             // T3 is the top tier: nothing is promoted on its loop counts.
             count_backedges: self != Tier::T3,
             osr_entry: false,
+            // T0 and T1 run the MIR as written and may still be promoted: they
+            // collect the profile T2 and T3 compile with.
+            profile: self <= Tier::T1,
         }
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! T2 and T3 compile with the function's profile: branch weights, switch case
 //! order (`codegen::lower`), guarded devirtualisation and profile-driven
-//! inlining (`mir::opt`). A profile given with `set_profile` takes precedence.
+//! inlining (`mir::opt`): the profile the function's T0/T1 code collected
+//! (`Jit::profile`), or one given with `set_profile`, which takes precedence.
 //! T0 and T1 (the profiling tiers) compile without one.
 
 use super::{Jit, JitError};
 use crate::mir::interp::{Interpreter, RunError};
 use crate::mir::profile::FunctionProfile;
-use crate::mir::profile_record::random_profile;
+use crate::mir::profile_record::{random_profile, site_total};
 use crate::mir::{ExternId, FuncId, Function};
 use crate::runtime::Tier;
 use std::borrow::Cow;
@@ -38,9 +39,19 @@ impl Jit {
         self.compile(f, tier)
     }
 
-    /// The profile compiles of `f` at T2 and T3 use, if any.
+    /// The profile compiles of `f` at T2 and T3 use, if any: the one given
+    /// with `set_profile`, else the one its T0/T1 code collected (`Jit::profile`),
+    /// when that saw the function run.
     pub fn profile_for(&self, f: FuncId) -> Option<Arc<FunctionProfile>> {
-        self.given_profiles.lock().get(f.index()).cloned().flatten()
+        if let Some(p) = self.given_profiles.lock().get(f.index()).cloned().flatten() {
+            return Some(p);
+        }
+        if f.index() >= self.module.functions.len() {
+            return None;
+        }
+        let p = self.profile(f);
+        let seen = p.entries > 0 || p.sites.iter().any(|(_, c)| site_total(c) > 0);
+        seen.then(|| Arc::new(p))
     }
 
     /// Run `calls` (argument leaves of function `entry`) in the reference
