@@ -669,7 +669,13 @@ class Bench:
 
     def run(self, osr_only: bool = False, pgo_only: bool = False) -> dict[str, Any]:
         if pgo_only:
-            return {"mode": self.mode, "machine": machine(), "results": [], "pgo": self.pgo(), "errors": self.errors}
+            return {
+                "mode": self.mode,
+                "machine": machine(),
+                "results": [],
+                "pgo": self.pgo(),
+                "errors": self.errors,
+            }
         for w in [] if osr_only else self.workloads:
             size = w.sizes[self.mode]
             self.log(f"{w.name} (size {size})")

@@ -185,7 +185,7 @@ def check_module_pgo(module: rayzor.Module, ret: str, train, arg_sets, source: s
                 jit.compile(name, tier)
             main = jit["main"]
             for a, want in zip(arg_sets, expected, strict=True):
-                got = _outcome(lambda a=a: main(*a), ret)
+                got = _outcome(lambda a=a, main=main: main(*a), ret)
                 assert got == want, (
                     f"{tier} with a {source} profile (trained on {train}, seed {seed}) disagrees on "
                     f"main{tuple(a)}: interpreter {want}, jit {got}\n{module}"

@@ -49,7 +49,8 @@ fn addr_of(k: &InstKind, g: FuncId) -> bool {
 fn hot_indirect_targets_are_guarded_and_inlined() {
     let m = parse_module(ICALL).unwrap();
     let jit = Jit::new(m.clone(), vec![], 1).unwrap();
-    let (f0, f1, f2) = (m.func_by_name("f0").unwrap(), m.func_by_name("f1").unwrap(), m.func_by_name("f2").unwrap());
+    let (f0, f1, f2) =
+        (m.func_by_name("f0").unwrap(), m.func_by_name("f1").unwrap(), m.func_by_name("f2").unwrap());
     let before = optimised(&jit, "icall");
     assert_eq!(count(&before, is_indirect), 1);
     assert_eq!(count(&before, |k| addr_of(k, f0)), 1, "the table store only");
@@ -151,7 +152,11 @@ fn contradicted_profiles_give_the_interpreters_results() {
         jit.compile(d, tier).unwrap();
         for sel in 0..4u64 {
             for x in [-7i64 as u64, 0, 7, 1 << 40] {
-                assert_eq!(call(&jit, "dispatch", &[sel, x]), interp(&m, "dispatch", &[sel, x]), "{sel} {x} {tier}");
+                assert_eq!(
+                    call(&jit, "dispatch", &[sel, x]),
+                    interp(&m, "dispatch", &[sel, x]),
+                    "{sel} {x} {tier}"
+                );
             }
         }
         // Adversarial profiles (targets of other signatures, zero and huge counts).
@@ -161,7 +166,11 @@ fn contradicted_profiles_give_the_interpreters_results() {
                 jit.compile(FuncId(i as u32), tier).unwrap();
             }
             for sel in 0..4u64 {
-                assert_eq!(call(&jit, "dispatch", &[sel, 5]), interp(&m, "dispatch", &[sel, 5]), "seed {seed}");
+                assert_eq!(
+                    call(&jit, "dispatch", &[sel, 5]),
+                    interp(&m, "dispatch", &[sel, 5]),
+                    "seed {seed}"
+                );
             }
         }
     }

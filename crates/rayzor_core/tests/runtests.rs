@@ -482,12 +482,18 @@ fn run_file_in(path: &Path, failures: &mut Vec<String>, execs: Option<&[Exec]>) 
                         for i in 0..module.functions.len() {
                             let f = FuncId(i as u32);
                             let p = jit.profile_for(f);
-                            let (opt, _) =
-                                rayzor_core::mir::opt::optimize_function_with_profile(&module, f, p.as_deref());
+                            let (opt, _) = rayzor_core::mir::opt::optimize_function_with_profile(
+                                &module,
+                                f,
+                                p.as_deref(),
+                            );
                             let mut m2 = module.clone();
                             m2.functions[i] = opt;
                             verify::verify_module(&m2).map_err(|e| {
-                                format!("'{}' optimised with its profile does not verify: {e}", module.func(f).name)
+                                format!(
+                                    "'{}' optimised with its profile does not verify: {e}",
+                                    module.func(f).name
+                                )
                             })?;
                         }
                     }

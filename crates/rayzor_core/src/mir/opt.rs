@@ -138,7 +138,15 @@ fn devirtualize(module: &Module, func: &mut Function, sites: &mut Sites) {
                 continue;
             }
             let rest = IndirectTargets { targets: t.targets[1..].to_vec(), misses: t.misses };
-            split_indirect_call(func, Block(b as u32), pos - 1, (g, hits, total.saturating_sub(hits)), callee, &args, sites);
+            split_indirect_call(
+                func,
+                Block(b as u32),
+                pos - 1,
+                (g, hits, total.saturating_sub(hits)),
+                callee,
+                &args,
+                sites,
+            );
             // The fallback keeps the other targets' counts (a guard for the next one, if it dominates them).
             sites[inst.index()] = Some(SiteCounts::Indirect(rest));
             // The rest of the block moved to the continuation (visited later: it is a new block).
@@ -177,11 +185,21 @@ fn split_indirect_call(
         func.push_inst(block, InstKind::Cmp { op: CmpOp::Eq, lhs: callee, rhs: tok }, Some(Type::BOOL));
     let hit = hit.expect("cmp defines a value");
     let to = |b: Block| BlockCall { block: b, args: vec![] };
-    let (guard, _) =
-        func.push_inst(block, InstKind::Brif { cond: hit, then_dest: to(direct), else_dest: to(indirect) }, None);
-    let (dcall, r1) =
-        func.push_inst(direct, InstKind::Call { callee: Callee::Func(g), args: args.to_vec() }, ret_ty.clone());
-    func.push_inst(direct, InstKind::Jump { dest: BlockCall { block: cont, args: r1.into_iter().collect() } }, None);
+    let (guard, _) = func.push_inst(
+        block,
+        InstKind::Brif { cond: hit, then_dest: to(direct), else_dest: to(indirect) },
+        None,
+    );
+    let (dcall, r1) = func.push_inst(
+        direct,
+        InstKind::Call { callee: Callee::Func(g), args: args.to_vec() },
+        ret_ty.clone(),
+    );
+    func.push_inst(
+        direct,
+        InstKind::Jump { dest: BlockCall { block: cont, args: r1.into_iter().collect() } },
+        None,
+    );
     // The original instruction (and its profile) becomes the fallback call, with a new result.
     let r2 = ret_ty.map(|ty| {
         let v = Value(func.values.len() as u32);
@@ -190,7 +208,11 @@ fn split_indirect_call(
     });
     func.insts[call.index()].result = r2;
     func.blocks[indirect.index()].insts.push(call);
-    func.push_inst(indirect, InstKind::Jump { dest: BlockCall { block: cont, args: r2.into_iter().collect() } }, None);
+    func.push_inst(
+        indirect,
+        InstKind::Jump { dest: BlockCall { block: cont, args: r2.into_iter().collect() } },
+        None,
+    );
     sites.resize(func.insts.len(), None);
     sites[guard.index()] = Some(SiteCounts::Branch(BranchCounts { taken: hits, not_taken: others }));
     sites[dcall.index()] = Some(SiteCounts::Call(hits));
@@ -331,7 +353,12 @@ fn heat(sites: Option<&Sites>, inst: Inst) -> (Heat, u64) {
 /// Inline direct calls of small leaf functions (other than `self_id`). With
 /// a profile, hot sites go first (so the budget goes to them) and may inline
 /// larger callees; cold ones are never inlined.
-fn inline_calls(module: &Module, self_id: FuncId, func: &mut Function, mut sites: Option<&mut Sites>) -> bool {
+fn inline_calls(
+    module: &Module,
+    self_id: FuncId,
+    func: &mut Function,
+    mut sites: Option<&mut Sites>,
+) -> bool {
     let mut changed = false;
     // Candidate sites, hottest first (a stable sort: program order otherwise).
     let mut cands: Vec<(Heat, u64, Inst)> = Vec::new();
@@ -343,7 +370,7 @@ fn inline_calls(module: &Module, self_id: FuncId, func: &mut Function, mut sites
             }
         }
     }
-    cands.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    cands.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
     // The block of each candidate, updated as inlining moves block tails.
     let mut home: std::collections::HashMap<Inst, Block> = std::collections::HashMap::new();
     for (b, bd) in func.blocks.iter().enumerate() {
@@ -361,7 +388,9 @@ fn inline_calls(module: &Module, self_id: FuncId, func: &mut Function, mut sites
         let max = if h == Heat::Hot { HOT_INLINE_MAX_INSTS } else { INLINE_MAX_INSTS };
         let ok = g != self_id
             && module.functions.get(g.index()).is_some_and(|gf| {
-                inlinable(gf, max) && gf.blocks[0].params.len() == args.len() && result.is_some() != gf.sig.ret.is_void()
+                inlinable(gf, max)
+                    && gf.blocks[0].params.len() == args.len()
+                    && result.is_some() != gf.sig.ret.is_void()
             });
         if !ok {
             continue;

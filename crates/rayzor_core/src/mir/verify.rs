@@ -14,7 +14,9 @@
 
 use crate::error::count;
 use crate::mir::layout::{leaf_count, size_of, MAX_TYPE_DEPTH, MAX_TYPE_SIZE, MAX_VALUE_LEAVES};
-use crate::mir::{Block, Callee, CmpOp, Function, Inst, InstKind, Module, Scalar, Signature, Type, Value, ValueDef};
+use crate::mir::{
+    Block, Callee, CmpOp, Function, Inst, InstKind, Module, Scalar, Signature, Type, Value, ValueDef,
+};
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 

@@ -23,7 +23,9 @@ impl Jit {
     /// `None` forgets a given profile.
     pub fn set_profile(&self, f: FuncId, profile: Option<FunctionProfile>) -> Result<(), JitError> {
         let mut given = self.given_profiles.lock();
-        let slot = given.get_mut(f.index()).ok_or_else(|| JitError::Usage(format!("no function with index {}", f.0)))?;
+        let slot = given
+            .get_mut(f.index())
+            .ok_or_else(|| JitError::Usage(format!("no function with index {}", f.0)))?;
         *slot = profile.map(Arc::new);
         Ok(())
     }
@@ -92,7 +94,11 @@ impl Jit {
 
     /// The MIR `tier` compiles for `f` (after `mir::opt` from T2 on) and the
     /// profile to compile it with, keyed by that MIR's instructions.
-    pub(super) fn mir_and_profile(&self, f: FuncId, tier: Tier) -> (Cow<'_, Function>, Option<FunctionProfile>) {
+    pub(super) fn mir_and_profile(
+        &self,
+        f: FuncId,
+        tier: Tier,
+    ) -> (Cow<'_, Function>, Option<FunctionProfile>) {
         if !tier.optimizes_mir() {
             return (Cow::Borrowed(self.module.func(f)), None);
         }
