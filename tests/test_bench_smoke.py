@@ -52,6 +52,9 @@ def test_bench_quick_tiny(tmp_path: Path) -> None:
 
     got = {(r["workload"], r["system"]) for r in rep["results"]}
     assert got == {(w, s) for w in WORKLOADS for s in systems}
+    # The PGO section: every PGO workload, with and without a profile (results checked in run.py).
+    assert {r["workload"] for r in rep["pgo"]["rows"]} == {"vm", "icall", "bias"}
+    assert all({"T1", "T2", "T2+pgo"} <= set(r["ms"]) for r in rep["pgo"]["rows"])
     c = {r["workload"]: r["result"] for r in rep["results"] if r["system"] == "c"}
     for r in rep["results"]:
         if r["system"] != "c":
