@@ -121,8 +121,6 @@ fn devirtualize(module: &Module, func: &mut Function, sites: &mut Sites) {
     // block, and the fallback call may be guarded again for the next target.
     let mut b = 0;
     while b < func.blocks.len() {
-        b += 1;
-        let b = b - 1;
         let mut pos = 0;
         while pos < func.blocks[b].insts.len() {
             let inst = func.blocks[b].insts[pos];
@@ -152,6 +150,7 @@ fn devirtualize(module: &Module, func: &mut Function, sites: &mut Sites) {
             // The rest of the block moved to the continuation (visited later: it is a new block).
             break;
         }
+        b += 1;
     }
 }
 
