@@ -64,14 +64,14 @@ PGO_MODES = {
     "tiny": (2, 1),
 }
 # (label, tier, profile): no profile, one recorded by the interpreter on the training call
-# (`TieredJit.train_profile`), or one the T1 code collected running the training call.
+# (`TieredJit.train_profile`), or one the T0 code (the profiling tier) collected running it.
 PGO_CONFIGS = [
     ("T1", Tier.T1, None),
     ("T2", Tier.T2, None),
     ("T3", Tier.T3, None),
     ("T2+pgo", Tier.T2, "interp"),
     ("T3+pgo", Tier.T3, "interp"),
-    ("T3+pgo(T1)", Tier.T3, "collected"),
+    ("T3+pgo(T0)", Tier.T3, "collected"),
 ]
 PRESETS = ("development", "production")
 
@@ -360,6 +360,57 @@ class Bench:
             }
         return out
 
+    def profile_cost(self) -> dict[str, Any]:
+        """What collecting profiles (branch, switch, indirect-target and call-site
+        counts, issue 12) costs: the same code with and without profile collection at T0
+        (the profiling tier) and T1 (which could profile, and does not because of this),
+        the call and loop counters as they are, at sample_rate 1 (the development preset)
+        and 16 (production); interleaved runs, medians of the calling thread's CPU time
+        (the code runs on it; wall time on a shared machine measures the neighbours).
+        The workloads, plus the switch-dispatch bytecode VM of tests/mir/bytecode_vm.mir."""
+        out: dict[str, Any] = {}
+        vm_mir = HERE.parent / "tests" / "mir" / "bytecode_vm.mir"
+        vm_n = {"full": 2_000_000, "quick": 500_000, "tiny": 10_000}[self.mode]
+        cases: list[tuple[str, Any, str, Any]] = [
+            (w.name, w.mir, w.entry, (lambda w=w: w.args(w.sizes[self.mode]))) for w in self.workloads
+        ]
+        if vm_mir.exists():
+            cases.append(("bytecode_vm", lambda: rayzor.parse(vm_mir.read_text()), "vm", lambda: (vm_n,)))
+        rounds = max(5, self.repeat * 3)
+        for name, mir, entry, args in cases:
+            row: dict[str, Any] = {}
+            for tier in (Tier.T0, Tier.T1):
+                for rate in (1, 16):
+                    jits, fns = [], []
+                    for collect in (True, False):
+                        cfg = rayzor.TieredConfig(
+                            enable_background_optimization=False,
+                            profile_config=rayzor.ProfileConfig(sample_rate=rate),
+                        )
+                        jit = rayzor.TieredJit(mir(), cfg)
+                        jit._set_profiling_tiers([tier] if collect else [])
+                        for fn_name in jit.functions:
+                            jit.compile(fn_name, tier)
+                        jits.append(jit)
+                        fns.append(jit[entry])
+                    results = [fns[k](*args()) for k in (0, 1)]  # warm-up, and both agree
+                    if results[0] != results[1]:
+                        self.errors.append(f"profile cost {name} {tier}: {results[0]} != {results[1]}")
+                    times: list[list[float]] = [[], []]
+                    for _ in range(rounds):  # interleaved to share the machine's noise
+                        for k in (0, 1):
+                            a = args()
+                            t = time.thread_time()
+                            fns[k](*a)
+                            times[k].append(time.thread_time() - t)
+                    for jit in jits:
+                        jit.close()
+                    on, off = (statistics.median(t) * 1e3 for t in times)
+                    row[f"{tier.name}@{rate}"] = {"profile_ms": on, "no_profile_ms": off, "rounds": rounds}
+                    self.log(f"  {name} {tier} sample_rate {rate}: {on:.2f} vs {off:.2f} ms")
+            out[name] = row
+        return out
+
     # ------------------------------------------------------------------ OSR
 
     def c_reference(self, w: W.Workload, size: int) -> tuple[Any, float]:
@@ -594,7 +645,7 @@ class Bench:
     def pgo(self) -> dict[str, Any]:
         """The PGO workloads (``workloads.PGO_WORKLOADS``) at T1, T2 and T3 without a
         profile, and at T2/T3 with the profile of one training call (``entry(train)``):
-        recorded by the interpreter, or collected by the function's own T1 code. Each
+        recorded by the interpreter, or collected by the function's own T0 code. Each
         configuration is compiled into several jits (code placement), every round runs all
         of them in alternating order; the figure is the median over all runs."""
         rounds, placements = PGO_MODES[self.mode]
@@ -620,7 +671,7 @@ class Bench:
                             jit.train_profile(w.entry, [(w.train,)])
                         elif profile == "collected":
                             for name in jit.functions:
-                                jit.compile(name, Tier.T1)
+                                jit.compile(name, Tier.T0)
                             jit[w.entry](w.train)
                         for name in jit.functions:
                             jit.compile(name, tier)
@@ -653,7 +704,7 @@ class Bench:
             ms = row["ms"]
             if "T3" in ms:
                 row["pgo_speedup_t3"] = ms["T3"] / ms["T3+pgo"]
-                row["pgo_speedup_t3_collected"] = ms["T3"] / ms["T3+pgo(T1)"]
+                row["pgo_speedup_t3_collected"] = ms["T3"] / ms["T3+pgo(T0)"]
             row["pgo_speedup_t2"] = ms["T2"] / ms["T2+pgo"]
             out["rows"].append(row)
         ups = [r["pgo_speedup_t3"] for r in out["rows"] if "pgo_speedup_t3" in r]
@@ -695,11 +746,14 @@ class Bench:
                     self.log(f"  {label}: {r['run_ms']:.3f} ms -> {r['result']}")
         overhead: dict[str, float] = {}
         counters: dict[str, Any] = {}
+        profiles: dict[str, Any] = {}
         if not osr_only:
             self.log("call overhead")
             overhead = self.call_overhead()
             self.log("counter cost")
             counters = self.counter_cost()
+            self.log("profile cost")
+            profiles = self.profile_cost()
         osr = {"first_call": self.osr_first_calls(), "steady_state": self.osr_steady_state()}
         pgo = {} if osr_only else self.pgo()
         systems = ["c"] + [f"rayzor-{t.name}" for t in self.tiers]
@@ -717,6 +771,7 @@ class Bench:
             "results": self.results,
             "call_overhead_ns": overhead,
             "counter_cost": counters,
+            "profile_cost": profiles,
             "osr": osr,
             "pgo": pgo,
             "time_to_result": {"k": self.k, "ms": self.ttr},
@@ -774,10 +829,10 @@ def markdown_pgo(pgo: dict[str, Any]) -> list[str]:
         f"load average {fmt_load(pgo['load_avg_before'])} before, {fmt_load(pgo['load_avg_after'])} after)",
         "",
         "+pgo: compiled with the profile the interpreter recorded on one training call; "
-        "+pgo(T1): with the profile the function's T1 code collected on that call (sampled). "
+        "+pgo(T0): with the profile the function's T0 code collected on that call. "
         "Speedup: T3 / T3+pgo.",
         "",
-        "| workload | size | " + " | ".join(labels) + " | cpython | speedup T3 | speedup T3 (T1 profile) |",
+        "| workload | size | " + " | ".join(labels) + " | cpython | speedup T3 | speedup T3 (T0 profile) |",
         "|---" * (len(labels) + 5) + "|",
     ]
     for r in pgo["rows"]:
@@ -793,7 +848,7 @@ def markdown_pgo(pgo: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f"Geometric mean of the T3 speedups: {pgo['geomean_t3']:.2f}x "
-            f"(T1-collected profiles: {pgo['geomean_t3_collected']:.2f}x).",
+            f"(T0-collected profiles: {pgo['geomean_t3_collected']:.2f}x).",
         ]
     lines.append("")
     return lines
@@ -882,6 +937,7 @@ def markdown(rep: dict[str, Any]) -> str:
             )
         lines.append("")
 
+    lines += markdown_profile_cost(rep.get("profile_cost", {}))
     lines += markdown_osr(rep["osr"])
     lines += markdown_pgo(rep.get("pgo", {}))
 
@@ -898,6 +954,33 @@ def markdown(rep: dict[str, Any]) -> str:
 
 def fmt_pct(x: float) -> str:
     return f"{x:+.1f}%"
+
+
+def markdown_profile_cost(pc: dict[str, Any]) -> list[str]:
+    """The profile-collection cost table (``Bench.profile_cost``)."""
+    if not pc:
+        return []
+    lines: list[str] = []
+    lines += [
+        "## Profile collection: with vs without, ms (median CPU time of interleaved runs)",
+        "",
+        "Branch, switch, indirect-target and call-site profiles (issue 12) at T0 (the "
+        "profiling tier) and T1 (not profiling by default); counters as they are, sampled "
+        "1 in sample_rate (1: development preset, 16: production); profiles count every event.",
+        "",
+    ]
+    keys = ["T0@1", "T0@16", "T1@1", "T1@16"]
+    lines.append("| workload | " + " | ".join(f"{k.replace('@', ' rate ')}" for k in keys) + " |")
+    lines.append("|---" * (len(keys) + 1) + "|")
+    for w, row in pc.items():
+        cells = []
+        for k in keys:
+            c = row[k]
+            on, off = c["profile_ms"], c["no_profile_ms"]
+            cells.append(f"{fmt_ms(on)} vs {fmt_ms(off)} ({(on / off - 1) * 100:+.1f}%)")
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def markdown_osr(osr: dict[str, Any]) -> list[str]:

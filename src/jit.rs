@@ -34,6 +34,13 @@ pub fn tier_from_int(py: Python<'_>, tier: u8) -> PyResult<Tier> {
 /// (source tier, loop header, back-edges counted, tier of the published entry).
 type OsrPointRow = (u8, u32, u64, Option<u8>);
 
+/// One profiled site: (instruction, its block, kind, switch case keys, names,
+/// counts). `branch`: names the then/else blocks, counts taken, not taken;
+/// `switch`: counts per case key, then the default; `indirect`: names and
+/// counts the targets (most frequent first), then the misses; `call`: names
+/// the callee, counts its calls.
+type ProfileRow = (u32, u32, &'static str, Vec<i128>, Vec<String>, Vec<u64>);
+
 /// A tier given from Python: an int (or `rayzor.Tier`) from 0 to 3, nothing else.
 pub fn tier_arg(py: Python<'_>, tier: &Bound<'_, PyAny>) -> PyResult<Tier> {
     let bad = || {
@@ -529,6 +536,73 @@ impl PyJit {
             calls: i.calls.to_vec(),
             backedges: i.backedges,
         })
+    }
+
+    /// The execution profile of `name` collected at its profiling tiers: (entries, sites).
+    fn profile(&self, py: Python<'_>, name: &str) -> PyResult<(u64, Vec<ProfileRow>)> {
+        use rayzor_core::mir::profile::SiteCounts;
+        use rayzor_core::mir::InstKind;
+        let m = self.core.module();
+        let id = lookup(py, m, name)?;
+        let f = m.func(id);
+        let p = self.core.profile(id);
+        let mut block_of = vec![0u32; f.insts.len()];
+        for (b, bd) in f.blocks.iter().enumerate() {
+            for i in &bd.insts {
+                block_of[i.index()] = b as u32;
+            }
+        }
+        let fname = |g: FuncId| m.func(g).name.clone();
+        let rows = p
+            .sites
+            .iter()
+            .map(|(inst, counts)| {
+                let kind = &f.inst(*inst).kind;
+                let (what, keys, names, counts): (_, Vec<i128>, Vec<String>, Vec<u64>) = match (counts, kind)
+                {
+                    (SiteCounts::Branch(b), InstKind::Brif { then_dest, else_dest, .. }) => (
+                        "branch",
+                        vec![],
+                        vec![then_dest.block.to_string(), else_dest.block.to_string()],
+                        vec![b.taken, b.not_taken],
+                    ),
+                    (SiteCounts::Switch(s), InstKind::Switch { value, cases, .. }) => {
+                        // The keys as the user wrote them: signed types' keys sign-extended.
+                        let sc = f.value_type(*value).scalar().unwrap_or(Scalar::I64);
+                        let shift = 128 - sc.bits();
+                        let key = |k: u64| {
+                            let k = k as i128 & ((1i128 << sc.bits()) - 1);
+                            if sc.is_signed() {
+                                (k << shift) >> shift
+                            } else {
+                                k
+                            }
+                        };
+                        let keys = cases.iter().map(|(k, _)| key(*k)).collect();
+                        ("switch", keys, vec![], s.cases.iter().copied().chain([s.default]).collect())
+                    }
+                    (SiteCounts::Indirect(t), _) => (
+                        "indirect",
+                        vec![],
+                        t.targets.iter().map(|(g, _)| fname(*g)).collect(),
+                        t.targets.iter().map(|(_, n)| *n).chain([t.misses]).collect(),
+                    ),
+                    (
+                        SiteCounts::Call(n),
+                        InstKind::Call { callee: rayzor_core::mir::Callee::Func(g), .. },
+                    ) => ("call", vec![], vec![fname(*g)], vec![*n]),
+                    _ => ("unknown", vec![], vec![], vec![]),
+                };
+                (inst.0, block_of[inst.index()], what, keys, names, counts)
+            })
+            .collect();
+        Ok((p.entries, rows))
+    }
+
+    /// Which tiers' code compiled from now on collects profiles, bit t for tier t
+    /// (benchmarks: what collection costs).
+    fn _set_profiling_tiers(&self, mask: u8) {
+        self.core.set_profiling_tiers(mask);
     }
 
     /// Names of the functions, in module order.

@@ -164,7 +164,7 @@ PGO_TIERS = [t for t in TIERS if t >= Tier.T2]
 
 def check_module_pgo(module: rayzor.Module, ret: str, train, arg_sets, source: str, seed: int = 0) -> None:
     """T2/T3 compiled with a profile that need not match the inputs they then run on: recorded
-    by the interpreter on `train` ("interp"), collected by T1 code running `train` ("collected"),
+    by the interpreter on `train` ("interp"), collected by T0 code running `train` ("collected"),
     or made up ("random", from `seed`). The outcomes must be the interpreter's on `arg_sets`."""
     expected = [_outcome(lambda a=a: rayzor.interpret(module, "main", *a), ret) for a in arg_sets]
     cfg = rayzor.TieredConfig(
@@ -176,7 +176,7 @@ def check_module_pgo(module: rayzor.Module, ret: str, train, arg_sets, source: s
                 jit.train_profile("main", train)
             elif source == "collected":
                 for name in jit.functions:
-                    jit.compile(name, Tier.T1)
+                    jit.compile(name, Tier.T0)
                 for a in train:
                     _outcome(lambda a=a: jit["main"](*a), ret)
             else:

@@ -109,7 +109,7 @@ def test_fib_at_t3_matches_the_interpreter():
             assert jit["fib"](n) == rayzor.interpret(m, "fib", n)
         assert jit["fib"](25) == 75025
         info = jit.info("fib")
-        assert info.calls.get(Tier.T3, 0) > 0
+        assert Tier.T3 not in info.calls  # T3 code does not count its calls
         assert info.code_bytes[Tier.T3] > 0
 
 
@@ -158,3 +158,63 @@ def test_extension_does_not_link_libllvm():
     path = rayzor._rayzor.__file__
     out = subprocess.run(["ldd", path], capture_output=True, text=True, check=True).stdout
     assert "libLLVM" not in out, out
+
+
+def exact() -> rayzor.TieredConfig:
+    """No background promotion, every call counted (single-threaded)."""
+    return rayzor.TieredConfig(
+        enable_background_optimization=False, profile_config=rayzor.ProfileConfig(sample_rate=1)
+    )
+
+
+def test_t3_caller_enters_the_new_code_of_a_callee_still_tiering() -> None:
+    """Calls from T3 code go through the callee's slot (only self-calls are direct)."""
+    m = rayzor.Module()
+    one = m.function("one", [], rayzor.i64)
+    one.ret(1)
+    # step(i) = i * 3 + one(): not a leaf, so the MIR optimiser does not inline it.
+    g = m.function("step", [rayzor.i64], rayzor.i64)
+    (i,) = g.params
+    g.ret(i * 3 + g.call("one"))
+    f = m.function("total", [rayzor.i64], rayzor.i64)
+    (count,) = f.params
+    s = f.var("s", rayzor.i64, 0)
+    k = f.var("k", rayzor.i64, 0)
+    head, body, done = f.block(), f.block(), f.block()
+    f.jump(head)
+    f.switch_to(head)
+    f.brif(f.lt(f.get(k), count), body, done)
+    f.switch_to(body)
+    f.set(s, f.get(s) + f.call("step", f.get(k)))
+    f.set(k, f.get(k) + 1)
+    f.jump(head)
+    f.switch_to(done)
+    f.ret(f.get(s))
+    m.verify()
+    n = 1000
+    expected = sum(i * 3 + 1 for i in range(n))
+    with rayzor.TieredJit(m, exact()) as jit:
+        jit.compile("total", Tier.T3)
+        assert jit["total"](n) == expected
+        assert jit.info("step").calls == {Tier.T0: n}
+        for t in (Tier.T1, Tier.T2):
+            jit.compile("step", t)
+            before = jit.info("step").calls.get(t, 0)
+            assert jit["total"](n) == expected
+            assert jit.tier_of("total") is Tier.T3
+            # Each of the n calls from the T3 caller entered the callee's newest code.
+            assert jit.info("step").calls.get(t, 0) - before == n
+        assert jit.info("step").calls[Tier.T0] == n
+
+
+def test_recompiling_a_self_recursive_t3_function_takes_effect() -> None:
+    """A T3 function calls itself directly; the next call from outside enters new code."""
+    with rayzor.TieredJit(fib_module(), exact()) as jit:
+        fib = jit["fib"]
+        jit.compile("fib", Tier.T3)
+        assert fib(20) == 6765
+        jit.compile("fib", Tier.T1)
+        before = jit.info("fib").calls.get(Tier.T1, 0)
+        assert fib(20) == 6765
+        # fib(20) makes 21,891 calls, every one of them now in the T1 code.
+        assert jit.info("fib").calls[Tier.T1] - before == 21891

@@ -49,7 +49,17 @@ from .errors import (
     VerifyError,
 )
 from .jit import TieredJit
-from .jit_types import FunctionInfo, MachineCode, OsrPoint, Tier
+from .jit_types import (
+    BranchProfile,
+    CallProfile,
+    FunctionInfo,
+    FunctionProfile,
+    IndirectProfile,
+    MachineCode,
+    OsrPoint,
+    SwitchProfile,
+    Tier,
+)
 from .stats import CompileEvent, FunctionStats, Stats
 
 #: Scalar types.
@@ -92,6 +102,11 @@ __all__ = [
     "CompileEvent",
     "ConfigError",
     "FunctionInfo",
+    "FunctionProfile",
+    "BranchProfile",
+    "SwitchProfile",
+    "IndirectProfile",
+    "CallProfile",
     "OsrPoint",
     "MachineCode",
     "FunctionStats",

@@ -13,7 +13,17 @@ from typing import Any
 from . import _rayzor
 from ._rayzor import MAX_CALL_DEPTH, JitFunction, Module
 from .config import TieredConfig
-from .jit_types import FunctionInfo, MachineCode, OsrPoint, Tier
+from .jit_types import (
+    BranchProfile,
+    CallProfile,
+    FunctionInfo,
+    FunctionProfile,
+    IndirectProfile,
+    MachineCode,
+    OsrPoint,
+    SwitchProfile,
+    Tier,
+)
 from .stats import CompileEvent, FunctionStats, Stats
 
 log = logging.getLogger("rayzor")
@@ -162,6 +172,36 @@ class TieredJit:
             calls={Tier(t): c for t, c in enumerate(raw.calls) if c},
             backedges=raw.backedges,
         )
+
+    def profile(self, name: str) -> FunctionProfile:
+        """The execution profile of ``name`` collected so far by its T0 code:
+        branch probabilities, switch case shares, the most frequent ``call_indirect``
+        targets and direct call counts (see :class:`FunctionProfile`)."""
+        entries, rows = self._core.profile(name)
+        branches: list[BranchProfile] = []
+        switches: list[SwitchProfile] = []
+        indirect: list[IndirectProfile] = []
+        calls: list[CallProfile] = []
+        for inst, block, kind, keys, names, counts in rows:
+            if kind == "branch":
+                branches.append(BranchProfile(inst, block, names[0], names[1], counts[0], counts[1]))
+            elif kind == "switch":
+                switches.append(
+                    SwitchProfile(inst, block, list(zip(keys, counts[:-1], strict=True)), counts[-1])
+                )
+            elif kind == "indirect":
+                indirect.append(
+                    IndirectProfile(inst, block, list(zip(names, counts[:-1], strict=True)), counts[-1])
+                )
+            elif kind == "call":
+                calls.append(CallProfile(inst, block, names[0], counts[0]))
+        return FunctionProfile(name, entries, branches, switches, indirect, calls)
+
+    def _set_profiling_tiers(self, tiers: list[Tier]) -> None:
+        """Benchmarking aid: which tiers' code compiled from now on collects profiles
+        (default ``[Tier.T0]``; only T0 and T1 can). The call and loop counters are not
+        affected."""
+        self._core._set_profiling_tiers(sum(1 << int(t) for t in set(tiers)))
 
     def events(self) -> list[CompileEvent]:
         """Every compile so far, in order."""

@@ -2,15 +2,19 @@
 //! call code of any other through the dispatch table.
 //!
 //! A compiled MIR function is a System V function
-//! `fn(vmctx: *mut VmCtx, [ret_area: *mut u64,] leaves...) -> [leaf]`:
+//! `fn(vmctx: *mut VmCtx, [ret_area: *mut u64,] depth: i64, leaves...) -> [leaf]`:
+//! - `depth` is the number of MIR frames below the new one (0 for a call
+//!   from the host): the prologue traps `stack_overflow` when it reaches
+//!   `MAX_CALL_DEPTH`, and calls pass `depth + 1`. A register, not a `VmCtx`
+//!   field, so a call costs no load and store of it;
 //! - every integer-class leaf (ints, bool, ptr) is passed as an `i64` in
 //!   canonical form (`Scalar::canon`), floats as `f32`/`f64`;
 //! - a result with exactly one leaf is returned in a register (same rule);
 //!   a result with two or more leaves is written to `ret_area`, leaf `k` at
 //!   byte `8 * k` (`f32` in the low 4 bytes);
-//! - on a trap, the callee stores the trap code in `VmCtx::trap` and returns
-//!   any value; every caller checks `trap` after each call and returns at once,
-//!   so a trap unwinds to the host entry without signals or native unwinding.
+//! - on a trap, the code stores the trap code in `VmCtx::trap` and does not
+//!   return: it resumes the host entry's `unwind::protected_call` at once
+//!   (`codegen::unwind`), so no caller checks for a trap after a call.
 //!
 //! Python enters through a per-function *host entry* with the signature
 //! `extern "C" fn(*mut VmCtx, args: *const u64, rets: *mut u64)`.
@@ -24,8 +28,8 @@ use crate::mir::{Scalar, Signature, Type};
 #[repr(C)]
 #[derive(Debug)]
 pub struct VmCtx {
-    /// Current call depth; a prologue traps when it reaches `MAX_CALL_DEPTH`.
-    pub depth: u64,
+    /// Where a trap resumes (`unwind::protected_call` sets it).
+    pub resume: usize,
     /// `TrapKind::code()` of a pending trap, 0 when none.
     pub trap: u64,
     /// The lowest stack address frames may use; prologues trap below it.
@@ -39,22 +43,15 @@ pub struct VmCtx {
     pub epoch: u64,
     /// What may interrupt this call (`interrupt::Marks`), captured when it started.
     pub interrupts: Marks,
-    /// Sampling countdown of profile events (branches, switches, call sites)
-    /// in profiling code (`CodegenOptions::profile`).
-    pub prof_ticks: u64,
-    /// State of the generator that picks the next sampling period.
-    pub prof_seed: u64,
 }
 
 /// Byte offsets of `VmCtx` fields, for generated code.
-pub const VMCTX_DEPTH: i32 = std::mem::offset_of!(VmCtx, depth) as i32;
+pub const VMCTX_RESUME: i32 = std::mem::offset_of!(VmCtx, resume) as i32;
 pub const VMCTX_TRAP: i32 = std::mem::offset_of!(VmCtx, trap) as i32;
 pub const VMCTX_STACK_LIMIT: i32 = std::mem::offset_of!(VmCtx, stack_limit) as i32;
 pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;
 pub const VMCTX_CALL_TICKS: i32 = std::mem::offset_of!(VmCtx, call_ticks) as i32;
 pub const VMCTX_EDGE_TICKS: i32 = std::mem::offset_of!(VmCtx, edge_ticks) as i32;
-pub const VMCTX_PROF_TICKS: i32 = std::mem::offset_of!(VmCtx, prof_ticks) as i32;
-pub const VMCTX_PROF_SEED: i32 = std::mem::offset_of!(VmCtx, prof_seed) as i32;
 pub const VMCTX_EPOCH: i32 = std::mem::offset_of!(VmCtx, epoch) as i32;
 /// `VmCtx::interrupts` fields (`interrupt::Marks`).
 pub const VMCTX_SIGINT_COUNTER: i32 =
@@ -160,12 +157,13 @@ pub fn abi_ty(s: Scalar) -> Ty {
     }
 }
 
-/// The native signature of compiled MIR functions: `fn(vmctx, [ret_area,] leaves...) -> [leaf]`.
+/// The native signature of compiled MIR functions: `fn(vmctx, [ret_area,] depth, leaves...) -> [leaf]`.
 pub fn jit_signature(sig: &Signature) -> NativeSig {
     let mut params = vec![Ty::Addr];
     if uses_ret_area(&sig.ret) {
         params.push(Ty::Addr);
     }
+    params.push(Ty::I64);
     params.extend(param_leaves(sig).into_iter().map(abi_ty));
     let rets = ret_leaves(&sig.ret);
     NativeSig::new(&params, if rets.len() == 1 { Some(abi_ty(rets[0])) } else { None })
@@ -173,8 +171,8 @@ pub fn jit_signature(sig: &Signature) -> NativeSig {
 
 /// The native signature of an OSR entry for a continuation with signature
 /// `sig`: `fn(vmctx, [ret_area,] state: *const u64) -> [leaf]`. The transferring
-/// frame writes the values live at the loop header (leaf `k` at byte `8 * k`,
-/// canonical like call arguments) to a buffer in its own frame and passes its
+/// frame writes its call depth (at byte 0) and the values live at the loop
+/// header (leaf `k` at byte `8 * (k + 1)`, canonical like call arguments) to a buffer in its own frame and passes its
 /// address, as HotSpot's OSR buffer and JavaScriptCore's scratch buffer do: the
 /// hot loop then needs none of its values in argument registers.
 pub fn osr_entry_signature(sig: &Signature) -> NativeSig {

@@ -29,6 +29,8 @@ pub enum Builtin {
     Nearestf,
     Fma,
     Fmaf,
+    /// Leave the code for the host entry after a trap (`codegen::unwind`); never returns.
+    Unwind,
     /// Profiling code: count a `call_indirect` target (`rayzor_profile_target`).
     ProfileTarget,
 }
@@ -37,7 +39,7 @@ pub enum Builtin {
 pub type BuiltinTable = [usize; Builtin::COUNT];
 
 impl Builtin {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
 
     /// Every builtin, in `Builtin as usize` order.
     pub const ALL: [Builtin; Builtin::COUNT] = [
@@ -57,6 +59,7 @@ impl Builtin {
         Builtin::Nearestf,
         Builtin::Fma,
         Builtin::Fmaf,
+        Builtin::Unwind,
         Builtin::ProfileTarget,
     ];
 
@@ -76,6 +79,7 @@ impl Builtin {
             }
             Builtin::Fma => NativeSig::new(&[F64, F64, F64], Some(F64)),
             Builtin::Fmaf => NativeSig::new(&[F32, F32, F32], Some(F32)),
+            Builtin::Unwind => NativeSig::new(&[Addr], None),
             Builtin::ProfileTarget => NativeSig::new(&[Addr, I64, I64], None),
         }
     }
@@ -99,6 +103,7 @@ impl Builtin {
             rayzor_nearestf as *const () as usize,
             rayzor_fma as *const () as usize,
             rayzor_fmaf as *const () as usize,
+            super::unwind::unwind_address(),
             rayzor_profile_target as *const () as usize,
         ]
     }

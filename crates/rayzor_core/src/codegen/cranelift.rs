@@ -480,4 +480,8 @@ impl Emitter for ClifEmitter<'_> {
             None => self.b.ins().return_(&[]),
         };
     }
+
+    fn unreachable(&mut self) {
+        self.b.ins().trap(ir::TrapCode::unwrap_user(1));
+    }
 }

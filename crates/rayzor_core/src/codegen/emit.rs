@@ -260,4 +260,11 @@ pub trait Emitter {
     /// Keys are distinct and masked to `value`'s width.
     fn switch(&mut self, value: Self::Value, ty: Ty, cases: &[(u64, Self::Block)], default: Self::Block);
     fn ret(&mut self, value: Option<Self::Value>);
+    /// End the current block after a call that does not return.
+    fn unreachable(&mut self);
+    /// The address of the function being emitted, as a value calls can use
+    /// (so the backend sees a direct self-call); `None` if not supported.
+    fn self_address(&mut self) -> Option<Self::Value> {
+        None
+    }
 }

@@ -1042,6 +1042,17 @@ impl Emitter for LlvmEmitter {
             };
         }
     }
+
+    fn unreachable(&mut self) {
+        // SAFETY: LLVM-C calls on this emitter's own builder, context and values (see the impl).
+        unsafe {
+            LLVMBuildUnreachable(self.b);
+        }
+    }
+
+    fn self_address(&mut self) -> Option<LLVMValueRef> {
+        Some(self.fnv)
+    }
 }
 
 #[cfg(test)]

@@ -6,16 +6,17 @@
 //! 0/1, `ptr` as an `I64`), converted to the canonical ABI form
 //! (`codegen::abi`) only at call boundaries; every operation that could fault
 //! (division, tag checks, bad function tokens) is guarded by an explicit check
-//! that stores the trap in `VmCtx` and returns; every caller checks
-//! `VmCtx::trap` after a call into MIR code and returns at once; the prologue
-//! counts the entry (sampled), checks the call depth and the native stack
-//! limit; loop back-edges are counted unless the options say not to.
+//! that stores the trap in `VmCtx` and unwinds to the host entry
+//! (`codegen::unwind`), so calls into MIR code need no check after them; the
+//! prologue counts the entry (sampled), checks the call depth (an argument)
+//! and the native stack limit; loop back-edges are counted unless the options
+//! say not to.
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
-    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_PROF_SEED, VMCTX_PROF_TICKS, VMCTX_SIGINT_COUNTER,
-    VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
+    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK,
+    VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
@@ -58,6 +59,7 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         vmctx,
         ret_area: None,
         depth: vmctx,
+        callee_depth: vmctx,
         counters: vmctx,
         exit_block: None,
         trap_blocks: Vec::new(),
@@ -81,6 +83,7 @@ pub fn lower_host_entry<E: Emitter>(e: &mut E, env: &CodegenEnv<'_>, id: FuncId)
     if abi::uses_ret_area(&sig.ret) {
         call_args.push(rets);
     }
+    call_args.push(e.constant(Ty::I64, 0)); // depth: no MIR frame below
     for (k, leaf) in abi::param_leaves(sig).into_iter().enumerate() {
         call_args.push(e.load(Mem::Vm, abi_ty(leaf), args, 8 * k as i32));
     }
@@ -116,11 +119,13 @@ struct Lower<'e, 'a, E: Emitter> {
     vals: Vec<Vec<E::Value>>,
     vmctx: E::Value,
     ret_area: Option<E::Value>,
-    /// The call depth on entry (this frame's depth is one more).
+    /// The call depth on entry (MIR frames below this one).
     depth: E::Value,
+    /// `depth + 1`: what calls from this frame pass.
+    callee_depth: E::Value,
     /// Address of this function's `FunctionCounters`.
     counters: E::Value,
-    /// Returns to the caller with a dummy result (a trap is pending).
+    /// Unwinds to the host entry (a trap is pending).
     exit_block: Option<E::Block>,
     /// Trap blocks by (kind, MIR function the trap is reported from).
     trap_blocks: Vec<(TrapKind, FuncId, E::Block)>,
@@ -192,7 +197,18 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let p = self.e.constant(Ty::Addr, addr as u64);
             self.osr_points.push((header, p));
         }
-        self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
+        let leaves = abi::param_leaves(&self.func.sig);
+        let abi_args: Vec<E::Value> = if self.opts.osr_entry {
+            // The transferring frame's depth, then the live values (`abi::osr_entry_signature`).
+            let buf = params[k];
+            self.depth = self.e.load(Mem::Vm, Ty::I64, buf, 0);
+            (0..leaves.len())
+                .map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), buf, 8 * (i as i32 + 1)))
+                .collect()
+        } else {
+            self.depth = params[k];
+            params[k + 1..].to_vec()
+        };
         let counters = self.counters;
         let polled = self.opts.call_counter.is_some_and(|counter| {
             self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None)
@@ -208,16 +224,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let limit = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_STACK_LIMIT);
         let low = self.e.icmp(IntCC::ULt, sp, limit);
         self.trap_if(low, TrapKind::StackOverflow);
-        let d1 = self.add_const(self.depth, 1);
-        self.e.store(Mem::Vm, d1, self.vmctx, VMCTX_DEPTH);
+        self.callee_depth = self.add_const(self.depth, 1);
 
-        let leaves = abi::param_leaves(&self.func.sig);
-        let abi_args: Vec<E::Value> = if self.opts.osr_entry {
-            let buf = params[k];
-            (0..leaves.len()).map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), buf, 8 * i as i32)).collect()
-        } else {
-            params[k..].to_vec()
-        };
         let args: Vec<E::Value> =
             leaves.into_iter().zip(abi_args).map(|(leaf, v)| self.abi_to_native(leaf, v)).collect();
         self.e.jump(self.blocks[0], &args);
@@ -393,19 +401,19 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let tys = layout::leaves(self.func.value_type(*p));
             leaves.extend(tys.into_iter().map(|l| l.ty).zip(self.leaves_of(*a).to_vec()));
         }
-        self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
-        // The live values go through a buffer in this frame (`abi::osr_entry_signature`).
-        let buf = self.e.stack_slot(8 * leaves.len().max(1) as u32);
+        // This frame's depth and the live values go through a buffer in this
+        // frame (`abi::osr_entry_signature`).
+        let buf = self.e.stack_slot(8 * (leaves.len() as u32 + 1));
+        self.e.store(Mem::Vm, self.depth, buf, 0);
         for (k, (s, v)) in leaves.into_iter().enumerate() {
             let v = self.native_to_abi(s, v);
-            self.e.store(Mem::Vm, v, buf, 8 * k as i32);
+            self.e.store(Mem::Vm, v, buf, 8 * (k as i32 + 1));
         }
         let mut args = vec![self.vmctx];
         args.extend(self.ret_area);
         args.push(buf);
-        // Its result is ours, and a trap it left pending in VmCtx is ours too: our
-        // caller checks for one after we return. (No check here, so no value of
-        // this frame lives across the call: the hot loop keeps its registers.)
+        // Its result is ours (a trap in it unwinds past us). No value of this
+        // frame lives across the call: the hot loop keeps its registers.
         let r = self.e.call(&abi::osr_entry_signature(&sig), entry, &args);
         self.e.ret(r);
     }
@@ -415,6 +423,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.int_op(IntOp::Add, x, k)
     }
 
+    /// The block that leaves for the host entry with the pending trap (filled
+    /// by `finish_cold_blocks`).
     fn exit_block(&mut self) -> E::Block {
         if let Some(b) = self.exit_block {
             return b;
@@ -463,7 +473,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.switch_to(cont);
     }
 
-    /// After a call into MIR code (or a builtin that may trap): leave at once if a trap is pending.
+    /// After a host call: leave at once if it failed (a trap is pending).
+    /// (Calls into MIR code need no check: a trap there unwinds past this frame.)
     fn check_pending_trap(&mut self) {
         let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_TRAP);
         let exit = self.exit_block();
@@ -494,9 +505,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
         }
         if let Some(blk) = self.exit_block {
             self.e.switch_to(blk);
-            let rets = abi::ret_leaves(&self.func.sig.ret);
-            let v = (rets.len() == 1).then(|| self.e.constant(abi_ty(rets[0]), 0));
-            self.e.ret(v);
+            let resume = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_RESUME);
+            self.call_builtin(Builtin::Unwind, &[resume]);
+            self.e.unreachable();
         }
     }
 
@@ -629,6 +640,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let ret_leaves = abi::ret_leaves(&sig.ret);
         let area = (ret_leaves.len() >= 2).then(|| self.e.stack_slot(8 * ret_leaves.len() as u32));
         call_args.extend(area);
+        call_args.push(self.callee_depth);
         for a in args {
             let tys = layout::leaves(self.func.value_type(*a));
             for (l, v) in tys.into_iter().zip(self.leaves_of(*a).to_vec()) {
@@ -637,7 +649,6 @@ impl<E: Emitter> Lower<'_, '_, E> {
             }
         }
         let r = self.e.call(&jit_signature(sig), code, &call_args);
-        self.check_pending_trap();
         match area {
             None => r.into_iter().zip(&ret_leaves).map(|(v, s)| self.abi_to_native(*s, v)).collect(),
             Some(a) => ret_leaves
@@ -848,10 +859,17 @@ impl<E: Emitter> Lower<'_, '_, E> {
             Call { callee, args } => match callee {
                 Callee::Func(f) => {
                     if let Some((_, slot)) = self.profile_site() {
-                        self.profile_event(|l, n| l.add_to_slot(slot, None, n));
+                        self.add_to_slot(slot, None);
                     }
                     let sig = &self.env.module.func(*f).sig;
-                    let code = self.slot_code(*f);
+                    // A self-call of code that is not replaced any more goes
+                    // straight to this code (the backend sees the recursion);
+                    // every other call reaches the callee's current code.
+                    let direct = *f == self.id && self.opts.direct_self_calls && !self.opts.osr_entry;
+                    let code = match direct.then(|| self.e.self_address()).flatten() {
+                        Some(code) => code,
+                        None => self.slot_code(*f),
+                    };
                     self.call_mir(sig, code, args)
                 }
                 Callee::Extern(e) => {
@@ -872,7 +890,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 } else {
                     let code = self.token_code(&sig, p);
                     if let Some((_, rows)) = self.profile_site() {
-                        self.profile_event(|l, n| l.count_target(rows, p, n));
+                        self.count_target(rows, p);
                     }
                     self.call_mir(&sig, code, args)
                 }
@@ -892,11 +910,10 @@ impl<E: Emitter> Lower<'_, '_, E> {
             Brif { cond, then_dest, else_dest } => {
                 let c = self.one(*cond);
                 if let Some((_, slots)) = self.profile_site() {
-                    // Slot 0 counts not-taken, slot 1 taken: add at `slots + 8 * cond`.
-                    self.profile_event(|l, n| {
-                        let k = l.e.convert(Conv::ZExt, Ty::I64, c);
-                        l.add_to_slot(slots, Some(k), n)
-                    });
+                    // Slot 0 counts not-taken, slot 1 taken: add 1 at `slots + 8 * cond`
+                    // (no extra branch; the compare still fuses with the branch).
+                    let k = self.e.convert(Conv::ZExt, Ty::I64, c);
+                    self.add_to_slot(slots, Some(k));
                 }
                 let (tb, ta) = self.target(then_dest);
                 let (eb, ea) = self.target(else_dest);
@@ -911,7 +928,6 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 vec![]
             }
             Return { value } => {
-                self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
                 let rets = abi::ret_leaves(&self.func.sig.ret);
                 let leaves = value.map(|v| self.leaves_of(v).to_vec()).unwrap_or_default();
                 if rets.len() == 1 {
@@ -973,21 +989,21 @@ impl<E: Emitter> Lower<'_, '_, E> {
     fn switch(&mut self, value: Value, cases: &[(u64, BlockCall)], default: &BlockCall) {
         let s = self.scalar_of(value);
         let v = self.one(value);
-        if let Some((_, slots)) = self.profile_site() {
-            self.profile_event(|l, n| l.count_switch(v, s, cases, slots, n));
-        }
+        let counted = self.profile_site().map(|(_, slots)| slots);
         let mut seen = std::collections::HashSet::new();
         let mut keys = Vec::new();
         let mut pads = Vec::new();
         // A case that passes no arguments branches straight to its block (or its
         // back-edge's edge block); others go through a pad block that passes
-        // them (one per case, so linear).
-        let mut target = |l: &mut Self, call: &BlockCall| {
-            if call.args.is_empty() {
+        // them (one per case, so linear). Profiling code gives every case a pad
+        // that counts it (the `k`-th slot: the case's index, the default last).
+        let mut target = |l: &mut Self, call: &BlockCall, k: usize| {
+            let slot = counted.map(|slots| slots + 8 * k);
+            if call.args.is_empty() && slot.is_none() {
                 l.target(call).0
             } else {
                 let pad = l.e.create_block(&[]);
-                pads.push((pad, call.clone()));
+                pads.push((pad, call.clone(), slot));
                 pad
             }
         };
@@ -996,11 +1012,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
         for (i, (k, call)) in cases.iter().enumerate() {
             let key = k & low_mask(s.bits());
             if seen.insert(key) {
-                let b = target(self, call);
+                let b = target(self, call, i);
                 keys.push((key, b, counts.map_or(0, |c| c.cases[i])));
             }
         }
-        let dflt = target(self, default);
+        let dflt = target(self, default, cases.len());
         if let Some(c) = counts {
             // Cases ordered by frequency: a case that takes most of what is
             // left is tested first with a compare and branch (predicted, and
@@ -1026,8 +1042,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
         }
         let keys: Vec<(u64, E::Block)> = keys.into_iter().map(|(k, b, _)| (k, b)).collect();
         self.e.switch(v, native_ty(s), &keys, dflt);
-        for (pad, call) in pads {
+        for (pad, call, slot) in pads {
             self.e.switch_to(pad);
+            if let Some(slot) = slot {
+                self.add_to_slot(slot, None);
+            }
             let (b, args) = self.target(&call);
             self.e.jump(b, &args);
         }
@@ -1040,51 +1059,15 @@ impl<E: Emitter> Lower<'_, '_, E> {
         layout.site(self.inst_id).map(|(kind, first)| (kind, base + 8 * first))
     }
 
-    /// One profile event: `count(self, n)` emits code adding `n` to its
-    /// counts. With every event counted (`sample_rate` 1) that code runs each
-    /// time; sampled, a per-thread countdown (`VmCtx::prof_ticks`) runs it on
-    /// a cold path about every `sample_rate`-th event, with `n = sample_rate`,
-    /// like `bump_counter`. The countdown restarts at a pseudo-random period
-    /// in `[1, 2n - 1]` (a 64-bit LCG whose state is `VmCtx::prof_seed`):
-    /// with a fixed period, a loop with k events per iteration and k dividing
-    /// the period would only ever sample the same few sites.
-    fn profile_event(&mut self, count: impl FnOnce(&mut Self, u64)) {
-        let n = self.env.sample_rate.max(1);
-        if n == 1 {
-            count(self, 1);
-            return;
-        }
-        let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_PROF_TICKS);
-        let t1 = self.add_const(t, u64::MAX);
-        self.e.store(Mem::Vm, t1, self.vmctx, VMCTX_PROF_TICKS);
-        let sample = self.e.create_block(&[]);
-        let cont = self.new_block();
-        self.e.set_cold(sample);
-        self.e.brif(t1, cont, &[], sample, &[]);
-        self.e.switch_to(sample);
-        let outer = std::mem::replace(&mut self.cold_path, true);
-        count(self, n);
-        let seed = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_PROF_SEED);
-        let a = self.i64c(6364136223846793005);
-        let mul = self.e.int_op(IntOp::Mul, seed, a);
-        let seed1 = self.add_const(mul, 1442695040888963407);
-        self.e.store(Mem::Vm, seed1, self.vmctx, VMCTX_PROF_SEED);
-        // period = 1 + ((seed >> 32) * (2n - 1) >> 32), uniform in [1, 2n - 1]
-        // (mean n, so adding n per sample is unbiased); the high bits are the random ones.
-        let k32 = self.i64c(32);
-        let hi = self.e.int_op(IntOp::UShr, seed1, k32);
-        let span = self.i64c(2 * n - 1);
-        let scaled = self.e.int_op(IntOp::Mul, hi, span);
-        let r = self.e.int_op(IntOp::UShr, scaled, k32);
-        let period = self.add_const(r, 1);
-        self.e.store(Mem::Vm, period, self.vmctx, VMCTX_PROF_TICKS);
-        self.cold_path = outer;
-        self.e.jump(cont, &[]);
-        self.e.switch_to(cont);
-    }
-
-    /// Add `n` to the profile slot at `addr` (+ 8 * `index` when given).
-    fn add_to_slot(&mut self, addr: usize, index: Option<E::Value>, n: u64) {
+    /// Add 1 to the profile slot at `addr` (+ 8 * `index` when given).
+    ///
+    /// Profiles count every event, whatever `sample_rate` (which only says
+    /// whether there is counting code at all): a sampling countdown costs a
+    /// load, a store and a branch per event, as much as the increment it would
+    /// save (measured: sampled collection at rate 16 was slower than counting
+    /// every event), so the profiling tiers count as HotSpot's profiling tier
+    /// does, and the time spent in them is what bounds the cost.
+    fn add_to_slot(&mut self, addr: usize, index: Option<E::Value>) {
         let mut p = self.e.constant(Ty::Addr, addr as u64);
         if let Some(k) = index {
             let three = self.i64c(3);
@@ -1092,41 +1075,14 @@ impl<E: Emitter> Lower<'_, '_, E> {
             p = self.e.int_op(IntOp::Add, p, off);
         }
         let c = self.e.load(Mem::Vm, Ty::I64, p, 0);
-        let c1 = self.add_const(c, n);
+        let c1 = self.add_const(c, 1);
         self.e.store(Mem::Vm, c1, p, 0);
-    }
-
-    /// Count a `switch` on `v` (scalar type `s`) into its slots at `slots`:
-    /// a second switch, to one counting block per case (a duplicated key
-    /// counts for the first case with it, the one the switch takes).
-    fn count_switch(&mut self, v: E::Value, s: Scalar, cases: &[(u64, BlockCall)], slots: usize, n: u64) {
-        let join = self.new_block();
-        let mut seen = std::collections::HashSet::new();
-        let mut keys = Vec::new();
-        let mut pads = Vec::new();
-        for (k, (key, _)) in cases.iter().enumerate() {
-            let key = key & low_mask(s.bits());
-            if seen.insert(key) {
-                let pad = self.new_block();
-                keys.push((key, pad));
-                pads.push((pad, k));
-            }
-        }
-        let dflt = self.new_block();
-        pads.push((dflt, cases.len()));
-        self.e.switch(v, native_ty(s), &keys, dflt);
-        for (pad, k) in pads {
-            self.e.switch_to(pad);
-            self.add_to_slot(slots + 8 * k, None, n);
-            self.e.jump(join, &[]);
-        }
-        self.e.switch_to(join);
     }
 
     /// Count a call through token `token` into the `call_indirect` rows at
     /// `rows` (`SiteKind::Indirect`): the first row (the builtin keeps the most
     /// frequent target there) inline, anything else in `Builtin::ProfileTarget`.
-    fn count_target(&mut self, rows: usize, token: E::Value, n: u64) {
+    fn count_target(&mut self, rows: usize, token: E::Value) {
         let base = self.e.constant(Ty::Addr, rows as u64);
         let first = self.e.load(Mem::Vm, Ty::I64, base, 0);
         let hit = self.e.icmp(IntCC::Eq, first, token);
@@ -1134,11 +1090,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.set_cold(slow);
         self.e.brif(hit, inline, &[], slow, &[]);
         self.e.switch_to(inline);
-        self.add_to_slot(rows + 8, None, n);
+        self.add_to_slot(rows + 8, None);
         self.e.jump(join, &[]);
         self.e.switch_to(slow);
-        let nn = self.i64c(n);
-        self.call_builtin(Builtin::ProfileTarget, &[base, token, nn]);
+        let one = self.i64c(1);
+        self.call_builtin(Builtin::ProfileTarget, &[base, token, one]);
         self.e.jump(join, &[]);
         self.e.switch_to(join);
     }

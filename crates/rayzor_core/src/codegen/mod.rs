@@ -17,6 +17,7 @@ pub mod llvm;
 pub mod lower;
 pub mod quiesce;
 pub mod thunk;
+pub mod unwind;
 
 use crate::mir::profile::FunctionProfile;
 use crate::mir::{Block, FuncId, Function, Module};
@@ -56,8 +57,13 @@ pub struct CodegenOptions {
     pub count_backedges: bool,
     /// An OSR entry: the parameters come in a buffer (`abi::osr_entry_signature`).
     pub osr_entry: bool,
+    /// Calls of the function to itself go straight to the code being compiled
+    /// instead of through its slot (code that will not be replaced: the top
+    /// tier), so the backend can inline and transform the recursion.
+    pub direct_self_calls: bool,
     /// Collect an execution profile (`mir::profile`) into the function's
-    /// profile slots (`CodegenEnv::profiles`), sampled like the counters.
+    /// profile slots (`CodegenEnv::profiles`), counting every event (see
+    /// `lower::Lower::add_to_slot` for why not sampled); none with `sample_rate` 0.
     /// Only for code of the function as written (its `Inst`s name the sites).
     pub profile: bool,
 }

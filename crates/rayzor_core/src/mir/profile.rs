@@ -4,11 +4,12 @@
 //!
 //! A profile only ever changes *how fast* code runs, never what it computes:
 //! every use of it must stay correct when later inputs contradict it (a
-//! wrong guess is slower, never wrong). Counts are sampled, so they are
-//! relative frequencies, not exact event counts.
+//! wrong guess is slower, never wrong). Counts cover only the time the
+//! function ran in profiling code (T0 by default; it counts every event)
+//! and may lose an update under contention: use them as relative frequencies.
 //!
 //! Sites are named by the `Inst` of the instruction in the function as the
-//! user wrote it (before the MIR optimiser), so a profile collected by T0/T1
+//! user wrote it (before the MIR optimiser), so a profile collected by T0 (or T1)
 //! code still names the right instructions when T2/T3 compile the function.
 
 use super::interp::FUNC_TOKEN_BASE;

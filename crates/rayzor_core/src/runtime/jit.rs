@@ -117,9 +117,11 @@ pub struct Jit {
     profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)>,
     /// Address of each function's profile slots (0: none), for `CodegenEnv::profiles`.
     profile_addrs: Vec<usize>,
+    /// Bit t set: later compiles at tier t collect profiles (`set_profiling_tiers`).
+    profiling_tiers: AtomicU8,
 }
 
-type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
+use crate::codegen::unwind::{self, HostEntry};
 
 /// Why code was compiled, for stats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,6 +258,9 @@ impl Jit {
             given_profiles: Mutex::new(vec![None; n]),
             profiles,
             profile_addrs,
+            profiling_tiers: AtomicU8::new(
+                Tier::ALL.iter().filter(|t| t.profiles()).map(|t| 1 << *t as u8).sum(),
+            ),
             module,
         };
         let backend =
@@ -441,7 +446,8 @@ impl Jit {
         let (func, profile) = self.mir_and_profile(f, tier);
         let func = &*func;
         let env = self.env();
-        let opts = tier.codegen_options();
+        let mut opts = tier.codegen_options();
+        opts.profile = self.profiling_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
         // Loops of code that may still be promoted get OSR points.
         let mode = self.osr.mode();
         let points = match mode {
@@ -612,8 +618,9 @@ impl Jit {
     }
 
     /// The execution profile of `f` collected so far by its profiling code
-    /// (T0 and T1, `CodegenOptions::profile`): sampled counts, so relative
-    /// frequencies. Empty when `sample_rate` is 0.
+    /// (T0, or the tiers `set_profiling_tiers` names; that code counts every
+    /// event; `entries` is the call counters' T0 + T1 count, sampled). Empty
+    /// when `sample_rate` is 0.
     pub fn profile(&self, f: FuncId) -> FunctionProfile {
         let (layout, slots) = &self.profiles[f.index()];
         let values: Vec<u64> = slots.iter().map(|a| a.load(Ordering::Relaxed)).collect();
@@ -621,6 +628,15 @@ impl Jit {
         let entries = c.calls[Tier::T0 as usize].load(Ordering::Relaxed)
             + c.calls[Tier::T1 as usize].load(Ordering::Relaxed);
         layout.read(&values, entries)
+    }
+
+    /// Which tiers' code compiled from now on collects profiles: bit t for
+    /// tier t (default: the tiers whose `Tier::profiles`). Only T0 and T1 can
+    /// (they compile the MIR as written); other bits are ignored. For measuring
+    /// what collection costs; the call and loop counters stay as they are.
+    pub fn set_profiling_tiers(&self, mask: u8) {
+        let can = (1 << Tier::T0 as u8) | (1 << Tier::T1 as u8);
+        self.profiling_tiers.store(mask & can, Ordering::Relaxed);
     }
 
     /// Forget the profile of `f` collected so far (its code keeps collecting).
@@ -654,7 +670,7 @@ impl Jit {
         let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
         let mut ctx = VmCtx {
-            depth: 0,
+            resume: 0,
             trap: 0,
             stack_limit: 0,
             trap_func: 0,
@@ -662,8 +678,6 @@ impl Jit {
             edge_ticks: 0,
             epoch: interrupt::EPOCH.load(Ordering::SeqCst),
             interrupts: interrupt::Marks::now(Some(&self.interrupt_generation)),
-            prof_ticks: 0,
-            prof_seed: 0,
         };
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
@@ -675,20 +689,18 @@ impl Jit {
             ctx.stack_limit = limit;
             ctx.call_ticks = call_ticks.clamp(1, n);
             ctx.edge_ticks = edge_ticks.clamp(1, n);
-            (ctx.prof_ticks, ctx.prof_seed) = thread.prof.get();
-            ctx.prof_ticks = ctx.prof_ticks.clamp(1, 2 * n);
             let ctxp: *mut VmCtx = &mut ctx;
             if self.calls_host {
                 // SAFETY: `ctx` outlives the scope, dropped right after the call.
                 let _scope = unsafe { host_abort::Scope::enter(std::ptr::addr_of_mut!((*ctxp).trap)) };
                 // SAFETY: as below.
-                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+                unsafe { unwind::protected_call(entry, ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             } else {
                 // SAFETY: as above; the stack limit keeps frames above the guard page.
-                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+                // (A trap unwinds here with `ctx.trap` set; checked below.)
+                unsafe { unwind::protected_call(entry, ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             }
             thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
-            thread.prof.set((ctx.prof_ticks, ctx.prof_seed));
         });
         drop(guard);
         entered.map_err(|e| RunError::Usage(UsageError(e)))?;

@@ -153,8 +153,6 @@ pub struct ThreadState {
     canary: Cell<usize>,
     /// Sampling countdowns (calls, back-edges), carried from one host call to the next.
     pub ticks: Cell<(u64, u64)>,
-    /// The profile sampling countdown and generator state (`VmCtx::prof_ticks`, `prof_seed`).
-    pub prof: Cell<(u64, u64)>,
 }
 
 thread_local! {
@@ -166,7 +164,6 @@ thread_local! {
             active_limit: Cell::new(0),
             canary: Cell::new(0),
             ticks: Cell::new((1, 1)),
-            prof: Cell::new((1, 0)),
         }
     };
 }

@@ -93,16 +93,28 @@ impl Tier {
         self >= Tier::T2
     }
 
+    /// Whether the tier's code collects the profile T2 and T3 compile with
+    /// (`mir::profile`). Only T0: it runs the MIR as written (whose `Inst`s name
+    /// the sites) and every function starts there; T1 could (`Jit::set_profiling_tiers`)
+    /// but its steady state would pay (measured in docs/benchmarks.md: up to 2x
+    /// on tight loops at T1, against up to +50% on T0's slower code), and it is
+    /// where a function stays when it is warm but never hot.
+    pub fn profiles(self) -> bool {
+        self == Tier::T0
+    }
+
     pub fn codegen_options(self) -> CodegenOptions {
         CodegenOptions {
             optimize: self != Tier::T0,
-            call_counter: Some(self as usize),
+            // T3 is not promoted, so its entries are not counted: a count per call
+            // is a serial read-modify-write that call-heavy code pays on every call.
+            call_counter: (self != Tier::T3).then_some(self as usize),
             // T3 is the top tier: nothing is promoted on its loop counts.
             count_backedges: self != Tier::T3,
             osr_entry: false,
-            // T0 and T1 run the MIR as written and may still be promoted: they
-            // collect the profile T2 and T3 compile with.
-            profile: self <= Tier::T1,
+            // T3 code is not replaced by promotion, so its recursion may stay in it.
+            direct_self_calls: self == Tier::T3,
+            profile: self.profiles(),
         }
     }
 }
