@@ -62,6 +62,22 @@ OSR_WORKLOADS = ("loop", "collatz")
 STEADY_ROUNDS = {"full": 5, "quick": 3, "tiny": 1}
 STEADY_CALL = 10
 STEADY_MARGIN = 0.05
+PGO_MODES = {
+    # rounds, jits (code placements) per configuration
+    "full": (7, 3),
+    "quick": (5, 2),
+    "tiny": (2, 1),
+}
+# (label, tier, profile): no profile, one recorded by the interpreter on the training call
+# (`TieredJit.train_profile`), or one the T0 code (the profiling tier) collected running it.
+PGO_CONFIGS = [
+    ("T1", Tier.T1, None),
+    ("T2", Tier.T2, None),
+    ("T3", Tier.T3, None),
+    ("T2+pgo", Tier.T2, "interp"),
+    ("T3+pgo", Tier.T3, "interp"),
+    ("T3+pgo(T0)", Tier.T3, "collected"),
+]
 PRESETS = ("development", "production")
 
 
@@ -721,9 +737,91 @@ class Bench:
             )
         return out
 
+    def pgo(self) -> dict[str, Any]:
+        """The PGO workloads (``workloads.PGO_WORKLOADS``) at T1, T2 and T3 without a
+        profile, and at T2/T3 with the profile of one training call (``entry(train)``):
+        recorded by the interpreter, or collected by the function's own T0 code. Each
+        configuration is compiled into several jits (code placement), every round runs all
+        of them in alternating order; the figure is the median over all runs."""
+        rounds, placements = PGO_MODES[self.mode]
+        configs = [c for c in PGO_CONFIGS if self.t3 or c[1] != Tier.T3]
+        out: dict[str, Any] = {
+            "rounds": rounds,
+            "placements": placements,
+            "load_avg_before": os.getloadavg(),
+            "rows": [],
+        }
+        for w in W.PGO_WORKLOADS.values():
+            size = w.sizes[self.mode]
+            self.log(f"PGO: {w.name} (size {size})")
+            jits: list[rayzor.TieredJit] = []
+            fns: list[tuple[str, Any]] = []
+            try:
+                for _ in range(placements):
+                    for label, tier, profile in configs:
+                        cfg = rayzor.TieredConfig(enable_background_optimization=False, osr=False)
+                        jit = rayzor.TieredJit(w.mir(), cfg)
+                        jits.append(jit)
+                        if profile == "interp":
+                            jit.train_profile(w.entry, [(w.train,)])
+                        elif profile == "collected":
+                            for name in jit.functions:
+                                jit.compile(name, Tier.T0)
+                            jit[w.entry](w.train)
+                        for name in jit.functions:
+                            jit.compile(name, tier)
+                        fns.append((label, jit[w.entry]))
+                want = fns[0][1](size)
+                for label, fn in fns:
+                    got = fn(size)
+                    if got != want:
+                        self.fail(f"MISMATCH PGO {w.name} {label}: {got} != {want}")
+                times: dict[str, list[float]] = {label: [] for label, _, _ in configs}
+                for r in range(rounds):
+                    for label, fn in fns if r % 2 == 0 else fns[::-1]:
+                        t = time.perf_counter()
+                        fn(size)
+                        times[label].append(time.perf_counter() - t)
+            except rayzor.RayzorError as e:
+                self.fail(f"PGO {w.name}: {type(e).__name__}: {e}")
+                continue
+            finally:
+                for jit in jits:
+                    jit.close()
+            row: dict[str, Any] = {"workload": w.name, "size": size, "description": w.description}
+            row["ms"] = {label: statistics.median(ts) * 1e3 for label, ts in times.items()}
+            if w.py is not None:
+                t = time.perf_counter()
+                got = w.py(size)
+                row["ms"]["cpython"] = (time.perf_counter() - t) * 1e3
+                if got != want:
+                    self.fail(f"MISMATCH PGO {w.name} cpython: {got} != {want}")
+            ms = row["ms"]
+            if "T3" in ms:
+                row["pgo_speedup_t3"] = ms["T3"] / ms["T3+pgo"]
+                row["pgo_speedup_t3_collected"] = ms["T3"] / ms["T3+pgo(T0)"]
+            row["pgo_speedup_t2"] = ms["T2"] / ms["T2+pgo"]
+            out["rows"].append(row)
+        ups = [r["pgo_speedup_t3"] for r in out["rows"] if "pgo_speedup_t3" in r]
+        if ups:
+            out["geomean_t3"] = statistics.geometric_mean(ups)
+            out["geomean_t3_collected"] = statistics.geometric_mean(
+                r["pgo_speedup_t3_collected"] for r in out["rows"]
+            )
+        out["load_avg_after"] = os.getloadavg()
+        return out
+
     # ------------------------------------------------------------------ driver
 
-    def run(self, osr_only: bool = False) -> dict[str, Any]:
+    def run(self, osr_only: bool = False, pgo_only: bool = False) -> dict[str, Any]:
+        if pgo_only:
+            return {
+                "mode": self.mode,
+                "machine": machine(),
+                "results": [],
+                "pgo": self.pgo(),
+                "errors": self.errors,
+            }
         for w in [] if osr_only else self.workloads:
             size = w.sizes[self.mode]
             self.log(f"{w.name} (size {size})")
@@ -756,6 +854,7 @@ class Bench:
             self.log("tiered steady state vs forced tiers")
             steady = self.tiered_steady_state()
         osr = {"first_call": self.osr_first_calls(), "steady_state": self.osr_steady_state()}
+        pgo = {} if osr_only else self.pgo()
         systems = ["c"] + [f"rayzor-{t.name}" for t in self.tiers]
         systems += ["rayzor-tiered-dev", "rayzor-tiered-prod", "cpython"] + (
             ["numba"] if self.has_numba else []
@@ -774,6 +873,7 @@ class Bench:
             "profile_cost": profiles,
             "osr": osr,
             "tiered_steady_state": steady,
+            "pgo": pgo,
             "time_to_result": {"k": self.k, "ms": self.ttr},
             "nbody_check": {"published": W.NBODY_PUBLISHED, "steps": W.NBODY_CHECK_STEPS, **self.nbody_check},
             "c_flags": CC_FLAGS,
@@ -820,7 +920,43 @@ def fmt_ms(x: float | None) -> str:
     return f"{x:.3f}"
 
 
+def markdown_pgo(pgo: dict[str, Any]) -> list[str]:
+    if not pgo.get("rows"):
+        return []
+    labels = [c[0] for c in PGO_CONFIGS if any(c[0] in r["ms"] for r in pgo["rows"])]
+    lines = [
+        f"## Profile-guided T2/T3, ms (median of {pgo['rounds']} rounds x {pgo['placements']} jits; "
+        f"load average {fmt_load(pgo['load_avg_before'])} before, {fmt_load(pgo['load_avg_after'])} after)",
+        "",
+        "+pgo: compiled with the profile the interpreter recorded on one training call; "
+        "+pgo(T0): with the profile the function's T0 code collected on that call. "
+        "Speedup: T3 / T3+pgo.",
+        "",
+        "| workload | size | " + " | ".join(labels) + " | cpython | speedup T3 | speedup T3 (T0 profile) |",
+        "|---" * (len(labels) + 5) + "|",
+    ]
+    for r in pgo["rows"]:
+        ms = r["ms"]
+        cells = [fmt_ms(ms.get(label)) for label in labels]
+        up = r.get("pgo_speedup_t3")
+        upc = r.get("pgo_speedup_t3_collected")
+        lines.append(
+            f"| {r['workload']} | {r['size']:,} | " + " | ".join(cells) + f" | {fmt_ms(ms.get('cpython'))} "
+            f"| {'-' if up is None else f'{up:.2f}x'} | {'-' if upc is None else f'{upc:.2f}x'} |"
+        )
+    if "geomean_t3" in pgo:
+        lines += [
+            "",
+            f"Geometric mean of the T3 speedups: {pgo['geomean_t3']:.2f}x "
+            f"(T0-collected profiles: {pgo['geomean_t3_collected']:.2f}x).",
+        ]
+    lines.append("")
+    return lines
+
+
 def markdown(rep: dict[str, Any]) -> str:
+    if not rep["results"] and "pgo" in rep and "osr" not in rep:  # --pgo-only
+        return "\n".join(markdown_pgo(rep["pgo"]))
     if not rep["results"]:  # --osr-only
         return "\n".join(markdown_osr(rep["osr"]))
     systems = rep["systems"]
@@ -908,6 +1044,7 @@ def markdown(rep: dict[str, Any]) -> str:
     lines += markdown_steady(rep.get("tiered_steady_state") or {})
     lines += markdown_profile_cost(rep.get("profile_cost", {}))
     lines += markdown_osr(rep["osr"])
+    lines += markdown_pgo(rep.get("pgo", {}))
 
     nb = rep["nbody_check"]
     checked = {s: v for s, v in nb.items() if s not in ("published", "steps")}
@@ -1100,6 +1237,7 @@ def main() -> int:
     ap.add_argument("--osr-only", action="store_true", help=argparse.SUPPRESS)  # the OSR section alone
     # the tiered-steady-state section alone
     ap.add_argument("--steady-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--pgo-only", action="store_true", help=argparse.SUPPRESS)  # the PGO section alone
     a = ap.parse_args()
     mode = "tiny" if a.tiny else "quick" if a.quick else "full"
     only = a.only.split(",") if a.only else None
@@ -1116,7 +1254,7 @@ def main() -> int:
                 json.dumps({"machine": machine(), "tiered_steady_state": ss}, indent=1) + "\n"
             )
         return 1 if bench.errors else 0
-    rep = bench.run(osr_only=a.osr_only)
+    rep = bench.run(osr_only=a.osr_only, pgo_only=a.pgo_only)
     rep["wall_s"] = time.perf_counter() - t0
     print(markdown(rep))
     if a.json:

@@ -528,6 +528,33 @@ impl PyJit {
         Ok(())
     }
 
+    /// Record how `name` and everything it calls run on `calls` (argument
+    /// tuples) in the reference interpreter, and compile those functions with
+    /// that profile at T2 and T3 from now on. Returns how many calls trapped.
+    fn train_profile(&self, py: Python<'_>, name: &str, calls: Vec<Bound<'_, PyTuple>>) -> PyResult<usize> {
+        let module = self.core.module();
+        let id = lookup(py, module, name)?;
+        let mut pins = Vec::new();
+        let leaves = calls
+            .iter()
+            .map(|args| crate::interp::convert_args(py, module, id, args, &mut pins))
+            .collect::<PyResult<Vec<_>>>()?;
+        let r = self.core.train_profile(id, &leaves).map_err(|e| jit_error(py, e));
+        drop(pins);
+        r
+    }
+
+    /// Testing aid: give every function a made-up profile (from `seed`) for its T2/T3 compiles.
+    fn _random_profiles(&self, seed: u64) {
+        self.core.set_random_profiles(seed);
+    }
+
+    /// Forget the profile given to `name` (by `train_profile` or `_random_profiles`).
+    fn clear_profile(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        let id = lookup(py, self.core.module(), name)?;
+        self.core.set_profile(id, None).map_err(|e| jit_error(py, e))
+    }
+
     /// The callable for function `name`.
     fn function(&self, py: Python<'_>, name: &str) -> PyResult<Py<JitFunction>> {
         let id = lookup(py, self.core.module(), name)?;

@@ -7,7 +7,7 @@ import atexit
 import logging
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import _rayzor
@@ -108,6 +108,24 @@ class TieredJit:
         back-edges, into OSR entries compiled at ``tier`` now (functions below ``tier`` are
         recompiled at their tier, counts start at zero). Needs ``osr=True``."""
         self._core._force_osr(after, int(tier))
+
+    def train_profile(self, name: str, calls: Iterable[Sequence[Any]]) -> int:
+        """Profile-guided optimisation from sample inputs: run ``name`` on each argument
+        tuple of ``calls`` in the reference interpreter, recording how it and every function
+        it calls ran (branches, switch cases, call targets), and compile those functions
+        with that profile at T2 and T3 from now on (branch weights, guarded
+        devirtualisation of indirect calls, inlining of hot call sites). A profile only
+        changes how fast the code runs, never what it computes. Returns how many of the
+        calls trapped. Recompile (or let promotion do it) for the profile to take effect."""
+        return self._core.train_profile(name, [tuple(c) for c in calls])
+
+    def clear_profile(self, name: str) -> None:
+        """Forget the profile :meth:`train_profile` gave ``name``."""
+        self._core.clear_profile(name)
+
+    def _random_profiles(self, seed: int) -> None:
+        """Testing aid: give every function a made-up (often contradictory) profile."""
+        self._core._random_profiles(seed)
 
     def tier_of(self, name: str) -> Tier:
         return Tier(self._core.tier_of(name))

@@ -24,7 +24,7 @@ use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, Na
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
-use crate::mir::profile::{ProfileLayout, SiteKind};
+use crate::mir::profile::{FunctionProfile, ProfileLayout, SiteKind};
 use crate::mir::{
     BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, Inst, InstKind, Scalar, Signature, TrapKind,
     Type, UnOp, Value, ValueDef, MAX_CALL_DEPTH,
@@ -33,7 +33,7 @@ use crate::mir::{
 /// Lower `unit` into `e`, which is positioned in the entry block of a function with signature
 /// `abi::jit_signature(&func.sig)`.
 pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(), String> {
-    let CompileUnit { env, id, func, opts, osr } = *unit;
+    let CompileUnit { env, id, func, opts, osr, profile: pgo } = *unit;
     let params = e.params();
     let vmctx = params[0];
     let osr = osr.filter(|sites| !sites.points.is_empty()).map(|sites| (sites, Liveness::new(func)));
@@ -67,6 +67,7 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         origin: id,
         origin_exits: Vec::new(),
         profile,
+        pgo,
         inst_id: Inst(0),
         strips: Vec::new(),
     };
@@ -138,6 +139,8 @@ struct Lower<'e, 'a, E: Emitter> {
     origin: FuncId,
     /// Blocks that record `trap_func` for a trap a builtin set, then exit.
     origin_exits: Vec<(FuncId, E::Block)>,
+    /// How the function ran, if known (branch weights, switch case order).
+    pgo: Option<&'a FunctionProfile>,
     /// Profiling code: the address of the function's profile slots and their layout.
     profile: Option<(usize, ProfileLayout)>,
     /// The instruction being lowered.
@@ -1150,6 +1153,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 }
                 let (tb, ta) = self.target(then_dest);
                 let (eb, ea) = self.target(else_dest);
+                if let Some(b) = self.pgo.and_then(|p| p.branch(self.inst_id)) {
+                    self.e.set_weights(&[b.taken, b.not_taken]);
+                }
                 self.e.brif(c, tb, &ta, eb, &ea);
                 vec![]
             }
@@ -1237,14 +1243,40 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 pad
             }
         };
-        for (k, (key, call)) in cases.iter().enumerate() {
-            let key = key & low_mask(s.bits());
+        let counts = self.pgo.and_then(|p| p.switch(self.inst_id)).filter(|c| c.cases.len() == cases.len());
+        let mut weights = Vec::new();
+        for (i, (k, call)) in cases.iter().enumerate() {
+            let key = k & low_mask(s.bits());
             if seen.insert(key) {
-                let b = target(self, call, k);
-                keys.push((key, b));
+                let b = target(self, call, i);
+                keys.push((key, b, counts.map_or(0, |c| c.cases[i])));
             }
         }
         let dflt = target(self, default, cases.len());
+        if let Some(c) = counts {
+            // Cases ordered by frequency: a case that takes most of what is
+            // left is tested first with a compare and branch (predicted, and
+            // cheaper than the table jump); the rest stay a `switch`.
+            let mut left: u64 = keys.iter().fold(c.default, |a, k| a.saturating_add(k.2));
+            for _ in 0..2 {
+                let Some(top) = (0..keys.len()).max_by_key(|&i| keys[i].2) else { break };
+                let n = keys[top].2;
+                if keys.len() < 2 || n == 0 || n.saturating_mul(2) < left.saturating_add(1) {
+                    break;
+                }
+                let (key, b, _) = keys.remove(top);
+                let hit = self.icmp_const(IntCC::Eq, s, v, key);
+                let rest = self.new_block();
+                self.e.set_weights(&[n, left.saturating_sub(n)]);
+                self.e.brif(hit, b, &[], rest, &[]);
+                self.e.switch_to(rest);
+                left = left.saturating_sub(n);
+            }
+            weights.push(c.default);
+            weights.extend(keys.iter().map(|k| k.2));
+            self.e.set_weights(&weights);
+        }
+        let keys: Vec<(u64, E::Block)> = keys.into_iter().map(|(k, b, _)| (k, b)).collect();
         self.e.switch(v, native_ty(s), &keys, dflt);
         for (pad, call, slot) in pads {
             self.e.switch_to(pad);

@@ -19,6 +19,7 @@ pub mod quiesce;
 pub mod thunk;
 pub mod unwind;
 
+use crate::mir::profile::FunctionProfile;
 use crate::mir::{Block, FuncId, Function, Module};
 
 /// Addresses the generated code embeds: they live as long as the jit.
@@ -97,6 +98,9 @@ pub struct CompileUnit<'a> {
     pub opts: CodegenOptions,
     /// Where the code may transfer into OSR entries (none: no OSR checks).
     pub osr: Option<&'a OsrSites<'a>>,
+    /// How `func` ran (keyed by its own instructions): branch weights and
+    /// switch case order. A hint only: the code is correct whatever it says.
+    pub profile: Option<&'a FunctionProfile>,
 }
 
 /// The OSR transfer points of one compile: at each counted back-edge to a

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod inspect;
+mod pgo;
 pub use inspect::CodeCopy;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +112,8 @@ pub struct Jit {
     interrupt_generation: AtomicU64,
     /// The never-slower tier policy (`runtime::policy`).
     policy: super::policy::Policy,
+    /// Profiles given with `set_profile`, by function (`runtime::jit::pgo`).
+    given_profiles: Mutex<Vec<Option<std::sync::Arc<crate::mir::profile::FunctionProfile>>>>,
     /// Execution profile slots of each function, beside its counters
     /// (`mir::profile::ProfileLayout`; none when `sample_rate` is 0).
     profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)>,
@@ -260,6 +263,7 @@ impl Jit {
             calls_host,
             interrupt_generation: AtomicU64::new(0),
             policy: super::policy::Policy::default(),
+            given_profiles: Mutex::new(vec![None; n]),
             profiles,
             profile_addrs,
             profiling_tiers: AtomicU8::new(
@@ -505,7 +509,7 @@ impl Jit {
     /// Machine code for `f` at `tier`, from the tier's backend.
     fn compile_code(&self, f: FuncId, tier: Tier) -> Result<Box<dyn MachineCode>, JitError> {
         let backend = tier.backend().map_err(|reason| JitError::Unavailable { tier, reason })?;
-        let func = self.mir_for(f, tier);
+        let (func, profile) = self.mir_and_profile(f, tier);
         let func = &*func;
         let env = self.env();
         let mut opts = tier.codegen_options();
@@ -519,7 +523,7 @@ impl Jit {
         };
         let (check_mask, min_count) = mode.check();
         let sites = OsrSites { points: &points, check_mask, min_count };
-        let unit = CompileUnit { env: &env, id: f, func, opts, osr: Some(&sites) };
+        let unit = CompileUnit { env: &env, id: f, func, opts, osr: Some(&sites), profile: profile.as_ref() };
         backend.compile(&unit).map_err(|m| self.compile_error(f, tier, m))
     }
 
@@ -615,7 +619,7 @@ impl Jit {
         // Its instructions are not the function's: nothing to name profile sites by.
         opts.profile = false;
         let env = self.env();
-        let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None };
+        let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None, profile: None };
         backend.compile(&unit).map_err(|m| self.compile_error(f, target, m))
     }
 
