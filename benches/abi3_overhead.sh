@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures what the stable ABI costs per Python -> JIT call: builds an abi3 wheel
-# (pyo3 feature abi3-py311; abi3-py310 does not build, the buffer protocol joined the
-# limited API in 3.11) and a per-version wheel for PYTHON, installs each in a fresh venv
+# (feature abi3 = pyo3's abi3-py311, where calls go through tp_call, not vectorcall;
+# abi3-py310 does not build, the buffer protocol joined the limited API in 3.11) and a per-version wheel for PYTHON, installs each in a fresh venv
 # and times the identity i64 function at T3 (benches/timing.call_overhead_ns).
 # Usage: bash benches/abi3_overhead.sh [PYTHON]   (default python3; takes ~1 minute)
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
@@ -14,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$ROOT"
 maturin build --release -q --auditwheel skip -i "$py" -o "$tmp/native" "${CARGO_FEATURE_ARGS[@]}"
 maturin build --release -q --auditwheel skip -i "$py" -o "$tmp/abi3" "${CARGO_FEATURE_ARGS[@]}" \
-    --features pyo3/abi3-py311
+    --features abi3
 for kind in native abi3; do
     "$py" -m venv "$tmp/venv-$kind"
     "$tmp/venv-$kind/bin/python" -m pip install -q --no-index --no-deps "$tmp/$kind"/*.whl

@@ -62,6 +62,22 @@ OSR_WORKLOADS = ("loop", "collatz")
 STEADY_ROUNDS = {"full": 5, "quick": 3, "tiny": 1}
 STEADY_CALL = 10
 STEADY_MARGIN = 0.05
+PGO_MODES = {
+    # rounds, jits (code placements) per configuration
+    "full": (7, 3),
+    "quick": (5, 2),
+    "tiny": (2, 1),
+}
+# (label, tier, profile): no profile, one recorded by the interpreter on the training call
+# (`TieredJit.train_profile`), or one the T0 code (the profiling tier) collected running it.
+PGO_CONFIGS = [
+    ("T1", Tier.T1, None),
+    ("T2", Tier.T2, None),
+    ("T3", Tier.T3, None),
+    ("T2+pgo", Tier.T2, "interp"),
+    ("T3+pgo", Tier.T3, "interp"),
+    ("T3+pgo(T0)", Tier.T3, "collected"),
+]
 PRESETS = ("development", "production")
 
 
@@ -273,29 +289,35 @@ class Bench:
     # ------------------------------------------------------------------ micro
 
     def call_overhead(self) -> dict[str, float]:
+        """ns per identity call from Python: rayzor in each GIL mode (one JitFunction per
+        mode; "rayzor" is the default, adaptive), ctypes and a Python function, measured
+        interleaved round by round; numba in its worker process."""
         n = self.overhead_calls
-        out: dict[str, float] = {}
         top = self.tiers[-1]
-        with rayzor.TieredJit(
-            W.mir_ident(), rayzor.TieredConfig(enable_background_optimization=False)
-        ) as jit:
-            jit.compile("ident", top)
-            f = jit["ident"]
-            out["rayzor"] = timing.call_overhead_ns(f, n)
-            f.gil = "hold"
-            out["rayzor_gil_hold"] = timing.call_overhead_ns(f, n)
-            f.gil = "release"
-            out["rayzor_gil_release"] = timing.call_overhead_ns(f, n)
         lib, _ = self.cc("ident", W.C_DIR / "ident.c")
         c = lib.ident
         c.argtypes = [ctypes.c_int64]
         c.restype = ctypes.c_int64
-        out["ctypes"] = timing.call_overhead_ns(c, n)
 
         def ident(x: int) -> int:
             return x
 
-        out["cpython"] = timing.call_overhead_ns(ident, n)
+        with rayzor.TieredJit(
+            W.mir_ident(), rayzor.TieredConfig(enable_background_optimization=False)
+        ) as jit:
+            jit.compile("ident", top)
+            fns: dict[str, Any] = {}
+            for key, mode in (
+                ("rayzor", "adaptive"),
+                ("rayzor_gil_hold", "hold"),
+                ("rayzor_gil_release", "release"),
+            ):
+                f = jit._core.function("ident")
+                f.gil = mode
+                fns[key] = f
+            fns["ctypes"] = c
+            fns["cpython"] = ident
+            out = timing.call_overhead_interleaved(fns, n)
         if self.has_numba:
             res = self.numba_worker("ident", str(n))
             if res is not None:
@@ -347,6 +369,57 @@ class Bench:
                 f"sample_rate_{off}_min_ms": sampled_min,
                 "overhead_pct_min": (every_min / sampled_min - 1) * 100,
             }
+        return out
+
+    def profile_cost(self) -> dict[str, Any]:
+        """What collecting profiles (branch, switch, indirect-target and call-site
+        counts, issue 12) costs: the same code with and without profile collection at T0
+        (the profiling tier) and T1 (which could profile, and does not because of this),
+        the call and loop counters as they are, at sample_rate 1 (the development preset)
+        and 16 (production); interleaved runs, medians of the calling thread's CPU time
+        (the code runs on it; wall time on a shared machine measures the neighbours).
+        The workloads, plus the switch-dispatch bytecode VM of tests/mir/bytecode_vm.mir."""
+        out: dict[str, Any] = {}
+        vm_mir = HERE.parent / "tests" / "mir" / "bytecode_vm.mir"
+        vm_n = {"full": 2_000_000, "quick": 500_000, "tiny": 10_000}[self.mode]
+        cases: list[tuple[str, Any, str, Any]] = [
+            (w.name, w.mir, w.entry, (lambda w=w: w.args(w.sizes[self.mode]))) for w in self.workloads
+        ]
+        if vm_mir.exists():
+            cases.append(("bytecode_vm", lambda: rayzor.parse(vm_mir.read_text()), "vm", lambda: (vm_n,)))
+        rounds = max(5, self.repeat * 3)
+        for name, mir, entry, args in cases:
+            row: dict[str, Any] = {}
+            for tier in (Tier.T0, Tier.T1):
+                for rate in (1, 16):
+                    jits, fns = [], []
+                    for collect in (True, False):
+                        cfg = rayzor.TieredConfig(
+                            enable_background_optimization=False,
+                            profile_config=rayzor.ProfileConfig(sample_rate=rate),
+                        )
+                        jit = rayzor.TieredJit(mir(), cfg)
+                        jit._set_profiling_tiers([tier] if collect else [])
+                        for fn_name in jit.functions:
+                            jit.compile(fn_name, tier)
+                        jits.append(jit)
+                        fns.append(jit[entry])
+                    results = [fns[k](*args()) for k in (0, 1)]  # warm-up, and both agree
+                    if results[0] != results[1]:
+                        self.errors.append(f"profile cost {name} {tier}: {results[0]} != {results[1]}")
+                    times: list[list[float]] = [[], []]
+                    for _ in range(rounds):  # interleaved to share the machine's noise
+                        for k in (0, 1):
+                            a = args()
+                            t = time.thread_time()
+                            fns[k](*a)
+                            times[k].append(time.thread_time() - t)
+                    for jit in jits:
+                        jit.close()
+                    on, off = (statistics.median(t) * 1e3 for t in times)
+                    row[f"{tier.name}@{rate}"] = {"profile_ms": on, "no_profile_ms": off, "rounds": rounds}
+                    self.log(f"  {name} {tier} sample_rate {rate}: {on:.2f} vs {off:.2f} ms")
+            out[name] = row
         return out
 
     # ------------------------------------------------------------------ OSR
@@ -664,9 +737,91 @@ class Bench:
             )
         return out
 
+    def pgo(self) -> dict[str, Any]:
+        """The PGO workloads (``workloads.PGO_WORKLOADS``) at T1, T2 and T3 without a
+        profile, and at T2/T3 with the profile of one training call (``entry(train)``):
+        recorded by the interpreter, or collected by the function's own T0 code. Each
+        configuration is compiled into several jits (code placement), every round runs all
+        of them in alternating order; the figure is the median over all runs."""
+        rounds, placements = PGO_MODES[self.mode]
+        configs = [c for c in PGO_CONFIGS if self.t3 or c[1] != Tier.T3]
+        out: dict[str, Any] = {
+            "rounds": rounds,
+            "placements": placements,
+            "load_avg_before": os.getloadavg(),
+            "rows": [],
+        }
+        for w in W.PGO_WORKLOADS.values():
+            size = w.sizes[self.mode]
+            self.log(f"PGO: {w.name} (size {size})")
+            jits: list[rayzor.TieredJit] = []
+            fns: list[tuple[str, Any]] = []
+            try:
+                for _ in range(placements):
+                    for label, tier, profile in configs:
+                        cfg = rayzor.TieredConfig(enable_background_optimization=False, osr=False)
+                        jit = rayzor.TieredJit(w.mir(), cfg)
+                        jits.append(jit)
+                        if profile == "interp":
+                            jit.train_profile(w.entry, [(w.train,)])
+                        elif profile == "collected":
+                            for name in jit.functions:
+                                jit.compile(name, Tier.T0)
+                            jit[w.entry](w.train)
+                        for name in jit.functions:
+                            jit.compile(name, tier)
+                        fns.append((label, jit[w.entry]))
+                want = fns[0][1](size)
+                for label, fn in fns:
+                    got = fn(size)
+                    if got != want:
+                        self.fail(f"MISMATCH PGO {w.name} {label}: {got} != {want}")
+                times: dict[str, list[float]] = {label: [] for label, _, _ in configs}
+                for r in range(rounds):
+                    for label, fn in fns if r % 2 == 0 else fns[::-1]:
+                        t = time.perf_counter()
+                        fn(size)
+                        times[label].append(time.perf_counter() - t)
+            except rayzor.RayzorError as e:
+                self.fail(f"PGO {w.name}: {type(e).__name__}: {e}")
+                continue
+            finally:
+                for jit in jits:
+                    jit.close()
+            row: dict[str, Any] = {"workload": w.name, "size": size, "description": w.description}
+            row["ms"] = {label: statistics.median(ts) * 1e3 for label, ts in times.items()}
+            if w.py is not None:
+                t = time.perf_counter()
+                got = w.py(size)
+                row["ms"]["cpython"] = (time.perf_counter() - t) * 1e3
+                if got != want:
+                    self.fail(f"MISMATCH PGO {w.name} cpython: {got} != {want}")
+            ms = row["ms"]
+            if "T3" in ms:
+                row["pgo_speedup_t3"] = ms["T3"] / ms["T3+pgo"]
+                row["pgo_speedup_t3_collected"] = ms["T3"] / ms["T3+pgo(T0)"]
+            row["pgo_speedup_t2"] = ms["T2"] / ms["T2+pgo"]
+            out["rows"].append(row)
+        ups = [r["pgo_speedup_t3"] for r in out["rows"] if "pgo_speedup_t3" in r]
+        if ups:
+            out["geomean_t3"] = statistics.geometric_mean(ups)
+            out["geomean_t3_collected"] = statistics.geometric_mean(
+                r["pgo_speedup_t3_collected"] for r in out["rows"]
+            )
+        out["load_avg_after"] = os.getloadavg()
+        return out
+
     # ------------------------------------------------------------------ driver
 
-    def run(self, osr_only: bool = False) -> dict[str, Any]:
+    def run(self, osr_only: bool = False, pgo_only: bool = False) -> dict[str, Any]:
+        if pgo_only:
+            return {
+                "mode": self.mode,
+                "machine": machine(),
+                "results": [],
+                "pgo": self.pgo(),
+                "errors": self.errors,
+            }
         for w in [] if osr_only else self.workloads:
             size = w.sizes[self.mode]
             self.log(f"{w.name} (size {size})")
@@ -686,16 +841,20 @@ class Bench:
                     self.log(f"  {label}: {r['run_ms']:.3f} ms -> {r['result']}")
         overhead: dict[str, float] = {}
         counters: dict[str, Any] = {}
+        profiles: dict[str, Any] = {}
         if not osr_only:
             self.log("call overhead")
             overhead = self.call_overhead()
             self.log("counter cost")
             counters = self.counter_cost()
+            self.log("profile cost")
+            profiles = self.profile_cost()
         steady: dict[str, Any] = {}
         if not osr_only:
             self.log("tiered steady state vs forced tiers")
             steady = self.tiered_steady_state()
         osr = {"first_call": self.osr_first_calls(), "steady_state": self.osr_steady_state()}
+        pgo = {} if osr_only else self.pgo()
         systems = ["c"] + [f"rayzor-{t.name}" for t in self.tiers]
         systems += ["rayzor-tiered-dev", "rayzor-tiered-prod", "cpython"] + (
             ["numba"] if self.has_numba else []
@@ -711,8 +870,10 @@ class Bench:
             "results": self.results,
             "call_overhead_ns": overhead,
             "counter_cost": counters,
+            "profile_cost": profiles,
             "osr": osr,
             "tiered_steady_state": steady,
+            "pgo": pgo,
             "time_to_result": {"k": self.k, "ms": self.ttr},
             "nbody_check": {"published": W.NBODY_PUBLISHED, "steps": W.NBODY_CHECK_STEPS, **self.nbody_check},
             "c_flags": CC_FLAGS,
@@ -759,7 +920,43 @@ def fmt_ms(x: float | None) -> str:
     return f"{x:.3f}"
 
 
+def markdown_pgo(pgo: dict[str, Any]) -> list[str]:
+    if not pgo.get("rows"):
+        return []
+    labels = [c[0] for c in PGO_CONFIGS if any(c[0] in r["ms"] for r in pgo["rows"])]
+    lines = [
+        f"## Profile-guided T2/T3, ms (median of {pgo['rounds']} rounds x {pgo['placements']} jits; "
+        f"load average {fmt_load(pgo['load_avg_before'])} before, {fmt_load(pgo['load_avg_after'])} after)",
+        "",
+        "+pgo: compiled with the profile the interpreter recorded on one training call; "
+        "+pgo(T0): with the profile the function's T0 code collected on that call. "
+        "Speedup: T3 / T3+pgo.",
+        "",
+        "| workload | size | " + " | ".join(labels) + " | cpython | speedup T3 | speedup T3 (T0 profile) |",
+        "|---" * (len(labels) + 5) + "|",
+    ]
+    for r in pgo["rows"]:
+        ms = r["ms"]
+        cells = [fmt_ms(ms.get(label)) for label in labels]
+        up = r.get("pgo_speedup_t3")
+        upc = r.get("pgo_speedup_t3_collected")
+        lines.append(
+            f"| {r['workload']} | {r['size']:,} | " + " | ".join(cells) + f" | {fmt_ms(ms.get('cpython'))} "
+            f"| {'-' if up is None else f'{up:.2f}x'} | {'-' if upc is None else f'{upc:.2f}x'} |"
+        )
+    if "geomean_t3" in pgo:
+        lines += [
+            "",
+            f"Geometric mean of the T3 speedups: {pgo['geomean_t3']:.2f}x "
+            f"(T0-collected profiles: {pgo['geomean_t3_collected']:.2f}x).",
+        ]
+    lines.append("")
+    return lines
+
+
 def markdown(rep: dict[str, Any]) -> str:
+    if not rep["results"] and "pgo" in rep and "osr" not in rep:  # --pgo-only
+        return "\n".join(markdown_pgo(rep["pgo"]))
     if not rep["results"]:  # --osr-only
         return "\n".join(markdown_osr(rep["osr"]))
     systems = rep["systems"]
@@ -816,7 +1013,11 @@ def markdown(rep: dict[str, Any]) -> str:
 
     ov = rep["call_overhead_ns"]
     if ov:
-        lines += ["## Python-to-native call overhead, ns per call (identity i64 -> i64)", ""]
+        lines += [
+            "## Python-to-native call overhead, ns per call (identity i64 -> i64; rayzor: gil=adaptive, "
+            "the default, and hold/release; median of interleaved rounds, numba in its own process)",
+            "",
+        ]
         lines.append("| " + " | ".join(ov) + " |")
         lines.append("|---" * len(ov) + "|")
         lines.append("| " + " | ".join(f"{v:.0f}" for v in ov.values()) + " |")
@@ -841,7 +1042,9 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append("")
 
     lines += markdown_steady(rep.get("tiered_steady_state") or {})
+    lines += markdown_profile_cost(rep.get("profile_cost", {}))
     lines += markdown_osr(rep["osr"])
+    lines += markdown_pgo(rep.get("pgo", {}))
 
     nb = rep["nbody_check"]
     checked = {s: v for s, v in nb.items() if s not in ("published", "steps")}
@@ -888,6 +1091,33 @@ def markdown_steady(ss: dict[str, Any]) -> list[str]:
 
 def fmt_pct(x: float) -> str:
     return f"{x:+.1f}%"
+
+
+def markdown_profile_cost(pc: dict[str, Any]) -> list[str]:
+    """The profile-collection cost table (``Bench.profile_cost``)."""
+    if not pc:
+        return []
+    lines: list[str] = []
+    lines += [
+        "## Profile collection: with vs without, ms (median CPU time of interleaved runs)",
+        "",
+        "Branch, switch, indirect-target and call-site profiles (issue 12) at T0 (the "
+        "profiling tier) and T1 (not profiling by default); counters as they are, sampled "
+        "1 in sample_rate (1: development preset, 16: production); profiles count every event.",
+        "",
+    ]
+    keys = ["T0@1", "T0@16", "T1@1", "T1@16"]
+    lines.append("| workload | " + " | ".join(f"{k.replace('@', ' rate ')}" for k in keys) + " |")
+    lines.append("|---" * (len(keys) + 1) + "|")
+    for w, row in pc.items():
+        cells = []
+        for k in keys:
+            c = row[k]
+            on, off = c["profile_ms"], c["no_profile_ms"]
+            cells.append(f"{fmt_ms(on)} vs {fmt_ms(off)} ({(on / off - 1) * 100:+.1f}%)")
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def markdown_osr(osr: dict[str, Any]) -> list[str]:
@@ -1007,6 +1237,7 @@ def main() -> int:
     ap.add_argument("--osr-only", action="store_true", help=argparse.SUPPRESS)  # the OSR section alone
     # the tiered-steady-state section alone
     ap.add_argument("--steady-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--pgo-only", action="store_true", help=argparse.SUPPRESS)  # the PGO section alone
     a = ap.parse_args()
     mode = "tiny" if a.tiny else "quick" if a.quick else "full"
     only = a.only.split(",") if a.only else None
@@ -1023,7 +1254,7 @@ def main() -> int:
                 json.dumps({"machine": machine(), "tiered_steady_state": ss}, indent=1) + "\n"
             )
         return 1 if bench.errors else 0
-    rep = bench.run(osr_only=a.osr_only)
+    rep = bench.run(osr_only=a.osr_only, pgo_only=a.pgo_only)
     rep["wall_s"] = time.perf_counter() - t0
     print(markdown(rep))
     if a.json:

@@ -77,6 +77,24 @@ def _empty_loop(f: Callable[[int], int], n: int) -> float:
     return time.perf_counter() - t
 
 
+def call_overhead_interleaved(
+    fns: dict[str, Callable[[int], int]], n: int, rounds: int = 7
+) -> dict[str, float]:
+    """Nanoseconds per ``f(1)`` for each of ``fns``, measured in turn round by round (the
+    order reversed every other round) so they share the machine's conditions: the median
+    over rounds of each round's loop-of-calls minus that round's empty loop."""
+    per: dict[str, list[float]] = {name: [] for name in fns}
+    for f in fns.values():
+        assert f(1) == 1
+    names = list(fns)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            calls = _call_loop(fns[name], n)
+            empty = _empty_loop(fns[name], n)
+            per[name].append(max(0.0, (calls - empty) / n * 1e9))
+    return {name: statistics.median(v) for name, v in per.items()}
+
+
 def call_overhead_ns(f: Callable[[int], int], n: int, rounds: int = 7) -> float:
     """Nanoseconds per ``f(1)`` from Python: best loop-of-calls minus best empty loop."""
     assert f(1) == 1

@@ -736,3 +736,88 @@ def nbody_check(call: Callable[[np.ndarray, int], float]) -> dict[str, str]:
     before = call(nbody_bodies(), 0)
     after = call(nbody_bodies(), NBODY_CHECK_STEPS)
     return {"before": f"{before:.9f}", "after_1000": f"{after:.9f}"}
+
+
+# --------------------------------------------------------------------------- PGO group
+
+MIR_DIR = Path(__file__).resolve().parent.parent / "tests" / "mir"
+_M64 = (1 << 64) - 1
+
+
+def _i64(x: int) -> int:
+    x &= _M64
+    return x - (1 << 64) if x >> 63 else x
+
+
+def py_icall(n: int) -> int:
+    fs = (lambda x: _i64(x * 3 + 1), lambda x: x ^ 21845, lambda x: _i64(x - 7))
+    acc = k = 0
+    for i in range(n):
+        f = fs[0] if k < 95 else fs[1] if k < 99 else fs[2]
+        acc = f(_i64(acc + i))
+        k = 0 if k == 99 else k + 1
+    return acc
+
+
+def py_bias(n: int) -> int:
+    acc, b = 1, 0
+    for i in range(n):
+        if i % 100 == 0:
+            m = _i64(acc * 31 + i)
+            acc = _i64(m * 31 + acc)
+        else:
+            acc = _i64(acc + ((acc >> 3) ^ i))
+            b = _i64(b * 3 + i)
+    return acc ^ b
+
+
+@dataclass(frozen=True)
+class PgoWorkload:
+    """A workload where a profile matters: MIR from ``tests/mir/<file>``, called as
+    ``entry(n)``; the profile comes from one call ``entry(train)``."""
+
+    name: str
+    description: str
+    file: str
+    entry: str
+    sizes: dict[str, int]
+    train: int
+    py: Callable[[int], int] | None = None
+
+    def mir(self) -> rayzor.Module:
+        import rayzor
+
+        return rayzor.parse((MIR_DIR / self.file).read_text())
+
+
+PGO_WORKLOADS: dict[str, PgoWorkload] = {
+    w.name: w
+    for w in [
+        PgoWorkload(
+            "vm",
+            "switch-dispatch bytecode VM (17 opcodes per iteration), n iterations",
+            "bytecode_vm.mir",
+            "vm",
+            {"full": 3_000_000, "quick": 600_000, "tiny": 60_000},
+            10_000,
+        ),
+        PgoWorkload(
+            "icall",
+            "calls through a table of 3 function pointers used 95/4/1%, n calls",
+            "pgo_icall.mir",
+            "icall",
+            {"full": 10_000_000, "quick": 2_000_000, "tiny": 200_000},
+            10_000,
+            py_icall,
+        ),
+        PgoWorkload(
+            "bias",
+            "loop with a 99:1 branch (the rare side calls a non-inlined function), n iterations",
+            "pgo_branch.mir",
+            "bias",
+            {"full": 10_000_000, "quick": 2_000_000, "tiny": 200_000},
+            10_000,
+            py_bias,
+        ),
+    ]
+}

@@ -6,8 +6,9 @@ use crate::interp::{extern_addresses, lookup};
 use crate::module::PyMirModule;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyInt, PyTuple};
+use pyo3::types::{PyDict, PyInt, PyTuple};
 use rayzor_core::mir::{ExternId, FuncId, Scalar, Type};
 use rayzor_core::runtime::osr::OsrMode;
 use rayzor_core::runtime::profile::{ProfileConfig, TieredConfig};
@@ -16,6 +17,8 @@ use rayzor_core::runtime::Tier;
 use rayzor_core::runtime::{CompileReason, Jit, JitError};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
+#[cfg(not(feature = "abi3"))]
+use std::sync::OnceLock;
 use std::time::Instant;
 
 pub fn jit_error(py: Python<'_>, e: JitError) -> PyErr {
@@ -33,6 +36,13 @@ pub fn tier_from_int(py: Python<'_>, tier: u8) -> PyResult<Tier> {
 
 /// (source tier, loop header, back-edges counted, tier of the published entry).
 type OsrPointRow = (u8, u32, u64, Option<u8>);
+
+/// One profiled site: (instruction, its block, kind, switch case keys, names,
+/// counts). `branch`: names the then/else blocks, counts taken, not taken;
+/// `switch`: counts per case key, then the default; `indirect`: names and
+/// counts the targets (most frequent first), then the misses; `call`: names
+/// the callee, counts its calls.
+type ProfileRow = (u32, u32, &'static str, Vec<i128>, Vec<String>, Vec<u64>);
 
 /// A tier given from Python: an int (or `rayzor.Tier`) from 0 to 3, nothing else.
 pub fn tier_arg(py: Python<'_>, tier: &Bound<'_, PyAny>) -> PyResult<Tier> {
@@ -296,6 +306,13 @@ pub fn llvm_available() -> bool {
     cfg!(feature = "llvm")
 }
 
+/// The interpreter is exiting (called from `atexit`): closing a jit waits for
+/// no compile, and compiles still running drop to the lowest priority.
+#[pyfunction]
+pub fn _process_exiting() {
+    rayzor_core::codegen::quiesce::process_exiting();
+}
+
 #[pymethods]
 impl PyJit {
     /// Verify `module` and compile every function at T0.
@@ -511,10 +528,39 @@ impl PyJit {
         Ok(())
     }
 
-    /// The callable for function `name`.
-    fn function(&self, py: Python<'_>, name: &str) -> PyResult<JitFunction> {
+    /// Record how `name` and everything it calls run on `calls` (argument
+    /// tuples) in the reference interpreter, and compile those functions with
+    /// that profile at T2 and T3 from now on. Returns how many calls trapped.
+    fn train_profile(&self, py: Python<'_>, name: &str, calls: Vec<Bound<'_, PyTuple>>) -> PyResult<usize> {
+        let module = self.core.module();
+        let id = lookup(py, module, name)?;
+        let mut pins = Vec::new();
+        let leaves = calls
+            .iter()
+            .map(|args| crate::interp::convert_args(py, module, id, args, &mut pins))
+            .collect::<PyResult<Vec<_>>>()?;
+        let r = self.core.train_profile(id, &leaves).map_err(|e| jit_error(py, e));
+        drop(pins);
+        r
+    }
+
+    /// Testing aid: give every function a made-up profile (from `seed`) for its T2/T3 compiles.
+    fn _random_profiles(&self, seed: u64) {
+        self.core.set_random_profiles(seed);
+    }
+
+    /// Forget the profile given to `name` (by `train_profile` or `_random_profiles`).
+    fn clear_profile(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         let id = lookup(py, self.core.module(), name)?;
-        Ok(JitFunction::new(self.core.clone(), id, self.host_objects.clone()))
+        self.core.set_profile(id, None).map_err(|e| jit_error(py, e))
+    }
+
+    /// The callable for function `name`.
+    fn function(&self, py: Python<'_>, name: &str) -> PyResult<Py<JitFunction>> {
+        let id = lookup(py, self.core.module(), name)?;
+        let f = Bound::new(py, JitFunction::new(self.core.clone(), id, self.host_objects.clone()))?;
+        enable_vectorcall(&f);
+        Ok(f.unbind())
     }
 
     /// Compile `name` at `tier` (0..3) and publish it; returns the compile time in seconds.
@@ -543,6 +589,73 @@ impl PyJit {
             calls: i.calls.to_vec(),
             backedges: i.backedges,
         })
+    }
+
+    /// The execution profile of `name` collected at its profiling tiers: (entries, sites).
+    fn profile(&self, py: Python<'_>, name: &str) -> PyResult<(u64, Vec<ProfileRow>)> {
+        use rayzor_core::mir::profile::SiteCounts;
+        use rayzor_core::mir::InstKind;
+        let m = self.core.module();
+        let id = lookup(py, m, name)?;
+        let f = m.func(id);
+        let p = self.core.profile(id);
+        let mut block_of = vec![0u32; f.insts.len()];
+        for (b, bd) in f.blocks.iter().enumerate() {
+            for i in &bd.insts {
+                block_of[i.index()] = b as u32;
+            }
+        }
+        let fname = |g: FuncId| m.func(g).name.clone();
+        let rows = p
+            .sites
+            .iter()
+            .map(|(inst, counts)| {
+                let kind = &f.inst(*inst).kind;
+                let (what, keys, names, counts): (_, Vec<i128>, Vec<String>, Vec<u64>) = match (counts, kind)
+                {
+                    (SiteCounts::Branch(b), InstKind::Brif { then_dest, else_dest, .. }) => (
+                        "branch",
+                        vec![],
+                        vec![then_dest.block.to_string(), else_dest.block.to_string()],
+                        vec![b.taken, b.not_taken],
+                    ),
+                    (SiteCounts::Switch(s), InstKind::Switch { value, cases, .. }) => {
+                        // The keys as the user wrote them: signed types' keys sign-extended.
+                        let sc = f.value_type(*value).scalar().unwrap_or(Scalar::I64);
+                        let shift = 128 - sc.bits();
+                        let key = |k: u64| {
+                            let k = k as i128 & ((1i128 << sc.bits()) - 1);
+                            if sc.is_signed() {
+                                (k << shift) >> shift
+                            } else {
+                                k
+                            }
+                        };
+                        let keys = cases.iter().map(|(k, _)| key(*k)).collect();
+                        ("switch", keys, vec![], s.cases.iter().copied().chain([s.default]).collect())
+                    }
+                    (SiteCounts::Indirect(t), _) => (
+                        "indirect",
+                        vec![],
+                        t.targets.iter().map(|(g, _)| fname(*g)).collect(),
+                        t.targets.iter().map(|(_, n)| *n).chain([t.misses]).collect(),
+                    ),
+                    (
+                        SiteCounts::Call(n),
+                        InstKind::Call { callee: rayzor_core::mir::Callee::Func(g), .. },
+                    ) => ("call", vec![], vec![fname(*g)], vec![*n]),
+                    _ => ("unknown", vec![], vec![], vec![]),
+                };
+                (inst.0, block_of[inst.index()], what, keys, names, counts)
+            })
+            .collect();
+        Ok((p.entries, rows))
+    }
+
+    /// Which tiers' code compiled from now on collects profiles, bit t for tier t
+    /// (benchmarks: what collection costs).
+    fn _set_profiling_tiers(&self, mask: u8) {
+        self.core.set_profiling_tiers(mask);
     }
 
     /// Names of the functions, in module order.
@@ -615,13 +728,53 @@ const LONG_CALL_NANOS: u128 = 20_000;
 /// In adaptive mode, one call in this many is timed.
 const SAMPLE_EVERY: u32 = 64;
 
+/// How one scalar crosses the boundary without the generic conversion; anything
+/// the fast path does not recognise takes the generic path, which also raises
+/// the errors, so fast and generic calls fail identically.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Conv {
+    I64,
+    F64,
+    Bool,
+    Generic,
+}
+
+impl Conv {
+    fn of(ty: &Type) -> Conv {
+        match ty {
+            Type::Scalar(Scalar::I64) => Conv::I64,
+            Type::Scalar(Scalar::F64) => Conv::F64,
+            Type::Scalar(Scalar::Bool) => Conv::Bool,
+            _ => Conv::Generic,
+        }
+    }
+}
+
 /// A compiled function, callable like a Python function.
+///
+/// Python calls it through the vectorcall protocol (PEP 590): the type's
+/// `tp_vectorcall_offset` points at `vectorcall`, so CPython passes the
+/// arguments as the array it already has on its stack instead of packing a
+/// tuple for `tp_call` (PyO3 offers no vectorcall for `__call__`, so the type is
+/// patched once in `enable_vectorcall`). `__call__` stays as `tp_call`, for the
+/// rare caller that uses the slot directly, and runs the same code.
 #[pyclass(name = "JitFunction", module = "rayzor._rayzor", frozen)]
 pub struct JitFunction {
+    /// Read by CPython at `tp_vectorcall_offset`; the same for every instance.
+    #[cfg(not(feature = "abi3"))]
+    vectorcall: ffi::vectorcallfunc,
     jit: Arc<Jit>,
     id: FuncId,
     params: Vec<Type>,
     ret: Type,
+    /// The conversion of each parameter and of the result, chosen once per signature.
+    param_conv: Vec<Conv>,
+    ret_conv: Conv,
+    /// Every parameter and the result convert fast, at most `FAST_MAX_ARGS`
+    /// scalar arguments, and no extern can call back into Python: calls may
+    /// skip PyO3's trampoline (`try_fast_call`).
+    #[cfg_attr(feature = "abi3", allow(dead_code))]
+    fast_signature: bool,
     n_args: usize,
     n_rets: usize,
     /// Some parameter or the result is an aggregate: not callable from Python.
@@ -643,9 +796,23 @@ impl JitFunction {
         let (params, ret) = (f.sig.params.clone(), f.sig.ret.clone());
         let (n_args, n_rets) = jit.arity(id);
         let aggregate_boundary = n_args > params.len() || n_rets > 1;
+        let param_conv: Vec<Conv> = params.iter().map(Conv::of).collect();
+        let ret_conv = Conv::of(&ret);
+        // Host callbacks re-enter Python through PyO3, which is cheaper from inside its trampoline.
+        let fast_signature = !aggregate_boundary
+            && n_args == params.len()
+            && n_args <= FAST_MAX_ARGS
+            && param_conv.iter().all(|c| *c != Conv::Generic)
+            && ret_conv != Conv::Generic
+            && jit.module().externs.is_empty();
         JitFunction {
+            #[cfg(not(feature = "abi3"))]
+            vectorcall: jit_function_vectorcall,
+            fast_signature,
             jit,
             id,
+            param_conv,
+            ret_conv,
             params,
             ret,
             aggregate_boundary,
@@ -661,34 +828,10 @@ impl JitFunction {
     fn name(&self) -> &str {
         &self.jit.module().func(self.id).name
     }
-}
 
-/// Fast conversions for the common exact types, generic ones otherwise.
-fn arg_bits(
-    obj: &Bound<'_, PyAny>,
-    ty: &Type,
-    i: usize,
-    name: &str,
-    pins: &mut Vec<PinnedBuffer>,
-) -> PyResult<u64> {
-    match ty {
-        Type::Scalar(Scalar::I64) if obj.is_exact_instance_of::<PyInt>() => {
-            if let Ok(v) = obj.extract::<i64>() {
-                return Ok(v as u64);
-            }
-        }
-        Type::Scalar(Scalar::F64) if obj.is_exact_instance_of::<PyFloat>() => {
-            return Ok(obj.cast::<PyFloat>()?.value().to_bits());
-        }
-        _ => {}
-    }
-    convert::to_arg(obj, ty, &format!("argument {i} of '{name}'"), pins)
-}
-
-#[pymethods]
-impl JitFunction {
-    #[pyo3(signature = (*args))]
-    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    /// The call itself, for both entry points. `args` are borrowed object
+    /// pointers that the caller keeps alive for the duration of the call.
+    fn call_raw(&self, py: Python<'_>, args: &[*mut ffi::PyObject]) -> PyResult<Py<PyAny>> {
         if args.len() != self.params.len() {
             return Err(errors::argument_error(
                 py,
@@ -718,36 +861,312 @@ impl JitFunction {
             heap_args = vec![0u64; self.n_args];
             &mut heap_args
         };
-        for (i, (a, ty)) in args.iter().zip(&self.params).enumerate() {
-            argbuf[i] = arg_bits(&a, ty, i, self.name(), &mut pins)?;
+        for (i, (&a, conv)) in args.iter().zip(&self.param_conv).enumerate() {
+            // SAFETY: `a` is a live object the caller holds for the call.
+            argbuf[i] = match unsafe { fast_arg(a, *conv) } {
+                Some(bits) => bits,
+                None => {
+                    // SAFETY: as above.
+                    let obj = unsafe { Borrowed::from_ptr(py, a) };
+                    arg_bits(&obj, &self.params[i], i, self.name(), &mut pins)?
+                }
+            };
         }
         let mut rets = [0u64; 1];
-        let mode = self.gil_mode.load(Ordering::Relaxed);
-        let adaptive = mode == GilMode::Adaptive as u8;
-        let release =
-            mode == GilMode::Release as u8 || (adaptive && self.long_calls.load(Ordering::Relaxed) >= 2);
-        // A plain load and store: an occasional lost update only shifts which call is sampled.
-        let sampled = adaptive && {
-            let n = self.calls.load(Ordering::Relaxed).wrapping_add(1);
-            self.calls.store(n, Ordering::Relaxed);
-            n % SAMPLE_EVERY == 1
-        };
-        let start = sampled.then(Instant::now);
+        let release = self.releases_gil();
+        let start = self.sample_start();
         let result = if release {
             let (jit, id, args) = (&self.jit, self.id, &*argbuf);
             py.detach(|| jit.call(id, args, &mut rets))
         } else {
             self.jit.call(self.id, argbuf, &mut rets)
         };
+        self.sample_end(start);
+        drop(pins);
+        result.map_err(|e| errors::run(py, e))?;
+        if self.ret_conv == Conv::Generic {
+            return convert::result_to_py(py, &self.ret, &rets[..self.n_rets]);
+        }
+        // SAFETY: attached (we hold `py`); the result is a new reference or NULL with an exception set.
+        unsafe { Ok(Bound::from_owned_ptr_or_err(py, fast_result(self.ret_conv, rets[0]))?.unbind()) }
+    }
+
+    /// Whether this call releases the GIL (no side effects).
+    #[inline]
+    fn releases_gil(&self) -> bool {
+        let mode = self.gil_mode.load(Ordering::Relaxed);
+        mode == GilMode::Release as u8
+            || (mode == GilMode::Adaptive as u8 && self.long_calls.load(Ordering::Relaxed) >= 2)
+    }
+
+    /// In adaptive mode, the start time of one call in `SAMPLE_EVERY`.
+    #[inline]
+    fn sample_start(&self) -> Option<Instant> {
+        if self.gil_mode.load(Ordering::Relaxed) != GilMode::Adaptive as u8 {
+            return None;
+        }
+        // A plain load and store: an occasional lost update only shifts which call is sampled.
+        let n = self.calls.load(Ordering::Relaxed).wrapping_add(1);
+        self.calls.store(n, Ordering::Relaxed);
+        (n % SAMPLE_EVERY == 1).then(Instant::now)
+    }
+
+    #[inline]
+    fn sample_end(&self, start: Option<Instant>) {
         if let Some(start) = start {
             let long = start.elapsed().as_nanos() > LONG_CALL_NANOS;
             let score = self.long_calls.load(Ordering::Relaxed);
             let score = if long { (score + 1).min(3) } else { score.saturating_sub(1) };
             self.long_calls.store(score, Ordering::Relaxed);
         }
-        drop(pins);
-        result.map_err(|e| errors::run(py, e))?;
-        convert::result_to_py(py, &self.ret, &rets[..self.n_rets])
+    }
+
+    /// The whole call without PyO3's trampoline, for the common case: every
+    /// parameter and the result take a fast conversion, no extern can call back
+    /// into Python, positional arguments of the right count that all convert.
+    /// None (nothing done yet, not even a sampled count) sends the
+    /// call through the trampoline and `call_raw`, which handles everything
+    /// else and raises the errors. Skipping the trampoline saves its entry
+    /// bookkeeping, which locks PyO3's reference-pool mutex on every call.
+    ///
+    /// # Safety
+    /// Attached, with CPython's vectorcall arguments.
+    #[cfg(not(feature = "abi3"))]
+    #[inline]
+    unsafe fn try_fast_call(
+        &self,
+        args: *const *mut ffi::PyObject,
+        nargsf: usize,
+        kwnames: *mut ffi::PyObject,
+    ) -> Option<*mut ffi::PyObject> {
+        if !self.fast_signature {
+            return None;
+        }
+        // SAFETY: per the vectorcall protocol.
+        let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
+        if nargs != self.n_args || (!kwnames.is_null() && unsafe { ffi::PyTuple_GET_SIZE(kwnames) } > 0) {
+            return None;
+        }
+        if self.jit.is_closed() {
+            return None;
+        }
+        let mut argv = [0u64; FAST_MAX_ARGS];
+        for (i, conv) in self.param_conv.iter().enumerate() {
+            // SAFETY: `nargs` live argument pointers at `args`.
+            argv[i] = unsafe { fast_arg(*args.add(i), *conv) }?;
+        }
+        let release = self.releases_gil();
+        let start = self.sample_start();
+        let mut rets = [0u64; 1];
+        // Jit::call does not panic; should it, the panic is raised, not unwound into CPython.
+        let mut call = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.jit.call(self.id, &argv[..nargs], &mut rets)
+            }))
+        };
+        let result = if release {
+            // Not `py.detach`: outside PyO3's trampoline there is no attach count to
+            // save, and the code cannot call back into Python (no externs).
+            // SAFETY: attached; the thread state is restored right after the call.
+            let ts = unsafe { ffi::PyEval_SaveThread() };
+            let r = call();
+            // SAFETY: `ts` came from PyEval_SaveThread on this thread.
+            unsafe { ffi::PyEval_RestoreThread(ts) };
+            r
+        } else {
+            call()
+        };
+        self.sample_end(start);
+        Some(match result {
+            // SAFETY: attached; a new reference or NULL with an exception set.
+            Ok(Ok(())) => unsafe { fast_result(self.ret_conv, rets[0]) },
+            // Errors are rare: PyO3's full attach (PyGILState_Ensure on a thread that
+            // already holds the GIL) to build and raise them.
+            Ok(Err(e)) => Python::attach(|py| {
+                errors::run(py, e).restore(py);
+                std::ptr::null_mut()
+            }),
+            Err(_) => Python::attach(|py| {
+                pyo3::panic::PanicException::new_err("rayzor: panic during a compiled call").restore(py);
+                std::ptr::null_mut()
+            }),
+        })
+    }
+
+    fn keywords_refused(&self, py: Python<'_>, first: &str) -> PyErr {
+        errors::argument_error(
+            py,
+            format!(
+                "function '{}' takes positional arguments only, got keyword argument '{first}'",
+                self.name()
+            ),
+        )
+    }
+}
+
+/// Arguments the trampoline-free path takes (more go through `call_raw`).
+const FAST_MAX_ARGS: usize = 8;
+
+/// A fast-path result as a new reference (NULL with an exception set if allocation fails).
+///
+/// # Safety
+/// Attached; `conv` is not `Generic`.
+#[inline]
+unsafe fn fast_result(conv: Conv, bits: u64) -> *mut ffi::PyObject {
+    unsafe {
+        match conv {
+            Conv::I64 => ffi::PyLong_FromLongLong(bits as i64),
+            Conv::F64 => ffi::PyFloat_FromDouble(f64::from_bits(bits)),
+            _ => {
+                let b = if bits & 1 != 0 { ffi::Py_True() } else { ffi::Py_False() };
+                ffi::Py_IncRef(b);
+                b
+            }
+        }
+    }
+}
+
+/// The bits of `obj` for the exact types the fast path knows (`int` for i64,
+/// `float` for f64, `True`/`False` for bool), or None for the generic
+/// conversion (other types, subclasses, ints out of range: its errors apply).
+///
+/// # Safety
+/// `obj` is a live object and the thread is attached.
+#[inline]
+unsafe fn fast_arg(obj: *mut ffi::PyObject, conv: Conv) -> Option<u64> {
+    unsafe {
+        match conv {
+            Conv::I64 if ffi::PyLong_CheckExact(obj) != 0 => {
+                let mut overflow = 0;
+                // Cannot fail on an exact int; out of range sets `overflow` only.
+                let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+                (overflow == 0).then_some(v as u64)
+            }
+            #[cfg(not(feature = "abi3"))]
+            Conv::F64 if ffi::PyFloat_CheckExact(obj) != 0 => Some(ffi::PyFloat_AS_DOUBLE(obj).to_bits()),
+            #[cfg(feature = "abi3")]
+            Conv::F64 if ffi::PyFloat_CheckExact(obj) != 0 => Some(ffi::PyFloat_AsDouble(obj).to_bits()),
+            Conv::Bool if obj == ffi::Py_True() => Some(1),
+            Conv::Bool if obj == ffi::Py_False() => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// The body of the vectorcall slot, run inside PyO3's trampoline (which counts
+/// the thread as attached for PyO3, catches panics and restores errors).
+///
+/// # Safety
+/// Called by CPython as a `vectorcallfunc` of a `JitFunction`.
+#[cfg(not(feature = "abi3"))]
+unsafe fn vectorcall_body(
+    py: Python<'_>,
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: CPython only calls this slot on instances of this type, with
+    // `nargs` (flag bits masked off) argument pointers at `args` followed by
+    // one per name in `kwnames`, all borrowed for the call.
+    unsafe {
+        let callable = Borrowed::from_ptr(py, callable).cast_unchecked::<JitFunction>();
+        let f = callable.get();
+        let nargs = ffi::PyVectorcall_NARGS(nargsf as usize) as usize;
+        if !kwnames.is_null() && ffi::PyTuple_GET_SIZE(kwnames) > 0 {
+            let first = Borrowed::from_ptr(py, ffi::PyTuple_GET_ITEM(kwnames, 0));
+            return Err(f.keywords_refused(py, &first.str()?.to_string_lossy()));
+        }
+        let args = if nargs == 0 { &[][..] } else { std::slice::from_raw_parts(args, nargs) };
+        f.call_raw(py, args).map(Py::into_ptr)
+    }
+}
+
+/// The `vectorcallfunc` every `JitFunction` holds.
+///
+/// # Safety
+/// Called by CPython with the thread attached, per the vectorcall protocol.
+#[cfg(not(feature = "abi3"))]
+unsafe extern "C" fn jit_function_vectorcall(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls this slot only on JitFunction instances, attached;
+    // building the borrowed reference touches no reference count.
+    let f =
+        unsafe { Borrowed::from_ptr(Python::assume_attached(), callable).cast_unchecked::<JitFunction>() };
+    // SAFETY: the vectorcall arguments, as received.
+    if let Some(result) = unsafe { f.get().try_fast_call(args, nargsf, kwnames) } {
+        return result;
+    }
+    // PyO3's own METH_FASTCALL trampoline has the vectorcall signature but for
+    // `nargs` (a Py_ssize_t instead of size_t with flag bits, masked in the body).
+    // It is PyO3's doc-hidden `impl_` API (what its generated methods use),
+    // pinned by Cargo.lock: a PyO3 upgrade must check it still exists.
+    let tramp =
+        pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, vectorcall_body);
+    // SAFETY: forwarded as received; the body checks and masks what it needs.
+    unsafe { tramp(callable, args, nargsf as ffi::Py_ssize_t, kwnames) }
+}
+
+/// The byte offset of `vectorcall` in a `JitFunction` object, set on the type
+/// once (PyO3 builds the type without it). The layout is the same for every
+/// instance, so the first one created measures it.
+#[cfg(not(feature = "abi3"))]
+static VECTORCALL_OFFSET: OnceLock<ffi::Py_ssize_t> = OnceLock::new();
+
+/// The stable ABI has no access to the type's fields: calls use `tp_call`.
+#[cfg(feature = "abi3")]
+fn enable_vectorcall(_: &Bound<'_, JitFunction>) {}
+
+#[cfg(not(feature = "abi3"))]
+fn enable_vectorcall(obj: &Bound<'_, JitFunction>) {
+    let offset =
+        (std::ptr::addr_of!(obj.get().vectorcall) as isize - obj.as_ptr() as isize) as ffi::Py_ssize_t;
+    let set = *VECTORCALL_OFFSET.get_or_init(|| {
+        let tp = obj.get_type_ptr();
+        // SAFETY: attached (we hold a Bound); `tp` is the JitFunction heap type,
+        // whose every instance has the field at `offset`; CPython reads both
+        // fields on each call, and PyType_Modified drops any cached state.
+        unsafe {
+            (*tp).tp_vectorcall_offset = offset;
+            (*tp).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+            ffi::PyType_Modified(tp);
+        }
+        offset
+    });
+    assert_eq!(set, offset, "JitFunction layout changed between instances");
+}
+
+/// The generic conversion of argument `i` (what `fast_arg` does not take), with its errors.
+fn arg_bits(
+    obj: &Bound<'_, PyAny>,
+    ty: &Type,
+    i: usize,
+    name: &str,
+    pins: &mut Vec<PinnedBuffer>,
+) -> PyResult<u64> {
+    convert::to_arg(obj, ty, &format!("argument {i} of '{name}'"), pins)
+}
+
+#[pymethods]
+impl JitFunction {
+    /// `tp_call`: only reached by callers that use the slot directly (Python
+    /// itself uses the vectorcall slot).
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        if let Some((k, _)) = kwargs.and_then(|k| k.iter().next()) {
+            return Err(self.keywords_refused(py, &k.str()?.to_string_lossy()));
+        }
+        let ptrs: Vec<*mut ffi::PyObject> = args.iter_borrowed().map(|a| a.as_ptr()).collect();
+        self.call_raw(py, &ptrs)
     }
 
     /// "adaptive" (default: release the GIL once calls are measured to take over

@@ -19,6 +19,7 @@ fn _rayzor(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(interp::interpret, m)?)?;
     m.add_function(wrap_pyfunction!(interp::_host_abort, m)?)?;
     m.add_function(wrap_pyfunction!(jit::llvm_available, m)?)?;
+    m.add_function(wrap_pyfunction!(jit::_process_exiting, m)?)?;
     m.add("MAX_CALL_DEPTH", rayzor_core::mir::MAX_CALL_DEPTH)?;
     m.add("T3_MAX_SIZE", rayzor_core::runtime::tier::T3_MAX_SIZE)?;
     m.add("T3_MAX_BLOCK", rayzor_core::runtime::tier::T3_MAX_BLOCK)?;

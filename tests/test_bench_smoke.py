@@ -58,6 +58,9 @@ def test_bench_quick_tiny(tmp_path: Path) -> None:
     for w, row in ss.items():
         assert set(row["ratio"]) == {"dev", "prod", "dev-nopolicy", "prod-nopolicy"}, w
         assert row["best_tier"] in {s.removeprefix("rayzor-") for s in systems if s.startswith("rayzor-T")}
+    # The PGO section: every PGO workload, with and without a profile (results checked in run.py).
+    assert {r["workload"] for r in rep["pgo"]["rows"]} == {"vm", "icall", "bias"}
+    assert all({"T1", "T2", "T2+pgo"} <= set(r["ms"]) for r in rep["pgo"]["rows"])
     c = {r["workload"]: r["result"] for r in rep["results"] if r["system"] == "c"}
     for r in rep["results"]:
         if r["system"] != "c":

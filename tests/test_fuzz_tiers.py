@@ -159,6 +159,98 @@ def test_tiers_agree_with_interpreter(prog: ms.GenModule, data) -> None:
         raise
 
 
+PGO_TIERS = [t for t in TIERS if t >= Tier.T2]
+
+
+def check_module_pgo(module: rayzor.Module, ret: str, train, arg_sets, source: str, seed: int = 0) -> None:
+    """T2/T3 compiled with a profile that need not match the inputs they then run on: recorded
+    by the interpreter on `train` ("interp"), collected by T0 code running `train` ("collected"),
+    or made up ("random", from `seed`). The outcomes must be the interpreter's on `arg_sets`."""
+    expected = [_outcome(lambda a=a: rayzor.interpret(module, "main", *a), ret) for a in arg_sets]
+    cfg = rayzor.TieredConfig(
+        enable_background_optimization=False, profile_config=rayzor.ProfileConfig(sample_rate=1)
+    )
+    for tier in PGO_TIERS:
+        with rayzor.TieredJit(module, cfg) as jit:
+            if source == "interp":
+                jit.train_profile("main", train)
+            elif source == "collected":
+                for name in jit.functions:
+                    jit.compile(name, Tier.T0)
+                for a in train:
+                    _outcome(lambda a=a: jit["main"](*a), ret)
+            else:
+                jit._random_profiles(seed)
+            for name in jit.functions:
+                jit.compile(name, tier)
+            main = jit["main"]
+            for a, want in zip(arg_sets, expected, strict=True):
+                got = _outcome(lambda a=a, main=main: main(*a), ret)
+                assert got == want, (
+                    f"{tier} with a {source} profile (trained on {train}, seed {seed}) disagrees on "
+                    f"main{tuple(a)}: interpreter {want}, jit {got}\n{module}"
+                )
+
+
+@settings(
+    max_examples=max(1, _examples() // 4),
+    derandomize="RAYZOR_FUZZ_SEED" not in os.environ,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+@given(
+    prog=ms.modules(budget=int(os.environ.get("RAYZOR_FUZZ_BUDGET", "24"))),
+    data=st.data(),
+    source=st.sampled_from(["interp", "collected", "random"]),
+    seed=st.integers(0, 2**32),
+)
+def test_profile_guided_tiers_agree_with_interpreter(prog: ms.GenModule, data, source, seed) -> None:
+    """Profile-guided compiles (branch weights, switch order, guarded devirtualisation,
+    profile-driven inlining) whose profile comes from other inputs than the checked ones,
+    or is random: a profile may make code slower, never wrong."""
+    if not PGO_TIERS:
+        pytest.skip("no profile-guided tier in this run")
+    train = data.draw(st.lists(ms.arguments(prog.params), min_size=1, max_size=3), label="train")
+    arg_sets = data.draw(st.lists(ms.arguments(prog.params), min_size=1, max_size=3), label="args")
+    check_module_pgo(prog.module, prog.ret, train, arg_sets, source, seed)
+
+
+MIR_DIR = pathlib.Path(__file__).parent / "mir"
+# Programs whose branches, switches and indirect-call targets follow their inputs:
+# (file, function, strategy of one argument tuple).
+PGO_PROGRAMS = [
+    ("call_indirect.mir", "dispatch", st.tuples(st.integers(0, 5), st.integers(-(2**63), 2**63 - 1))),
+    ("pgo_icall.mir", "icall", st.tuples(st.integers(-3, 300))),
+    ("pgo_branch.mir", "bias", st.tuples(st.integers(-3, 300))),
+    ("bytecode_vm.mir", "vm", st.tuples(st.integers(0, 60))),
+    ("profile_sites.mir", "branchy", st.tuples(st.integers(0, 300))),
+    ("profile_sites.mir", "switchy", st.tuples(st.integers(0, 300))),
+    ("profile_sites.mir", "indirect", st.tuples(st.integers(-5, 300))),
+]
+
+
+@settings(
+    max_examples=max(1, _examples() // 4),
+    derandomize="RAYZOR_FUZZ_SEED" not in os.environ,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data(), source=st.sampled_from(["interp", "collected", "random"]), seed=st.integers(0, 2**32))
+def test_profile_guided_programs_on_contradicting_inputs(data, source, seed) -> None:
+    """Programs with multi-target indirect calls, switches and biased branches, profiled
+    on one set of inputs (or at random) and run on another: the interpreter's results."""
+    if not PGO_TIERS:
+        pytest.skip("no profile-guided tier in this run")
+    file, fn, args = data.draw(st.sampled_from(PGO_PROGRAMS), label="program")
+    text = (MIR_DIR / file).read_text()
+    # The checks below call `main`: give the program's function that name.
+    module = rayzor.parse(text.replace(f"fn {fn}(", "fn main(").replace(f"call {fn}(", "call main("))
+    ret = str(module.signature("main")[1])
+    train = data.draw(st.lists(args, min_size=1, max_size=3), label="train")
+    arg_sets = data.draw(st.lists(args, min_size=1, max_size=3), label="args")
+    check_module_pgo(module, ret, train, arg_sets, source, seed)
+
+
 TIER_PAIRS = [(a, b) for a in TIERS for b in TIERS if a < b]
 
 

@@ -128,3 +128,99 @@ def test_interrupt_after_rejects_negative_delays() -> None:
 
 if __name__ == "__main__":
     print(run(int(os.environ.get("ROUNDS", "20"))))
+
+
+# Loops the top tier strip-mines (lower.rs `strip_mined_loops`): they poll once per
+# chunk of iterations, not at every back-edge. Each must still stop: a counted loop
+# (`lt i, n`, constant step) with a far bound, one whose bound is near the top of
+# the range (where the chunk shrinks to one iteration, so a wrapping `i` cannot skip
+# the polls), an unsigned one, and a pure-header loop that is not counted (`ne`).
+STRIPPED = """
+fn counted(i64, i64) -> i64 {
+block0(v0: i64, v1: i64):
+  v2: i64 = const 0
+  jump block1(v2, v2)
+block1(v3: i64, v4: i64):
+  v5: bool = lt v3, v0
+  brif v5, block2(v3, v4), block3(v4)
+block2(v6: i64, v7: i64):
+  v8: i64 = xor v7, v6
+  v9: i64 = add v6, v1
+  jump block1(v9, v8)
+block3(v10: i64):
+  ret v10
+}
+fn ucounted(u64) -> u64 {
+block0(v0: u64):
+  v1: u64 = const 0
+  jump block1(v1, v1)
+block1(v2: u64, v3: u64):
+  v4: bool = lt v2, v0
+  brif v4, block2, block3
+block2:
+  v5: u64 = add v3, v2
+  v6: u64 = const 3
+  v7: u64 = add v2, v6
+  jump block1(v7, v5)
+block3:
+  ret v3
+}
+fn uncounted(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 0
+  jump block1(v1)
+block1(v2: i64):
+  v3: bool = ne v2, v0
+  brif v3, block2, block3
+block2:
+  v4: i64 = const 2
+  v5: i64 = add v2, v4
+  jump block1(v5)
+block3:
+  ret v2
+}
+"""
+
+STRIPPED_SCRIPT = textwrap.dedent(
+    """
+    import faulthandler, sys, time
+    import rayzor
+    faulthandler.dump_traceback_later(50)
+    m = rayzor.parse(sys.argv[1])
+    top = rayzor.TieredJit.top_tier()[0]
+    jit = rayzor.TieredJit(m, rayzor.TieredConfig(enable_background_optimization=False))
+    for f in jit.functions:
+        jit.compile(f, top)
+    I64_MAX = 2**63 - 1
+    finite = [("counted", (100_003, 1)), ("counted", (100_003, 7)), ("counted", (-5, 1)),
+              ("ucounted", (1_000_001,)), ("uncounted", (200_000,))]
+    for f, a in finite:
+        assert jit[f](*a) == rayzor.interpret(m, f, *a), (f, a)
+    # Endless or as good as endless: 2**62 iterations; a bound near the top of the
+    # range with a step that wraps past it; an odd bound an even step never meets.
+    for f, a in [("counted", (2**62, 1)), ("counted", (I64_MAX, 2)), ("counted", (I64_MAX - 1, 3)),
+                 ("ucounted", (2**64 - 1,)), ("uncounted", (1,))]:
+        jit.interrupt(after=0.02)
+        start = time.perf_counter()
+        try:
+            jit[f](*a)
+        except rayzor.Trap as e:
+            assert e.kind is rayzor.TrapKind.INTERRUPTED, e
+        else:
+            raise AssertionError(f"{f}{a} returned")
+        late = 1e3 * (time.perf_counter() - start - 0.02)
+        print(f"{top} {f}{a}: stopped {late:.2f} ms after the interrupt")
+    print("ok")
+    """
+)
+
+
+def test_strip_mined_loops_still_stop() -> None:
+    p = subprocess.run(
+        [sys.executable, "-c", STRIPPED_SCRIPT, STRIPPED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr

@@ -13,12 +13,16 @@ from rayzor.examples import fib_module, py_fib
 CRANELIFT_TIERS = [Tier.T0, Tier.T1, Tier.T2]
 
 
-def caller_callee_module() -> rayzor.Module:
-    """``total(n) = sum(step(i) for i in range(n))`` with ``step(i) = i * 3 + 1``."""
+def caller_callee_module(step_calls_out: bool = False) -> rayzor.Module:
+    """``total(n) = sum(step(i) for i in range(n))`` with ``step(i) = i * 3 + 1``
+    (``i * 3 + one()`` with `step_calls_out`: not a leaf, so T2/T3 do not inline it)."""
     m = rayzor.Module()
+    if step_calls_out:
+        one = m.function("one", [], rayzor.i64)
+        one.ret(1)
     g = m.function("step", [rayzor.i64], rayzor.i64)
     (i,) = g.params
-    g.ret(i * 3 + 1)
+    g.ret(i * 3 + (g.call("one") if step_calls_out else 1))
     f = m.function("total", [rayzor.i64], rayzor.i64)
     (n,) = f.params
     s = f.var("s", rayzor.i64, 0)

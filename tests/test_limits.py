@@ -117,6 +117,32 @@ def test_a_block_over_the_t3_limit_stays_at_t2() -> None:
     jit.close()
 
 
+def chained_blocks(blocks: int, per_block: int, name: str = "ch") -> str:
+    """Straight-line code split into `blocks` blocks joined by jumps (LLVM merges them)."""
+    lines, v = [f"fn {name}(i64) -> i64 {{", "block0(v0: i64):"], 1
+    ops = ["add", "xor", "sub", "mul"]
+    for b in range(blocks):
+        if b:
+            lines.append(f"block{b}(v{v}: i64):")
+            v += 1
+        lines += [f"  v{k}: i64 = add v{k - 1}, v0" for k in range(v, v + 7)]
+        lines += [f"  v{k}: i64 = {ops[k % 4]} v{k - 1}, v{k - 7}" for k in range(v + 7, v + per_block)]
+        v += per_block
+        lines.append(f"  jump block{b + 1}(v{v - 1})" if b < blocks - 1 else f"  ret v{v - 1}")
+    return "\n".join(lines + ["}"])
+
+
+@pytest.mark.skipif(not HAS_T3, reason="needs the LLVM tier")
+def test_blocks_chained_by_jumps_count_as_one_block() -> None:
+    """Nine 1,990-instruction blocks in a jump chain took over 70 s at T3: LLVM merges them."""
+    per = rayzor.T3_MAX_BLOCK - 10
+    jit = promote_until_bounded(chained_blocks(9, per), "ch", 3)
+    assert jit.tier_of("ch") == rayzor.Tier.T2
+    (e,) = [e for e in jit.events() if e.reason == "size_limit"]
+    assert f"largest block ({9 * (per + 1)} instructions)" in (e.error or ""), e.error  # + the jumps
+    jit.close()
+
+
 @pytest.mark.skipif(not HAS_T3, reason="needs the LLVM tier")
 def test_a_switch_over_the_t3_size_limit_stays_at_t2() -> None:
     # 12.5k cases took 34 s at T3; each case counts as several instructions.

@@ -109,7 +109,7 @@ def test_fib_at_t3_matches_the_interpreter():
             assert jit["fib"](n) == rayzor.interpret(m, "fib", n)
         assert jit["fib"](25) == 75025
         info = jit.info("fib")
-        assert info.calls.get(Tier.T3, 0) > 0
+        assert Tier.T3 not in info.calls  # T3 code does not count its calls
         assert info.code_bytes[Tier.T3] > 0
 
 
@@ -158,3 +158,40 @@ def test_extension_does_not_link_libllvm():
     path = rayzor._rayzor.__file__
     out = subprocess.run(["ldd", path], capture_output=True, text=True, check=True).stdout
     assert "libLLVM" not in out, out
+
+
+def test_t3_caller_enters_the_new_code_of_a_callee_still_tiering() -> None:
+    """Calls from T3 code go through the callee's slot (only self-calls are direct)."""
+    from test_jit import caller_callee_module
+    from test_jit import manual as exact
+
+    m = caller_callee_module(step_calls_out=True)
+    n = 1000
+    expected = sum(i * 3 + 1 for i in range(n))
+    with rayzor.TieredJit(m, exact()) as jit:
+        jit.compile("total", Tier.T3)
+        assert jit["total"](n) == expected
+        assert jit.info("step").calls == {Tier.T0: n}
+        for t in (Tier.T1, Tier.T2):
+            jit.compile("step", t)
+            before = jit.info("step").calls.get(t, 0)
+            assert jit["total"](n) == expected
+            assert jit.tier_of("total") is Tier.T3
+            # Each of the n calls from the T3 caller entered the callee's newest code.
+            assert jit.info("step").calls.get(t, 0) - before == n
+        assert jit.info("step").calls[Tier.T0] == n
+
+
+def test_recompiling_a_self_recursive_t3_function_takes_effect() -> None:
+    """A T3 function calls itself directly; the next call from outside enters new code."""
+    from test_jit import manual as exact
+
+    with rayzor.TieredJit(fib_module(), exact()) as jit:
+        fib = jit["fib"]
+        jit.compile("fib", Tier.T3)
+        assert fib(20) == 6765
+        jit.compile("fib", Tier.T1)
+        before = jit.info("fib").calls.get(Tier.T1, 0)
+        assert fib(20) == 6765
+        # fib(20) makes 21,891 calls, every one of them now in the T1 code.
+        assert jit.info("fib").calls[Tier.T1] - before == 21891

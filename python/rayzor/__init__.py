@@ -8,8 +8,7 @@ Build functions with :class:`Module` and :class:`FunctionBuilder`, check them wi
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
 
 from . import _ops as _ops  # attaches the named builder methods and Value's operators
 from . import _rayzor
@@ -49,7 +48,17 @@ from .errors import (
     VerifyError,
 )
 from .jit import TieredJit
-from .jit_types import FunctionInfo, MachineCode, OsrPoint, Tier
+from .jit_types import (
+    BranchProfile,
+    CallProfile,
+    FunctionInfo,
+    FunctionProfile,
+    IndirectProfile,
+    MachineCode,
+    OsrPoint,
+    SwitchProfile,
+    Tier,
+)
 from .stats import CompileEvent, FunctionStats, Stats
 
 #: Scalar types.
@@ -74,11 +83,26 @@ str_: Type = _rayzor.str_t
 #: ``rayzor.struct(i32, f64)`` reads better than ``struct_``; both work.
 struct = struct_
 
-try:
+if TYPE_CHECKING:
     #: The installed distribution's version: Cargo.toml's workspace version.
-    __version__: str = _version("rayzor")
-except _PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+    __version__: str
+else:
+
+    def __getattr__(name: str) -> str:
+        # __version__ is read on first use: importing importlib.metadata costs
+        # tens of ms at import, and again at interpreter exit (its modules are
+        # finalised too).
+        if name != "__version__":
+            raise AttributeError(f"module 'rayzor' has no attribute {name!r}")
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("rayzor")
+        except PackageNotFoundError:  # imported from a source tree that was never installed
+            v = "0+unknown"
+        globals()["__version__"] = v
+        return v
+
 
 __all__ = [
     "MAX_CALL_DEPTH",
@@ -92,6 +116,11 @@ __all__ = [
     "CompileEvent",
     "ConfigError",
     "FunctionInfo",
+    "FunctionProfile",
+    "BranchProfile",
+    "SwitchProfile",
+    "IndirectProfile",
+    "CallProfile",
     "OsrPoint",
     "MachineCode",
     "FunctionStats",

@@ -7,13 +7,23 @@ import atexit
 import logging
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import _rayzor
 from ._rayzor import MAX_CALL_DEPTH, JitFunction, Module
 from .config import TieredConfig
-from .jit_types import FunctionInfo, MachineCode, OsrPoint, Tier
+from .jit_types import (
+    BranchProfile,
+    CallProfile,
+    FunctionInfo,
+    FunctionProfile,
+    IndirectProfile,
+    MachineCode,
+    OsrPoint,
+    SwitchProfile,
+    Tier,
+)
 from .stats import CompileEvent, FunctionStats, Stats
 
 log = logging.getLogger("rayzor")
@@ -23,7 +33,11 @@ _live: weakref.WeakSet[TieredJit] = weakref.WeakSet()
 
 @atexit.register
 def _close_all() -> None:
-    # Stop promoter threads before the interpreter finalises.
+    # Stop promoter threads before the interpreter finalises. Nothing compiled from
+    # now on will run: closing waits for no compile in progress, and those compiles
+    # drop to the lowest priority so that they do not slow the finalisation down (a T3
+    # compile may have seconds to go; the process ends without waiting for it).
+    _rayzor._process_exiting()
     for jit in list(_live):
         jit.close()
 
@@ -95,6 +109,24 @@ class TieredJit:
         recompiled at their tier, counts start at zero). Needs ``osr=True``."""
         self._core._force_osr(after, int(tier))
 
+    def train_profile(self, name: str, calls: Iterable[Sequence[Any]]) -> int:
+        """Profile-guided optimisation from sample inputs: run ``name`` on each argument
+        tuple of ``calls`` in the reference interpreter, recording how it and every function
+        it calls ran (branches, switch cases, call targets), and compile those functions
+        with that profile at T2 and T3 from now on (branch weights, guarded
+        devirtualisation of indirect calls, inlining of hot call sites). A profile only
+        changes how fast the code runs, never what it computes. Returns how many of the
+        calls trapped. Recompile (or let promotion do it) for the profile to take effect."""
+        return self._core.train_profile(name, [tuple(c) for c in calls])
+
+    def clear_profile(self, name: str) -> None:
+        """Forget the profile :meth:`train_profile` gave ``name``."""
+        self._core.clear_profile(name)
+
+    def _random_profiles(self, seed: int) -> None:
+        """Testing aid: give every function a made-up (often contradictory) profile."""
+        self._core._random_profiles(seed)
+
     def tier_of(self, name: str) -> Tier:
         return Tier(self._core.tier_of(name))
 
@@ -144,6 +176,36 @@ class TieredJit:
             calls={Tier(t): c for t, c in enumerate(raw.calls) if c},
             backedges=raw.backedges,
         )
+
+    def profile(self, name: str) -> FunctionProfile:
+        """The execution profile of ``name`` collected so far by its T0 code:
+        branch probabilities, switch case shares, the most frequent ``call_indirect``
+        targets and direct call counts (see :class:`FunctionProfile`)."""
+        entries, rows = self._core.profile(name)
+        branches: list[BranchProfile] = []
+        switches: list[SwitchProfile] = []
+        indirect: list[IndirectProfile] = []
+        calls: list[CallProfile] = []
+        for inst, block, kind, keys, names, counts in rows:
+            if kind == "branch":
+                branches.append(BranchProfile(inst, block, names[0], names[1], counts[0], counts[1]))
+            elif kind == "switch":
+                switches.append(
+                    SwitchProfile(inst, block, list(zip(keys, counts[:-1], strict=True)), counts[-1])
+                )
+            elif kind == "indirect":
+                indirect.append(
+                    IndirectProfile(inst, block, list(zip(names, counts[:-1], strict=True)), counts[-1])
+                )
+            elif kind == "call":
+                calls.append(CallProfile(inst, block, names[0], counts[0]))
+        return FunctionProfile(name, entries, branches, switches, indirect, calls)
+
+    def _set_profiling_tiers(self, tiers: list[Tier]) -> None:
+        """Benchmarking aid: which tiers' code compiled from now on collects profiles
+        (default ``[Tier.T0]``; only T0 and T1 can). The call and loop counters are not
+        affected."""
+        self._core._set_profiling_tiers(sum(1 << int(t) for t in set(tiers)))
 
     def events(self) -> list[CompileEvent]:
         """Every compile so far, in order."""

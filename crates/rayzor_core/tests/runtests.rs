@@ -28,6 +28,13 @@ enum Exec {
     /// Every function at the first tier, transferring into OSR entries of the
     /// second at the first back-edge at which a loop has counted `k`.
     Osr(Tier, Tier, u64),
+    /// Every function at the tier, its counting and profiling code sampled at this rate.
+    Sampled(Tier, u64),
+    /// Every function at the tier, compiled with a made-up profile from this seed.
+    RandomProfile(Tier, u64),
+    /// Every function at the tier, compiled with the profile the interpreter
+    /// recorded on the file's first call only (which the other calls contradict).
+    TrainedProfile(Tier),
 }
 
 impl fmt::Display for Exec {
@@ -36,6 +43,9 @@ impl fmt::Display for Exec {
             Exec::Interp => f.write_str("interp"),
             Exec::Tier(t) => write!(f, "{t}"),
             Exec::Osr(from, to, k) => write!(f, "OSR {from}->{to} k={k}"),
+            Exec::Sampled(t, rate) => write!(f, "{t} sample_rate {rate}"),
+            Exec::RandomProfile(t, seed) => write!(f, "{t} random profile {seed}"),
+            Exec::TrainedProfile(t) => write!(f, "{t} profile of the first call"),
         }
     }
 }
@@ -407,12 +417,21 @@ fn run_file_in(path: &Path, failures: &mut Vec<String>, execs: Option<&[Exec]>) 
             .copied()
             .filter(|e| match e {
                 Exec::Osr(a, b, _) => own.contains(&Exec::Tier(*a)) && own.contains(&Exec::Tier(*b)),
+                Exec::Sampled(t, _) | Exec::RandomProfile(t, _) | Exec::TrainedProfile(t) => {
+                    own.contains(&Exec::Tier(*t))
+                }
                 e => own.contains(e),
             })
             .collect(),
     };
     for exec in execs {
-        let needs_t3 = matches!(exec, Exec::Tier(Tier::T3) | Exec::Osr(_, Tier::T3, _));
+        let needs_t3 = matches!(
+            exec,
+            Exec::Tier(Tier::T3)
+                | Exec::Osr(_, Tier::T3, _)
+                | Exec::RandomProfile(Tier::T3, _)
+                | Exec::TrainedProfile(Tier::T3)
+        );
         if needs_t3 && !llvm_built() {
             continue; // T3 is not part of this build
         }
@@ -436,15 +455,48 @@ fn run_file_in(path: &Path, failures: &mut Vec<String>, execs: Option<&[Exec]>) 
                         check(c, got);
                     }
                 }
-                Exec::Tier(_) | Exec::Osr(..) => {
-                    let (tier, osr) = match exec {
-                        Exec::Osr(from, to, k) => (from, Some((to, k))),
-                        Exec::Tier(t) => (t, None),
+                Exec::Tier(_)
+                | Exec::Osr(..)
+                | Exec::Sampled(..)
+                | Exec::RandomProfile(..)
+                | Exec::TrainedProfile(_) => {
+                    let (tier, osr, rate) = match exec {
+                        Exec::Osr(from, to, k) => (from, Some((to, k)), 1),
+                        Exec::Tier(t) | Exec::RandomProfile(t, _) | Exec::TrainedProfile(t) => (t, None, 1),
+                        Exec::Sampled(t, rate) => (t, None, rate),
                         Exec::Interp => unreachable!(),
                     };
                     let mode = if osr.is_some() { OsrMode::Counting } else { OsrMode::Off };
-                    let jit = Jit::with_osr(module.clone(), vec![], 1, mode)
+                    let jit = Jit::with_osr(module.clone(), vec![], rate, mode)
                         .map_err(|e| format!("Jit::new: {e}"))?;
+                    match exec {
+                        Exec::RandomProfile(_, seed) => jit.set_random_profiles(seed),
+                        Exec::TrainedProfile(_) => {
+                            let (f, args) = &prepared[0].1;
+                            jit.train_profile(*f, std::slice::from_ref(args)).map_err(|e| e.to_string())?;
+                        }
+                        _ => {}
+                    }
+                    if matches!(exec, Exec::RandomProfile(..) | Exec::TrainedProfile(_)) {
+                        // What the profile made of each function must still be valid MIR.
+                        for i in 0..module.functions.len() {
+                            let f = FuncId(i as u32);
+                            let p = jit.profile_for(f);
+                            let (opt, _) = rayzor_core::mir::opt::optimize_function_with_profile(
+                                &module,
+                                f,
+                                p.as_deref(),
+                            );
+                            let mut m2 = module.clone();
+                            m2.functions[i] = opt;
+                            verify::verify_module(&m2).map_err(|e| {
+                                format!(
+                                    "'{}' optimised with its profile does not verify: {e}",
+                                    module.func(f).name
+                                )
+                            })?;
+                        }
+                    }
                     for i in 0..module.functions.len() {
                         let f = FuncId(i as u32);
                         jit.compile(f, tier).map_err(|e| e.to_string())?;
@@ -546,6 +598,40 @@ fn forced_osr_agrees_with_the_interpreter() {
     }
     eprintln!("forced OSR: {} files with loops, {checked} executions, {:.2?}", files.len(), start.elapsed());
     assert!(failures.is_empty(), "{} forced-OSR failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The profiling tiers with sampled counting and profiling code (every
+/// other run test counts every event) agree with the interpreter on every file.
+#[test]
+fn sampled_profiling_agrees_with_the_interpreter() {
+    let filter = std::env::var("RAYZOR_RUNTEST").unwrap_or_default();
+    let execs = [Exec::Sampled(Tier::T0, 3), Exec::Sampled(Tier::T1, 3), Exec::Sampled(Tier::T1, 16)];
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for f in test_files().into_iter().filter(|p| p.to_string_lossy().contains(&filter)) {
+        checked += run_file_in(&f, &mut failures, Some(&execs));
+    }
+    assert!(checked > 0);
+    assert!(failures.is_empty(), "{} sampled-profiling failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// T2 and T3 compiled with profiles that later inputs contradict (made up
+/// at random, or recorded on the first call of a file only) agree with the
+/// interpreter on every file: a profile changes speed, never results.
+#[test]
+fn profile_guided_tiers_agree_with_the_interpreter() {
+    let filter = std::env::var("RAYZOR_RUNTEST").unwrap_or_default();
+    let mut execs = vec![Exec::TrainedProfile(Tier::T2), Exec::TrainedProfile(Tier::T3)];
+    for seed in [1, 2, 3] {
+        execs.extend([Exec::RandomProfile(Tier::T2, seed), Exec::RandomProfile(Tier::T3, seed)]);
+    }
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for f in test_files().into_iter().filter(|p| p.to_string_lossy().contains(&filter)) {
+        checked += run_file_in(&f, &mut failures, Some(&execs));
+    }
+    assert!(checked > 0);
+    assert!(failures.is_empty(), "{} profile-guided failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 // ---------------------------------------------------------------------------

@@ -2,15 +2,19 @@
 //! call code of any other through the dispatch table.
 //!
 //! A compiled MIR function is a System V function
-//! `fn(vmctx: *mut VmCtx, [ret_area: *mut u64,] leaves...) -> [leaf]`:
+//! `fn(vmctx: *mut VmCtx, [ret_area: *mut u64,] depth: i64, leaves...) -> [leaf]`:
+//! - `depth` is the number of MIR frames below the new one (0 for a call
+//!   from the host): the prologue traps `stack_overflow` when it reaches
+//!   `MAX_CALL_DEPTH`, and calls pass `depth + 1`. A register, not a `VmCtx`
+//!   field, so a call costs no load and store of it;
 //! - every integer-class leaf (ints, bool, ptr) is passed as an `i64` in
 //!   canonical form (`Scalar::canon`), floats as `f32`/`f64`;
 //! - a result with exactly one leaf is returned in a register (same rule);
 //!   a result with two or more leaves is written to `ret_area`, leaf `k` at
 //!   byte `8 * k` (`f32` in the low 4 bytes);
-//! - on a trap, the callee stores the trap code in `VmCtx::trap` and returns
-//!   any value; every caller checks `trap` after each call and returns at once,
-//!   so a trap unwinds to the host entry without signals or native unwinding.
+//! - on a trap, the code stores the trap code in `VmCtx::trap` and does not
+//!   return: it resumes the host entry's `unwind::protected_call` at once
+//!   (`codegen::unwind`), so no caller checks for a trap after a call.
 //!
 //! Python enters through a per-function *host entry* with the signature
 //! `extern "C" fn(*mut VmCtx, args: *const u64, rets: *mut u64)`.
@@ -24,8 +28,15 @@ use crate::mir::{Scalar, Signature, Type};
 #[repr(C)]
 #[derive(Debug)]
 pub struct VmCtx {
-    /// Current call depth; a prologue traps when it reaches `MAX_CALL_DEPTH`.
-    pub depth: u64,
+    /// Where a trap resumes (`unwind::protected_call` sets it).
+    pub resume: usize,
+    /// `unwind::unwind_address()`: trap paths call it through here rather than
+    /// as a constant, so no constant of a cold path is hoisted into a register
+    /// the hot code must save and restore.
+    pub unwind: usize,
+    /// Address of `interrupt::EPOCH` (`interrupt::epoch_address()`), for the same
+    /// reason: a constant in a loop is hoisted into a callee-saved register.
+    pub epoch_addr: usize,
     /// `TrapKind::code()` of a pending trap, 0 when none.
     pub trap: u64,
     /// The lowest stack address frames may use; prologues trap below it.
@@ -42,7 +53,9 @@ pub struct VmCtx {
 }
 
 /// Byte offsets of `VmCtx` fields, for generated code.
-pub const VMCTX_DEPTH: i32 = std::mem::offset_of!(VmCtx, depth) as i32;
+pub const VMCTX_RESUME: i32 = std::mem::offset_of!(VmCtx, resume) as i32;
+pub const VMCTX_UNWIND: i32 = std::mem::offset_of!(VmCtx, unwind) as i32;
+pub const VMCTX_EPOCH_ADDR: i32 = std::mem::offset_of!(VmCtx, epoch_addr) as i32;
 pub const VMCTX_TRAP: i32 = std::mem::offset_of!(VmCtx, trap) as i32;
 pub const VMCTX_STACK_LIMIT: i32 = std::mem::offset_of!(VmCtx, stack_limit) as i32;
 pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;
@@ -153,31 +166,44 @@ pub fn abi_ty(s: Scalar) -> Ty {
     }
 }
 
-/// The native signature of compiled MIR functions: `fn(vmctx, [ret_area,] leaves...) -> [leaf]`.
+/// The native signature of compiled MIR functions: `fn(vmctx, [ret_area,] depth, leaves...) -> [leaf]`.
 pub fn jit_signature(sig: &Signature) -> NativeSig {
     let mut params = vec![Ty::Addr];
     if uses_ret_area(&sig.ret) {
         params.push(Ty::Addr);
     }
+    params.push(Ty::I64);
     params.extend(param_leaves(sig).into_iter().map(abi_ty));
     let rets = ret_leaves(&sig.ret);
     NativeSig::new(&params, if rets.len() == 1 { Some(abi_ty(rets[0])) } else { None })
 }
 
 /// The native signature of an OSR entry for a continuation with signature
-/// `sig`: `fn(vmctx, [ret_area,] state: *const u64) -> [leaf]`. The transferring
-/// frame writes the values live at the loop header (leaf `k` at byte `8 * k`,
-/// canonical like call arguments) to a buffer in its own frame and passes its
-/// address, as HotSpot's OSR buffer and JavaScriptCore's scratch buffer do: the
-/// hot loop then needs none of its values in argument registers.
+/// `sig`: `fn(state: *const u64) -> [leaf]`. The transferring frame writes the
+/// values live at the loop header (leaf `k` at byte `8 * k` of `state`,
+/// canonical like call arguments) to a buffer in its own frame, as HotSpot's
+/// OSR buffer and JavaScriptCore's scratch buffer do, preceded by its frame
+/// words (`OSR_STATE_VMCTX`, its call depth at `OSR_STATE_DEPTH`, and
+/// `OSR_STATE_RET_AREA` when `sig` returns through a ret area), and passes `state`. That one argument is an address
+/// computed just before the call, so the hot loop needs none of its values, not
+/// even `vmctx`, in an argument register: a long-lived value with a
+/// fixed-register use makes the register allocator split it and move it
+/// between registers inside the loop.
 pub fn osr_entry_signature(sig: &Signature) -> NativeSig {
-    let mut params = vec![Ty::Addr];
-    if uses_ret_area(&sig.ret) {
-        params.push(Ty::Addr);
-    }
-    params.push(Ty::Addr);
     let rets = ret_leaves(&sig.ret);
-    NativeSig::new(&params, if rets.len() == 1 { Some(abi_ty(rets[0])) } else { None })
+    NativeSig::new(&[Ty::Addr], if rets.len() == 1 { Some(abi_ty(rets[0])) } else { None })
+}
+
+/// Byte offset of `vmctx` from an OSR entry's `state` argument.
+pub const OSR_STATE_VMCTX: i32 = -8;
+/// Byte offset of the transferring frame's call depth from an OSR entry's `state` argument.
+pub const OSR_STATE_DEPTH: i32 = -16;
+/// Byte offset of the ret-area pointer from an OSR entry's `state` argument.
+pub const OSR_STATE_RET_AREA: i32 = -24;
+
+/// Frame words before an OSR entry's `state` for signature `sig`.
+pub fn osr_frame_words(sig: &Signature) -> usize {
+    2 + uses_ret_area(&sig.ret) as usize
 }
 
 /// The signature code for `unit` is compiled with.

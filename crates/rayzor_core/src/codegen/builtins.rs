@@ -29,13 +29,15 @@ pub enum Builtin {
     Nearestf,
     Fma,
     Fmaf,
+    /// Profiling code: count a `call_indirect` target (`rayzor_profile_target`).
+    ProfileTarget,
 }
 
 /// Address of each builtin, indexed by `Builtin as usize`.
 pub type BuiltinTable = [usize; Builtin::COUNT];
 
 impl Builtin {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
 
     /// Every builtin, in `Builtin as usize` order.
     pub const ALL: [Builtin; Builtin::COUNT] = [
@@ -55,6 +57,7 @@ impl Builtin {
         Builtin::Nearestf,
         Builtin::Fma,
         Builtin::Fmaf,
+        Builtin::ProfileTarget,
     ];
 
     pub fn signature(self) -> NativeSig {
@@ -73,6 +76,7 @@ impl Builtin {
             }
             Builtin::Fma => NativeSig::new(&[F64, F64, F64], Some(F64)),
             Builtin::Fmaf => NativeSig::new(&[F32, F32, F32], Some(F32)),
+            Builtin::ProfileTarget => NativeSig::new(&[Addr, I64, I64], None),
         }
     }
 
@@ -95,6 +99,7 @@ impl Builtin {
             rayzor_nearestf as *const () as usize,
             rayzor_fma as *const () as usize,
             rayzor_fmaf as *const () as usize,
+            rayzor_profile_target as *const () as usize,
         ]
     }
 }
@@ -205,6 +210,67 @@ pub extern "C" fn rayzor_fma(a: f64, b: f64, c: f64) -> f64 {
 
 pub extern "C" fn rayzor_fmaf(a: f32, b: f32, c: f32) -> f32 {
     a.mul_add(b, c)
+}
+
+/// Count `n` calls to function token `token` in the `call_indirect` profile
+/// rows at `rows` (`mir::profile::SiteKind::Indirect`: `INDIRECT_ROWS` rows of
+/// (token, count), the miss count, the misses since the last replacement). A
+/// token in a row adds to it (and a row that overtakes the first swaps with
+/// it: generated code checks the first row inline); otherwise an empty row
+/// takes it; otherwise it is a miss, and once the misses since the last
+/// replacement outnumber the least frequent row, that row is given to this
+/// token (its count moves to the misses): a hot target seen late still gets
+/// a row, and two rare ones do not keep taking it from each other. Threads
+/// race on the rows without locks: counts are approximate, every access is an
+/// atomic word access, so nothing worse.
+///
+/// # Safety
+/// `rows` must point to the profile slots of one `call_indirect` site.
+pub unsafe extern "C" fn rayzor_profile_target(
+    rows: *const std::sync::atomic::AtomicU64,
+    token: u64,
+    n: u64,
+) {
+    use crate::mir::profile::{SiteKind, INDIRECT_ROWS};
+    use std::sync::atomic::Ordering::Relaxed;
+    // SAFETY: the caller passes the site's slots, which live as long as the jit.
+    let s = unsafe { std::slice::from_raw_parts(rows, SiteKind::Indirect.slots()) };
+    let (tok, cnt) = (|r: usize| &s[2 * r], |r: usize| &s[2 * r + 1]);
+    for r in 0..INDIRECT_ROWS {
+        let t = tok(r).load(Relaxed);
+        if t == token {
+            let c = cnt(r).load(Relaxed).saturating_add(n);
+            cnt(r).store(c, Relaxed);
+            if r > 0 && c > cnt(0).load(Relaxed) {
+                let (t0, c0) = (tok(0).load(Relaxed), cnt(0).load(Relaxed));
+                tok(0).store(token, Relaxed);
+                cnt(0).store(c, Relaxed);
+                tok(r).store(t0, Relaxed);
+                cnt(r).store(c0, Relaxed);
+            }
+            return;
+        }
+        if t == 0 {
+            tok(r).store(token, Relaxed);
+            cnt(r).store(n, Relaxed);
+            return;
+        }
+    }
+    let (misses, recent) = (&s[2 * INDIRECT_ROWS], &s[2 * INDIRECT_ROWS + 1]);
+    let m = misses.load(Relaxed).saturating_add(n);
+    let since = recent.load(Relaxed).saturating_add(n);
+    let (row, least) =
+        (0..INDIRECT_ROWS).map(|r| (r, cnt(r).load(Relaxed))).min_by_key(|&(_, c)| c).unwrap_or((0, 0));
+    if since > least {
+        // This call goes to the new row; the replaced row's calls become misses.
+        misses.store((m - n).saturating_add(least), Relaxed);
+        recent.store(0, Relaxed);
+        tok(row).store(token, Relaxed);
+        cnt(row).store(n, Relaxed);
+    } else {
+        misses.store(m, Relaxed);
+        recent.store(since, Relaxed);
+    }
 }
 
 #[cfg(test)]

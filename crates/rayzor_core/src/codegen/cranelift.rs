@@ -228,6 +228,8 @@ pub struct ClifEmitter<'b> {
     entry: ir::Block,
     sigs: HashMap<NativeSig, ir::SigRef>,
     native: NativeOps,
+    /// Profile weights for the next `brif` (`Emitter::set_weights`).
+    weights: Option<Vec<u64>>,
 }
 
 impl<'b> ClifEmitter<'b> {
@@ -235,7 +237,7 @@ impl<'b> ClifEmitter<'b> {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
-        ClifEmitter { b, entry, sigs: HashMap::new(), native }
+        ClifEmitter { b, entry, sigs: HashMap::new(), native, weights: None }
     }
 
     fn args(vals: &[ir::Value]) -> Vec<BlockArg> {
@@ -448,10 +450,23 @@ impl Emitter for ClifEmitter<'_> {
         else_dest: ir::Block,
         else_args: &[ir::Value],
     ) {
+        // A profile that says one side is rare (under 1 in 32): lay it out of line.
+        if let Some([t, e]) = self.weights.take().as_deref().map(|w| [w[0], w[1]]) {
+            if t.saturating_mul(32) < e && then_dest != else_dest {
+                self.b.set_cold_block(then_dest);
+            } else if e.saturating_mul(32) < t && then_dest != else_dest {
+                self.b.set_cold_block(else_dest);
+            }
+        }
         self.b.ins().brif(cond, then_dest, &Self::args(then_args), else_dest, &Self::args(else_args));
     }
 
+    fn set_weights(&mut self, weights: &[u64]) {
+        self.weights = (weights.len() == 2).then(|| weights.to_vec());
+    }
+
     fn switch(&mut self, value: ir::Value, _ty: Ty, cases: &[(u64, ir::Block)], default: ir::Block) {
+        self.weights = None;
         let mut sw = Switch::new();
         for (key, blk) in cases {
             sw.set_entry(*key as u128, *blk);
@@ -464,5 +479,9 @@ impl Emitter for ClifEmitter<'_> {
             Some(v) => self.b.ins().return_(&[v]),
             None => self.b.ins().return_(&[]),
         };
+    }
+
+    fn unreachable(&mut self) {
+        self.b.ins().trap(ir::TrapCode::unwrap_user(1));
     }
 }

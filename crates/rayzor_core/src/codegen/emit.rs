@@ -252,8 +252,19 @@ pub trait Emitter {
         else_dest: Self::Block,
         else_args: &[Self::Value],
     );
+    /// Profile weights for the next `brif` (then, else) or `switch` (the
+    /// default, then each case in order): relative frequencies, a hint for
+    /// layout and prediction only. An emitter may ignore it.
+    fn set_weights(&mut self, _weights: &[u64]) {}
     /// Jump to the block of the case equal to `value`, else to `default`.
     /// Keys are distinct and masked to `value`'s width.
     fn switch(&mut self, value: Self::Value, ty: Ty, cases: &[(u64, Self::Block)], default: Self::Block);
     fn ret(&mut self, value: Option<Self::Value>);
+    /// End the current block after a call that does not return.
+    fn unreachable(&mut self);
+    /// The address of the function being emitted, as a value calls can use
+    /// (so the backend sees a direct self-call); `None` if not supported.
+    fn self_address(&mut self) -> Option<Self::Value> {
+        None
+    }
 }

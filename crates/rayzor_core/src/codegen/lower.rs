@@ -6,35 +6,42 @@
 //! 0/1, `ptr` as an `I64`), converted to the canonical ABI form
 //! (`codegen::abi`) only at call boundaries; every operation that could fault
 //! (division, tag checks, bad function tokens) is guarded by an explicit check
-//! that stores the trap in `VmCtx` and returns; every caller checks
-//! `VmCtx::trap` after a call into MIR code and returns at once; the prologue
-//! counts the entry (sampled), checks the call depth and the native stack
-//! limit; loop back-edges are counted unless the options say not to.
+//! that stores the trap in `VmCtx` and unwinds to the host entry
+//! (`codegen::unwind`), so calls into MIR code need no check after them; the
+//! prologue counts the entry (sampled), checks the call depth (an argument)
+//! and the native stack limit; loop back-edges are counted unless the options
+//! say not to.
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_DEPTH, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
-    VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT,
-    VMCTX_TRAP, VMCTX_TRAP_FUNC,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
+    VMCTX_EPOCH_ADDR, VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME, VMCTX_SIGINT_COUNTER,
+    VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC, VMCTX_UNWIND,
 };
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
-use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, Ty, UnaryOp};
+use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, NativeSig, Ty, UnaryOp};
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
+use crate::mir::profile::{FunctionProfile, ProfileLayout, SiteKind};
 use crate::mir::{
-    BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, InstKind, Scalar, Signature, TrapKind, Type,
-    UnOp, Value, MAX_CALL_DEPTH,
+    BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, Inst, InstKind, Scalar, Signature, TrapKind,
+    Type, UnOp, Value, ValueDef, MAX_CALL_DEPTH,
 };
 
 /// Lower `unit` into `e`, which is positioned in the entry block of a function with signature
 /// `abi::jit_signature(&func.sig)`.
 pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(), String> {
-    let CompileUnit { env, id, func, opts, osr } = *unit;
+    let CompileUnit { env, id, func, opts, osr, profile: pgo } = *unit;
     let params = e.params();
     let vmctx = params[0];
     let osr = osr.filter(|sites| !sites.points.is_empty()).map(|sites| (sites, Liveness::new(func)));
+    // Only code of the function as written profiles: the slots are laid out by its instructions.
+    let slots = env.profiles.get(id.index()).copied().unwrap_or(0);
+    let profile =
+        (opts.profile && env.sample_rate != 0 && slots != 0 && std::ptr::eq(func, env.module.func(id)))
+            .then(|| (slots, ProfileLayout::of(func)));
     let mut l = Lower {
         e,
         env,
@@ -52,11 +59,17 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         vmctx,
         ret_area: None,
         depth: vmctx,
+        callee_depth: vmctx,
+        depth_slot: None,
         counters: vmctx,
         exit_block: None,
         trap_blocks: Vec::new(),
         origin: id,
         origin_exits: Vec::new(),
+        profile,
+        pgo,
+        inst_id: Inst(0),
+        strips: Vec::new(),
     };
     l.run(&params)
 }
@@ -72,6 +85,7 @@ pub fn lower_host_entry<E: Emitter>(e: &mut E, env: &CodegenEnv<'_>, id: FuncId)
     if abi::uses_ret_area(&sig.ret) {
         call_args.push(rets);
     }
+    call_args.push(e.constant(Ty::I64, 0)); // depth: no MIR frame below
     for (k, leaf) in abi::param_leaves(sig).into_iter().enumerate() {
         call_args.push(e.load(Mem::Vm, abi_ty(leaf), args, 8 * k as i32));
     }
@@ -107,11 +121,16 @@ struct Lower<'e, 'a, E: Emitter> {
     vals: Vec<Vec<E::Value>>,
     vmctx: E::Value,
     ret_area: Option<E::Value>,
-    /// The call depth on entry (this frame's depth is one more).
+    /// The call depth on entry (MIR frames below this one).
     depth: E::Value,
+    /// `depth + 1`: what calls from this frame pass.
+    callee_depth: E::Value,
+    /// A frame slot holding `depth` for OSR transfers: kept in memory, so the
+    /// cold transfer path does not keep it live in a register through the loops.
+    depth_slot: Option<E::Value>,
     /// Address of this function's `FunctionCounters`.
     counters: E::Value,
-    /// Returns to the caller with a dummy result (a trap is pending).
+    /// Unwinds to the host entry (a trap is pending).
     exit_block: Option<E::Block>,
     /// Trap blocks by (kind, MIR function the trap is reported from).
     trap_blocks: Vec<(TrapKind, FuncId, E::Block)>,
@@ -120,22 +139,91 @@ struct Lower<'e, 'a, E: Emitter> {
     origin: FuncId,
     /// Blocks that record `trap_func` for a trap a builtin set, then exit.
     origin_exits: Vec<(FuncId, E::Block)>,
+    /// How the function ran, if known (branch weights, switch case order).
+    pgo: Option<&'a FunctionProfile>,
+    /// Profiling code: the address of the function's profile slots and their layout.
+    profile: Option<(usize, ProfileLayout)>,
+    /// The instruction being lowered.
+    inst_id: Inst,
+    /// Strip-mined loops (`strip_mined_loops`): header, whether its `brif`
+    /// stays in the loop on the then-edge, the header's iteration budget (an
+    /// extra block parameter), and the block that polls and refills it.
+    strips: Vec<Strip<E>>,
 }
+
+/// A loop whose back-edges do not poll: its header counts a budget down and the
+/// loop polls once per `iterations` iterations (see `Lower::strip_brif`).
+struct Strip<E: Emitter> {
+    header: Block,
+    stay_then: bool,
+    iterations: u64,
+    /// A counted loop (`Counted`): the budget parameter is then a limit.
+    counted: Option<Counted>,
+    budget: E::Value,
+    refill: E::Block,
+}
+
+/// A strip-mined counted loop, HotSpot's shape: the header's `brif` stays in
+/// the loop on `cmp: lt i, n` (`i` the header's parameter leaf `leaf`, 64-bit,
+/// `n` defined outside the loop, `cmp` used by the `brif` only). The header
+/// compares `i` with a limit `m = min(n, i + iterations)` instead, set on entry
+/// and at each chunk's end, so the inner loop has a single exit on a single
+/// compare (LLVM unrolls and vectorises it as without polls).
+/// The largest step (a positive constant) of a counted loop's induction variable.
+const MAX_STEP: u64 = 1 << 16;
+
+#[derive(Clone, Copy)]
+struct Counted {
+    cmp: Value,
+    leaf: usize,
+    n: Value,
+    signed: bool,
+}
+
+/// MIR instructions a strip-mined loop runs between two interrupt polls, at
+/// most: its budget is this divided by the loop's size (inner loops and calls
+/// poll on their own), rounded down to a power of two (a multiple of every
+/// vector width times unroll factor, so a vectorised loop's remainder is empty
+/// but in the last chunk) and at most `STRIP_MAX_ITERATIONS`. 2^20 instructions
+/// take well under 50 ms even at one instruction per nanosecond.
+pub const STRIP_WORK: u64 = 1 << 20;
+/// The largest budget: a chunk's own cost (the poll, a vectorised loop's set-up
+/// and reduction) is then a fraction of a percent of even the smallest loop's.
+pub const STRIP_MAX_ITERATIONS: u64 = 1 << 16;
 
 impl<E: Emitter> Lower<'_, '_, E> {
     fn run(&mut self, params: &[E::Value]) -> Result<(), String> {
         let f = self.func;
-        for bd in &f.blocks {
-            let tys: Vec<Ty> = bd
+        // Uncounted back-edges (the top tier) poll for interrupts: strip-mined
+        // loops once per chunk of iterations, other loops at every back-edge.
+        let strip = if self.opts.count_backedges { Vec::new() } else { strip_mined_loops(f, &self.rpo) };
+        for (i, bd) in f.blocks.iter().enumerate() {
+            let mut tys: Vec<Ty> = bd
                 .params
                 .iter()
                 .flat_map(|p| layout::leaves(f.value_type(*p)).into_iter().map(|l| native_ty(l.ty)))
                 .collect();
+            let found = strip.iter().find(|l| l.0.index() == i).map(|l| (l.1, l.2, l.3));
+            let refill = found.map(|_| self.e.create_block(&tys));
+            if found.is_some() {
+                tys.push(Ty::I64);
+            }
             let b = self.e.create_block(&tys);
             let mut leaves = self.e.block_params(b).into_iter();
             for p in &bd.params {
                 let n = layout::leaf_count(f.value_type(*p));
                 self.vals[p.index()] = leaves.by_ref().take(n).collect();
+            }
+            if let (Some((stay_then, iterations, counted)), Some(refill)) = (found, refill) {
+                let budget = leaves.next().expect("the budget parameter");
+                self.strips.push(Strip {
+                    header: Block(i as u32),
+                    stay_then,
+                    iterations,
+                    counted,
+                    budget,
+                    refill,
+                });
             }
             self.blocks.push(b);
         }
@@ -146,8 +234,26 @@ impl<E: Emitter> Lower<'_, '_, E> {
             for &inst in &f.blocks[blk.index()].insts {
                 let data = f.inst(inst);
                 self.origin = data.origin.unwrap_or(self.id);
-                if data.kind.is_terminator() && !self.opts.count_backedges && self.has_back_edge(&data.kind) {
-                    // Uncounted back-edges (the top tier) still poll for interrupts.
+                self.inst_id = inst;
+                if let (Some(k), InstKind::Brif { cond, then_dest, else_dest }) =
+                    (self.strip_of(blk), &data.kind)
+                {
+                    self.strip_brif(k, *cond, then_dest, else_dest);
+                    continue;
+                }
+                let counted = self.strip_of(blk).and_then(|k| self.strips[k].counted.map(|c| (k, c)));
+                if let Some((k, c)) = counted.filter(|(_, c)| data.result == Some(c.cmp)) {
+                    // The counted loop's exit test, against the chunk's limit.
+                    let i = self.header_leaves(k)[c.leaf];
+                    let v =
+                        self.e.icmp(if c.signed { IntCC::SLt } else { IntCC::ULt }, i, self.strips[k].budget);
+                    self.set(data.result, vec![v]);
+                    continue;
+                }
+                if data.kind.is_terminator()
+                    && !self.opts.count_backedges
+                    && self.has_polled_back_edge(&data.kind)
+                {
                     self.poll_interrupt();
                 }
                 self.inst(&data.kind, data.result)?;
@@ -157,14 +263,132 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 self.back_edge(&call);
             }
         }
+        self.fill_refills();
         self.finish_cold_blocks();
         Ok(())
+    }
+
+    /// The index in `strips` of the strip-mined loop with header `b`.
+    fn strip_of(&self, b: Block) -> Option<usize> {
+        self.strips.iter().position(|s| s.header == b)
+    }
+
+    /// The terminator `brif cond, then, else` of strip-mined header `k`: stay
+    /// in the loop only while the budget lasts, so the loop keeps one exit
+    /// whose trip count is known (min(original, budget): LLVM still
+    /// vectorises and unrolls it). On that exit, the budget decides: left
+    /// over, the loop really ends; used up, `refill` polls and re-enters the
+    /// header with a full budget, re-running the header's instructions (pure,
+    /// see `strip_mined_loops`), which branch exactly as they did.
+    fn strip_brif(&mut self, k: usize, cond: Value, then_dest: &BlockCall, else_dest: &BlockCall) {
+        let (stay_then, budget, refill) =
+            (self.strips[k].stay_then, self.strips[k].budget, self.strips[k].refill);
+        let c = self.one(cond);
+        let check = self.e.create_block(&[]);
+        let again = self.header_leaves(k);
+        if let Some(ct) = self.strips[k].counted {
+            // `c` compared `i` with the chunk's limit: the loop goes on (after
+            // a poll and a new limit) if `i < n` still holds.
+            let (tb, ta) = self.target(then_dest);
+            self.e.brif(c, tb, &ta, check, &[]);
+            self.e.switch_to(check);
+            let n = self.one(ct.n);
+            let more = self.e.icmp(if ct.signed { IntCC::SLt } else { IntCC::ULt }, again[ct.leaf], n);
+            if osr::is_back_edge(&self.rpo, self.current, else_dest.block)
+                && self.strip_of(else_dest.block).is_none()
+            {
+                self.poll_interrupt();
+            }
+            let (eb, ea) = self.target(else_dest);
+            self.e.brif(more, refill, &again, eb, &ea);
+            return;
+        }
+        let spent = self.icmp_const(IntCC::Eq, Scalar::I64, budget, 0);
+        // The exit edge may be a polled back-edge of an enclosing loop.
+        let exit = if stay_then { else_dest } else { then_dest };
+        let exit_polls =
+            osr::is_back_edge(&self.rpo, self.current, exit.block) && self.strip_of(exit.block).is_none();
+        if stay_then {
+            let left = self.icmp_const(IntCC::Ne, Scalar::I64, budget, 0);
+            let go = self.e.int_op(IntOp::And, c, left);
+            let (tb, ta) = self.target(then_dest);
+            self.e.brif(go, tb, &ta, check, &[]);
+            self.e.switch_to(check);
+            if exit_polls {
+                self.poll_interrupt();
+            }
+            let (eb, ea) = self.target(else_dest);
+            self.e.brif(spent, refill, &again, eb, &ea);
+        } else {
+            let go = self.e.int_op(IntOp::Or, c, spent);
+            let (eb, ea) = self.target(else_dest);
+            self.e.brif(go, check, &[], eb, &ea);
+            self.e.switch_to(check);
+            if exit_polls {
+                self.poll_interrupt();
+            }
+            let (tb, ta) = self.target(then_dest);
+            self.e.brif(spent, refill, &again, tb, &ta);
+        }
+    }
+
+    /// The native leaves of strip-mined loop `k`'s header parameters (without the budget).
+    fn header_leaves(&self, k: usize) -> Vec<E::Value> {
+        let header = &self.func.blocks[self.strips[k].header.index()];
+        header.params.iter().flat_map(|p| self.vals[p.index()].clone()).collect()
+    }
+
+    /// The refill blocks of strip-mined loops: every entry into the loop and
+    /// every used-up budget comes here, polls, and enters the header with a
+    /// full budget. (So the poll is in an outer loop around the header's.)
+    fn fill_refills(&mut self) {
+        for k in 0..self.strips.len() {
+            let Strip { header, refill, iterations, counted, .. } = self.strips[k];
+            self.origin = self.id;
+            self.e.switch_to(refill);
+            self.poll_interrupt();
+            let mut args = self.e.block_params(refill);
+            let budget = match counted {
+                // m = i + iterations if n - i (exact when i < n) exceeds
+                // iterations, else n: no overflow, and i >= n gives n.
+                Some(ct) => {
+                    let (i, n) = (args[ct.leaf], self.one(ct.n));
+                    let below = self.e.icmp(if ct.signed { IntCC::SLt } else { IntCC::ULt }, i, n);
+                    let rest = self.e.int_op(IntOp::Sub, n, i);
+                    let far = self.icmp_const(IntCC::UGt, Scalar::U64, rest, iterations);
+                    let chunk = self.e.int_op(IntOp::And, below, far);
+                    let step = self.add_const(i, iterations);
+                    // Near the top of the range, `i + step` could wrap below the
+                    // limit: poll at every iteration there (limit i + 1).
+                    let top = self.konst(
+                        if ct.signed { Scalar::I64 } else { Scalar::U64 },
+                        if ct.signed { i64::MAX as u64 } else { u64::MAX } - MAX_STEP,
+                    );
+                    let safe = self.e.icmp(if ct.signed { IntCC::SLe } else { IntCC::ULe }, n, top);
+                    let unsafe_ = self.icmp_const(IntCC::Eq, Scalar::Bool, safe, 0);
+                    let near = self.e.int_op(IntOp::And, below, unsafe_);
+                    let one = self.add_const(i, 1);
+                    let last = self.e.select(near, one, n);
+                    self.e.select(chunk, step, last)
+                }
+                None => self.e.constant(Ty::I64, iterations),
+            };
+            args.push(budget);
+            self.e.jump(self.blocks[header.index()], &args);
+        }
     }
 
     /// Count the call, check depth and stack, convert ABI params, enter block 0.
     fn prologue(&mut self, params: &[E::Value]) {
         let mut k = 1;
-        if abi::uses_ret_area(&self.func.sig.ret) {
+        if self.opts.osr_entry {
+            // Everything comes through the OSR buffer (`abi::osr_entry_signature`).
+            let state = params[0];
+            self.vmctx = self.e.load(Mem::Vm, Ty::Addr, state, abi::OSR_STATE_VMCTX);
+            if abi::uses_ret_area(&self.func.sig.ret) {
+                self.ret_area = Some(self.e.load(Mem::Vm, Ty::Addr, state, abi::OSR_STATE_RET_AREA));
+            }
+        } else if abi::uses_ret_area(&self.func.sig.ret) {
             self.ret_area = Some(params[1]);
             k = 2;
         }
@@ -176,7 +400,16 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let p = self.e.constant(Ty::Addr, addr as u64);
             self.osr_points.push((header, p));
         }
-        self.depth = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_DEPTH);
+        let leaves = abi::param_leaves(&self.func.sig);
+        let abi_args: Vec<E::Value> = if self.opts.osr_entry {
+            // The transferring frame's depth, then the live values (`abi::osr_entry_signature`).
+            let state = params[0];
+            self.depth = self.e.load(Mem::Vm, Ty::I64, state, abi::OSR_STATE_DEPTH);
+            (0..leaves.len()).map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), state, 8 * i as i32)).collect()
+        } else {
+            self.depth = params[k];
+            params[k + 1..].to_vec()
+        };
         let counters = self.counters;
         let polled = self.opts.call_counter.is_some_and(|counter| {
             self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None)
@@ -192,16 +425,13 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let limit = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_STACK_LIMIT);
         let low = self.e.icmp(IntCC::ULt, sp, limit);
         self.trap_if(low, TrapKind::StackOverflow);
-        let d1 = self.add_const(self.depth, 1);
-        self.e.store(Mem::Vm, d1, self.vmctx, VMCTX_DEPTH);
+        self.callee_depth = self.add_const(self.depth, 1);
+        if !self.osr_points.is_empty() {
+            let slot = self.e.stack_slot(8);
+            self.e.store(Mem::Vm, self.depth, slot, 0);
+            self.depth_slot = Some(slot);
+        }
 
-        let leaves = abi::param_leaves(&self.func.sig);
-        let abi_args: Vec<E::Value> = if self.opts.osr_entry {
-            let buf = params[k];
-            (0..leaves.len()).map(|i| self.e.load(Mem::Vm, abi_ty(leaves[i]), buf, 8 * i as i32)).collect()
-        } else {
-            params[k..].to_vec()
-        };
         let args: Vec<E::Value> =
             leaves.into_iter().zip(abi_args).map(|(leaf, v)| self.abi_to_native(leaf, v)).collect();
         self.e.jump(self.blocks[0], &args);
@@ -266,7 +496,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
     /// nothing is spilled around it) trap `interrupted` if this call's SIGINT
     /// counter or its jit's interrupt generation moved since the call started.
     fn poll_interrupt(&mut self) {
-        let epoch_addr = self.e.constant(Ty::Addr, self.env.interrupt_epoch as u64);
+        let epoch_addr = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_EPOCH_ADDR);
         let epoch = self.e.load(Mem::Slot, Ty::I64, epoch_addr, 0);
         let seen = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_EPOCH);
         let moved = self.e.icmp(IntCC::Ne, epoch, seen);
@@ -291,19 +521,38 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.switch_to(cont);
     }
 
-    /// Whether the terminator `kind` of the block being lowered has a back-edge.
-    fn has_back_edge(&self, kind: &InstKind) -> bool {
-        kind.successors().iter().any(|c| osr::is_back_edge(&self.rpo, self.current, c.block))
+    /// Whether the terminator `kind` of the block being lowered has a back-edge
+    /// that polls (one to a loop that is not strip-mined).
+    fn has_polled_back_edge(&self, kind: &InstKind) -> bool {
+        kind.successors()
+            .iter()
+            .any(|c| osr::is_back_edge(&self.rpo, self.current, c.block) && self.strip_of(c.block).is_none())
     }
 
     /// The branch target for `call` from the block being lowered: its block,
     /// or for a counted back-edge a new edge block (filled by `back_edge` once
     /// the terminator is emitted).
     fn target(&mut self, call: &BlockCall) -> (E::Block, Vec<E::Value>) {
-        if self.opts.count_backedges && osr::is_back_edge(&self.rpo, self.current, call.block) {
+        let back = osr::is_back_edge(&self.rpo, self.current, call.block);
+        if self.opts.count_backedges && back {
             let edge = self.e.create_block(&[]);
             self.pending_edges.push((edge, call.clone()));
             return (edge, Vec::new());
+        }
+        if let Some(k) = self.strip_of(call.block) {
+            // A strip-mined loop: entered through its refill block; a back-edge
+            // spends one iteration of the budget.
+            let mut args = self.block_args(call);
+            if !back {
+                return (self.strips[k].refill, args);
+            }
+            let budget = self.strips[k].budget;
+            args.push(if self.strips[k].counted.is_some() {
+                budget
+            } else {
+                self.add_const(budget, u64::MAX)
+            });
+            return (self.blocks[call.block.index()], args);
         }
         (self.blocks[call.block.index()], self.block_args(call))
     }
@@ -377,19 +626,29 @@ impl<E: Emitter> Lower<'_, '_, E> {
             let tys = layout::leaves(self.func.value_type(*p));
             leaves.extend(tys.into_iter().map(|l| l.ty).zip(self.leaves_of(*a).to_vec()));
         }
-        self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
-        // The live values go through a buffer in this frame (`abi::osr_entry_signature`).
-        let buf = self.e.stack_slot(8 * leaves.len().max(1) as u32);
+        // The frame words (this frame's depth among them: the continuation takes
+        // its place in the call depth) and the live values go through a buffer in
+        // this frame (`abi::osr_entry_signature`): [frame words | state].
+        let h = abi::osr_frame_words(&sig);
+        let buf = self.e.stack_slot(8 * (h + leaves.len()) as u32);
+        let words = (8 * h) as i32;
+        self.e.store(Mem::Vm, self.vmctx, buf, words + abi::OSR_STATE_VMCTX);
+        let depth = match self.depth_slot {
+            Some(slot) => self.e.load(Mem::Vm, Ty::I64, slot, 0),
+            None => self.depth,
+        };
+        self.e.store(Mem::Vm, depth, buf, words + abi::OSR_STATE_DEPTH);
+        if let Some(ra) = self.ret_area {
+            self.e.store(Mem::Vm, ra, buf, words + abi::OSR_STATE_RET_AREA);
+        }
         for (k, (s, v)) in leaves.into_iter().enumerate() {
             let v = self.native_to_abi(s, v);
-            self.e.store(Mem::Vm, v, buf, 8 * k as i32);
+            self.e.store(Mem::Vm, v, buf, words + 8 * k as i32);
         }
-        let mut args = vec![self.vmctx];
-        args.extend(self.ret_area);
-        args.push(buf);
-        // Its result is ours, and a trap it left pending in VmCtx is ours too: our
-        // caller checks for one after we return. (No check here, so no value of
-        // this frame lives across the call: the hot loop keeps its registers.)
+        // `state` is computed from `buf` after the stores, not the slot address
+        // the stores use: the one fixed-register value is then born at the call.
+        let state = self.add_const(buf, words as u64);
+        let args = [state];
         let r = self.e.call(&abi::osr_entry_signature(&sig), entry, &args);
         self.e.ret(r);
     }
@@ -399,6 +658,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.int_op(IntOp::Add, x, k)
     }
 
+    /// The block that leaves for the host entry with the pending trap (filled
+    /// by `finish_cold_blocks`).
     fn exit_block(&mut self) -> E::Block {
         if let Some(b) = self.exit_block {
             return b;
@@ -447,7 +708,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.switch_to(cont);
     }
 
-    /// After a call into MIR code (or a builtin that may trap): leave at once if a trap is pending.
+    /// After a host call: leave at once if it failed (a trap is pending).
+    /// (Calls into MIR code need no check: a trap there unwinds past this frame.)
     fn check_pending_trap(&mut self) {
         let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_TRAP);
         let exit = self.exit_block();
@@ -478,9 +740,10 @@ impl<E: Emitter> Lower<'_, '_, E> {
         }
         if let Some(blk) = self.exit_block {
             self.e.switch_to(blk);
-            let rets = abi::ret_leaves(&self.func.sig.ret);
-            let v = (rets.len() == 1).then(|| self.e.constant(abi_ty(rets[0]), 0));
-            self.e.ret(v);
+            let resume = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_RESUME);
+            let unwind = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_UNWIND);
+            self.e.call(&NativeSig::new(&[Ty::Addr], None), unwind, &[resume]);
+            self.e.unreachable();
         }
     }
 
@@ -613,6 +876,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let ret_leaves = abi::ret_leaves(&sig.ret);
         let area = (ret_leaves.len() >= 2).then(|| self.e.stack_slot(8 * ret_leaves.len() as u32));
         call_args.extend(area);
+        call_args.push(self.callee_depth);
         for a in args {
             let tys = layout::leaves(self.func.value_type(*a));
             for (l, v) in tys.into_iter().zip(self.leaves_of(*a).to_vec()) {
@@ -621,7 +885,6 @@ impl<E: Emitter> Lower<'_, '_, E> {
             }
         }
         let r = self.e.call(&jit_signature(sig), code, &call_args);
-        self.check_pending_trap();
         match area {
             None => r.into_iter().zip(&ret_leaves).map(|(v, s)| self.abi_to_native(*s, v)).collect(),
             Some(a) => ret_leaves
@@ -831,8 +1094,18 @@ impl<E: Emitter> Lower<'_, '_, E> {
             },
             Call { callee, args } => match callee {
                 Callee::Func(f) => {
+                    if let Some((_, slot)) = self.profile_site() {
+                        self.add_to_slot(slot, None);
+                    }
                     let sig = &self.env.module.func(*f).sig;
-                    let code = self.slot_code(*f);
+                    // A self-call of code that is not replaced any more goes
+                    // straight to this code (the backend sees the recursion);
+                    // every other call reaches the callee's current code.
+                    let direct = *f == self.id && self.opts.direct_self_calls && !self.opts.osr_entry;
+                    let code = match direct.then(|| self.e.self_address()).flatten() {
+                        Some(code) => code,
+                        None => self.slot_code(*f),
+                    };
                     self.call_mir(sig, code, args)
                 }
                 Callee::Extern(e) => {
@@ -852,6 +1125,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
                     self.call_host(&sig, p, args)
                 } else {
                     let code = self.token_code(&sig, p);
+                    if let Some((_, rows)) = self.profile_site() {
+                        self.count_target(rows, p);
+                    }
                     self.call_mir(&sig, code, args)
                 }
             }
@@ -869,8 +1145,17 @@ impl<E: Emitter> Lower<'_, '_, E> {
             }
             Brif { cond, then_dest, else_dest } => {
                 let c = self.one(*cond);
+                if let Some((_, slots)) = self.profile_site() {
+                    // Slot 0 counts not-taken, slot 1 taken: add 1 at `slots + 8 * cond`
+                    // (no extra branch; the compare still fuses with the branch).
+                    let k = self.e.convert(Conv::ZExt, Ty::I64, c);
+                    self.add_to_slot(slots, Some(k));
+                }
                 let (tb, ta) = self.target(then_dest);
                 let (eb, ea) = self.target(else_dest);
+                if let Some(b) = self.pgo.and_then(|p| p.branch(self.inst_id)) {
+                    self.e.set_weights(&[b.taken, b.not_taken]);
+                }
                 self.e.brif(c, tb, &ta, eb, &ea);
                 vec![]
             }
@@ -879,7 +1164,6 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 vec![]
             }
             Return { value } => {
-                self.e.store(Mem::Vm, self.depth, self.vmctx, VMCTX_DEPTH);
                 let rets = abi::ret_leaves(&self.func.sig.ret);
                 let leaves = value.map(|v| self.leaves_of(v).to_vec()).unwrap_or_default();
                 if rets.len() == 1 {
@@ -941,35 +1225,114 @@ impl<E: Emitter> Lower<'_, '_, E> {
     fn switch(&mut self, value: Value, cases: &[(u64, BlockCall)], default: &BlockCall) {
         let s = self.scalar_of(value);
         let v = self.one(value);
+        let counted = self.profile_site().map(|(_, slots)| slots);
         let mut seen = std::collections::HashSet::new();
         let mut keys = Vec::new();
         let mut pads = Vec::new();
         // A case that passes no arguments branches straight to its block (or its
         // back-edge's edge block); others go through a pad block that passes
-        // them (one per case, so linear).
-        let mut target = |l: &mut Self, call: &BlockCall| {
-            if call.args.is_empty() {
+        // them (one per case, so linear). Profiling code gives every case a pad
+        // that counts it (the `k`-th slot: the case's index, the default last).
+        let mut target = |l: &mut Self, call: &BlockCall, k: usize| {
+            let slot = counted.map(|slots| slots + 8 * k);
+            if call.args.is_empty() && slot.is_none() {
                 l.target(call).0
             } else {
                 let pad = l.e.create_block(&[]);
-                pads.push((pad, call.clone()));
+                pads.push((pad, call.clone(), slot));
                 pad
             }
         };
-        for (k, call) in cases {
+        let counts = self.pgo.and_then(|p| p.switch(self.inst_id)).filter(|c| c.cases.len() == cases.len());
+        let mut weights = Vec::new();
+        for (i, (k, call)) in cases.iter().enumerate() {
             let key = k & low_mask(s.bits());
             if seen.insert(key) {
-                let b = target(self, call);
-                keys.push((key, b));
+                let b = target(self, call, i);
+                keys.push((key, b, counts.map_or(0, |c| c.cases[i])));
             }
         }
-        let dflt = target(self, default);
+        let dflt = target(self, default, cases.len());
+        if let Some(c) = counts {
+            // Cases ordered by frequency: a case that takes most of what is
+            // left is tested first with a compare and branch (predicted, and
+            // cheaper than the table jump); the rest stay a `switch`.
+            let mut left: u64 = keys.iter().fold(c.default, |a, k| a.saturating_add(k.2));
+            for _ in 0..2 {
+                let Some(top) = (0..keys.len()).max_by_key(|&i| keys[i].2) else { break };
+                let n = keys[top].2;
+                if keys.len() < 2 || n == 0 || n.saturating_mul(2) < left.saturating_add(1) {
+                    break;
+                }
+                let (key, b, _) = keys.remove(top);
+                let hit = self.icmp_const(IntCC::Eq, s, v, key);
+                let rest = self.new_block();
+                self.e.set_weights(&[n, left.saturating_sub(n)]);
+                self.e.brif(hit, b, &[], rest, &[]);
+                self.e.switch_to(rest);
+                left = left.saturating_sub(n);
+            }
+            weights.push(c.default);
+            weights.extend(keys.iter().map(|k| k.2));
+            self.e.set_weights(&weights);
+        }
+        let keys: Vec<(u64, E::Block)> = keys.into_iter().map(|(k, b, _)| (k, b)).collect();
         self.e.switch(v, native_ty(s), &keys, dflt);
-        for (pad, call) in pads {
+        for (pad, call, slot) in pads {
             self.e.switch_to(pad);
+            if let Some(slot) = slot {
+                self.add_to_slot(slot, None);
+            }
             let (b, args) = self.target(&call);
             self.e.jump(b, &args);
         }
+    }
+
+    /// The profile site of the instruction being lowered, when this code
+    /// profiles: what it counts and the address of its first slot.
+    fn profile_site(&self) -> Option<(SiteKind, usize)> {
+        let (base, layout) = self.profile.as_ref()?;
+        layout.site(self.inst_id).map(|(kind, first)| (kind, base + 8 * first))
+    }
+
+    /// Add 1 to the profile slot at `addr` (+ 8 * `index` when given).
+    ///
+    /// Profiles count every event, whatever `sample_rate` (which only says
+    /// whether there is counting code at all): a sampling countdown costs a
+    /// load, a store and a branch per event, as much as the increment it would
+    /// save (measured: sampled collection at rate 16 was slower than counting
+    /// every event), so the profiling tiers count as HotSpot's profiling tier
+    /// does, and the time spent in them is what bounds the cost.
+    fn add_to_slot(&mut self, addr: usize, index: Option<E::Value>) {
+        let mut p = self.e.constant(Ty::Addr, addr as u64);
+        if let Some(k) = index {
+            let three = self.i64c(3);
+            let off = self.e.int_op(IntOp::Shl, k, three);
+            p = self.e.int_op(IntOp::Add, p, off);
+        }
+        let c = self.e.load(Mem::Vm, Ty::I64, p, 0);
+        let c1 = self.add_const(c, 1);
+        self.e.store(Mem::Vm, c1, p, 0);
+    }
+
+    /// Count a call through token `token` into the `call_indirect` rows at
+    /// `rows` (`SiteKind::Indirect`): the first row (the builtin keeps the most
+    /// frequent target there) inline, anything else in `Builtin::ProfileTarget`.
+    fn count_target(&mut self, rows: usize, token: E::Value) {
+        let base = self.e.constant(Ty::Addr, rows as u64);
+        let first = self.e.load(Mem::Vm, Ty::I64, base, 0);
+        let hit = self.e.icmp(IntCC::Eq, first, token);
+        let (inline, slow, join) = (self.new_block(), self.new_block(), self.new_block());
+        self.e.set_cold(slow);
+        self.e.brif(hit, inline, &[], slow, &[]);
+        self.e.switch_to(inline);
+        self.add_to_slot(rows + 8, None);
+        self.e.jump(join, &[]);
+        self.e.switch_to(slow);
+        let one = self.i64c(1);
+        self.call_builtin(Builtin::ProfileTarget, &[base, token, one]);
+        self.e.jump(join, &[]);
+        self.e.switch_to(join);
     }
 
     fn binary(&mut self, op: BinOp, s: Scalar, a: E::Value, b: E::Value) -> E::Value {
@@ -1150,5 +1513,230 @@ impl<E: Emitter> Lower<'_, '_, E> {
             }
             CastPlan::U64ToFloat => self.e.convert(Conv::UToF, tt, x),
         }
+    }
+}
+
+/// The loops the top tier strip-mines (`Lower::strip_brif`): each as its header
+/// whether the header's `brif` stays in the loop on its then-edge, and its
+/// budget (iterations per poll, from `STRIP_WORK`). A loop
+/// qualifies when its header is not the entry block, only the header is entered
+/// from outside the loop (so the header dominates every back-edge, which uses
+/// the budget it defines), the header's terminator is a `brif` with one edge in
+/// the loop and one out, and its other instructions are pure and cannot trap
+/// (re-running them when a budget is used up changes nothing). Other loops
+/// poll at every back-edge.
+fn strip_mined_loops(func: &Function, rpo: &[usize]) -> Vec<(Block, bool, u64, Option<Counted>)> {
+    let preds = func.predecessors();
+    let reachable = |b: Block| rpo[b.index()] != usize::MAX;
+    let mut out = Vec::new();
+    for h in osr::loop_headers(func) {
+        if h == Block(0) {
+            continue;
+        }
+        // The natural loop: the blocks that reach a back-edge's source without passing the header.
+        let mut body = vec![false; func.blocks.len()];
+        body[h.index()] = true;
+        let mut stack: Vec<Block> = preds[h.index()]
+            .iter()
+            .copied()
+            .filter(|&p| reachable(p) && osr::is_back_edge(rpo, p, h))
+            .collect();
+        while let Some(b) = stack.pop() {
+            if !std::mem::replace(&mut body[b.index()], true) {
+                stack.extend(preds[b.index()].iter().copied().filter(|&p| reachable(p)));
+            }
+        }
+        let single_entry = func
+            .block_ids()
+            .filter(|b| body[b.index()] && *b != h)
+            .all(|b| preds[b.index()].iter().all(|p| !reachable(*p) || body[p.index()]));
+        let insts = &func.blocks[h.index()].insts;
+        let Some((&last, rest)) = insts.split_last() else { continue };
+        let pure = rest.iter().all(|&i| {
+            matches!(
+                func.inst(i).kind,
+                InstKind::Const { .. }
+                    | InstKind::Zero { .. }
+                    | InstKind::Unary { .. }
+                    | InstKind::Cmp { .. }
+                    | InstKind::Fma { .. }
+                    | InstKind::Select { .. }
+                    | InstKind::Cast { .. }
+                    | InstKind::Bitcast { .. }
+                    | InstKind::FieldAddr { .. }
+                    | InstKind::ElemAddr { .. }
+                    | InstKind::ExtractValue { .. }
+                    | InstKind::InsertValue { .. }
+            ) || matches!(func.inst(i).kind, InstKind::Binary { op, .. } if !matches!(op, BinOp::Div | BinOp::Rem))
+        });
+        if let InstKind::Brif { cond, then_dest, else_dest } = &func.inst(last).kind {
+            let (t, e) = (body[then_dest.block.index()], body[else_dest.block.index()]);
+            if single_entry && pure && t != e {
+                let size: usize = func
+                    .block_ids()
+                    .filter(|b| body[b.index()])
+                    .map(|b| func.blocks[b.index()].insts.len())
+                    .sum();
+                let per = (STRIP_WORK / size.max(1) as u64).clamp(1, STRIP_MAX_ITERATIONS);
+                let counted = if t { counted_loop(func, h, *cond, &body) } else { None };
+                out.push((h, t, 1 << per.ilog2(), counted));
+            }
+        }
+    }
+    out
+}
+
+/// Whether header `h`'s exit test `cond` makes its loop a counted one (`Counted`).
+fn counted_loop(func: &Function, h: Block, cond: Value, body: &[bool]) -> Option<Counted> {
+    let hb = &func.blocks[h.index()];
+    let &cmp_inst = hb.insts.iter().find(|&&i| func.inst(i).result == Some(cond))?;
+    let InstKind::Cmp { op: CmpOp::Lt, lhs, rhs } = func.inst(cmp_inst).kind else { return None };
+    let param = hb.params.iter().position(|p| *p == lhs)?;
+    let s = func.value_type(lhs).scalar()?;
+    if !s.is_int() || s.bits() != 64 {
+        return None;
+    }
+    // n is defined outside the loop (then it dominates the header, where it is used).
+    let outside = match func.values[rhs.index()].def {
+        ValueDef::Param(b, _) => !body[b.index()],
+        ValueDef::Result(i) => {
+            func.block_ids().any(|b| !body[b.index()] && func.blocks[b.index()].insts.contains(&i))
+        }
+    };
+    let mut uses = 0;
+    for b in func.block_ids() {
+        for &i in &func.blocks[b.index()].insts {
+            func.inst(i).kind.for_each_operand(|v| uses += (v == cond) as usize);
+        }
+    }
+    // Every back-edge passes i + c for a constant 0 < c <= MAX_STEP (i only grows
+    // and cannot jump over the limit's neighbourhood without a poll).
+    let preds = func.predecessors();
+    let def_of = |v: Value| match func.values[v.index()].def {
+        ValueDef::Result(i) => Some(&func.inst(i).kind),
+        ValueDef::Param(..) => None,
+    };
+    let step_ok = |v: Value| match def_of(v) {
+        Some(InstKind::Binary { op: BinOp::Add, lhs: a, rhs: b }) => {
+            let k = if same_value(func, &preds, h, *a, lhs, 8) {
+                *b
+            } else if same_value(func, &preds, h, *b, lhs, 8) {
+                *a
+            } else {
+                return false;
+            };
+            matches!(def_of(k), Some(InstKind::Const { bits, .. }) if (1..=MAX_STEP).contains(bits))
+        }
+        _ => false,
+    };
+    let steps = preds[h.index()].iter().filter(|p| body[p.index()]).all(|&p| {
+        func.terminator(p).is_some_and(|t| {
+            t.successors()
+                .iter()
+                .filter(|c| c.block == h)
+                .all(|c| c.args.get(param).is_some_and(|&v| step_ok(v)))
+        })
+    });
+    if !steps {
+        return None;
+    }
+    let leaf = hb.params[..param].iter().map(|p| layout::leaf_count(func.value_type(*p))).sum();
+    (outside && uses == 1).then_some(Counted { cmp: cond, leaf, n: rhs, signed: s.is_signed() })
+}
+
+/// Whether `v` is `i` (a parameter of header `h`) or a block parameter that
+/// every edge into its block (none of them `h`'s back-edges) sets to such a value:
+/// the builder passes the header's parameters on to the body's blocks.
+fn same_value(func: &Function, preds: &[Vec<Block>], h: Block, v: Value, i: Value, depth: u32) -> bool {
+    if v == i {
+        return true;
+    }
+    let ValueDef::Param(b, k) = func.values[v.index()].def else { return false };
+    if b == h || depth == 0 || preds[b.index()].is_empty() {
+        return false;
+    }
+    preds[b.index()].iter().all(|&p| {
+        func.terminator(p).is_some_and(|t| {
+            t.successors()
+                .iter()
+                .filter(|c| c.block == b)
+                .all(|c| c.args.get(k as usize).is_some_and(|&a| same_value(func, preds, h, a, i, depth - 1)))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mir::text::parse_module;
+
+    /// The loops `strip_mined_loops` picks in function `name` of `src`: (header, counted).
+    fn strips(src: &str, name: &str) -> Vec<(u32, bool)> {
+        let m = parse_module(src).expect("parses");
+        let f = m.func(m.func_by_name(name).expect("defined"));
+        let rpo = osr::rpo_index(f);
+        strip_mined_loops(f, &rpo).into_iter().map(|(h, _, _, c)| (h.0, c.is_some())).collect()
+    }
+
+    const LOOPS: &str = "
+fn counted(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 0
+  jump block1(v1, v1)
+block1(v2: i64, v3: i64):
+  v4: bool = lt v2, v0
+  brif v4, block2(v2), block3
+block2(v5: i64):
+  v6: i64 = const 1
+  v7: i64 = add v5, v6
+  jump block1(v7, v5)
+block3:
+  ret v3
+}
+fn variable_step(i64, i64) -> i64 {
+block0(v0: i64, v1: i64):
+  v2: i64 = const 0
+  jump block1(v2)
+block1(v3: i64):
+  v4: bool = lt v3, v0
+  brif v4, block2, block3
+block2:
+  v5: i64 = add v3, v1
+  jump block1(v5)
+block3:
+  ret v3
+}
+fn divides_in_header(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 1
+  jump block1(v1)
+block1(v2: i64):
+  v3: i64 = div v0, v2
+  v4: i64 = const 0
+  v5: bool = ne v3, v4
+  brif v5, block2, block3
+block2:
+  v6: i64 = add v2, v1
+  jump block1(v6)
+block3:
+  ret v2
+}
+fn no_exit_in_header(i64) -> i64 {
+block0(v0: i64):
+  jump block1(v0)
+block1(v1: i64):
+  v2: i64 = add v1, v0
+  jump block1(v2)
+}
+";
+
+    #[test]
+    fn strip_mining_picks_counted_and_pure_header_loops_only() {
+        assert_eq!(strips(LOOPS, "counted"), vec![(1, true)]);
+        // A step that is not a constant could be <= 0: the budget form, not a limit.
+        assert_eq!(strips(LOOPS, "variable_step"), vec![(1, false)]);
+        // Re-running a header that may trap is not allowed; no exit test: poll every back-edge.
+        assert_eq!(strips(LOOPS, "divides_in_header"), vec![]);
+        assert_eq!(strips(LOOPS, "no_exit_in_header"), vec![]);
     }
 }

@@ -17,7 +17,9 @@ pub mod llvm;
 pub mod lower;
 pub mod quiesce;
 pub mod thunk;
+pub mod unwind;
 
+use crate::mir::profile::FunctionProfile;
 use crate::mir::{Block, FuncId, Function, Module};
 
 /// Addresses the generated code embeds: they live as long as the jit.
@@ -35,8 +37,9 @@ pub struct CodegenEnv<'a> {
     pub sample_rate: u64,
     /// Address of each builtin, indexed by `Builtin as usize`.
     pub builtins: &'a builtins::BuiltinTable,
-    /// Address of the `AtomicU64` interrupt epoch the code polls (`interrupt::EPOCH`).
-    pub interrupt_epoch: usize,
+    /// Address of the profile slots of function `i` (laid out by
+    /// `mir::profile::ProfileLayout::of` its MIR; 0: it has none).
+    pub profiles: &'a [usize],
 }
 
 /// How to compile one function (chosen by the runtime's tier policy).
@@ -52,6 +55,15 @@ pub struct CodegenOptions {
     pub count_backedges: bool,
     /// An OSR entry: the parameters come in a buffer (`abi::osr_entry_signature`).
     pub osr_entry: bool,
+    /// Calls of the function to itself go straight to the code being compiled
+    /// instead of through its slot (code that will not be replaced: the top
+    /// tier), so the backend can inline and transform the recursion.
+    pub direct_self_calls: bool,
+    /// Collect an execution profile (`mir::profile`) into the function's
+    /// profile slots (`CodegenEnv::profiles`), counting every event (see
+    /// `lower::Lower::add_to_slot` for why not sampled); none with `sample_rate` 0.
+    /// Only for code of the function as written (its `Inst`s name the sites).
+    pub profile: bool,
 }
 
 /// Executable code of one compiled function, from any backend. Dropping it
@@ -86,6 +98,9 @@ pub struct CompileUnit<'a> {
     pub opts: CodegenOptions,
     /// Where the code may transfer into OSR entries (none: no OSR checks).
     pub osr: Option<&'a OsrSites<'a>>,
+    /// How `func` ran (keyed by its own instructions): branch weights and
+    /// switch case order. A hint only: the code is correct whatever it says.
+    pub profile: Option<&'a FunctionProfile>,
 }
 
 /// The OSR transfer points of one compile: at each counted back-edge to a

@@ -27,6 +27,7 @@ use super::types::{Scalar, Signature, Type};
 use crate::mir::builder::UsageError;
 use crate::mir::interrupt;
 use crate::mir::layout;
+use crate::mir::profile_record::ProfileRecorder;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
@@ -794,9 +795,21 @@ pub struct Interpreter<'m> {
     /// What may interrupt the current call, and the epoch it last saw (`mir::interrupt`).
     interrupts: interrupt::Marks,
     epoch: u64,
+    /// Counts branches, switch cases and call targets when recording a profile.
+    recorder: Option<Box<ProfileRecorder>>,
 }
 
 impl<'m> Interpreter<'m> {
+    /// Record a profile of every call from now on (`take_profile`).
+    pub fn record_profile(&mut self) {
+        self.recorder = Some(Box::new(ProfileRecorder::new(self.module)));
+    }
+
+    /// The profile recorded since `record_profile` (recording stops).
+    pub fn take_profile(&mut self) -> Option<ProfileRecorder> {
+        self.recorder.take().map(|r| *r)
+    }
+
     pub fn new(module: &'m Module) -> Self {
         let infos = module.functions.iter().map(|f| prepare(module, f)).collect();
         Interpreter {
@@ -811,6 +824,7 @@ impl<'m> Interpreter<'m> {
             scratch: Vec::new(),
             interrupts: interrupt::Marks::now(None),
             epoch: 0,
+            recorder: None,
         }
     }
 
@@ -866,6 +880,9 @@ impl<'m> Interpreter<'m> {
             }
         }
         self.stack.push(Frame { func: func.index(), block: 0, ip: 0, slots, ret: None });
+        if let Some(rec) = self.recorder.as_mut() {
+            rec.entry(func.index());
+        }
         let r = self.run();
         while let Some(fr) = self.stack.pop() {
             self.pool.push(fr.slots);
@@ -886,6 +903,7 @@ impl<'m> Interpreter<'m> {
             scratch,
             interrupts,
             epoch,
+            recorder,
             ..
         } = self;
         let step_limit = *step_limit;
@@ -1186,6 +1204,9 @@ impl<'m> Interpreter<'m> {
                     Act::Next
                 }
                 InstKind::Call { callee: Callee::Func(id), args } => {
+                    if let Some(rec) = recorder.as_mut() {
+                        rec.call(fr.func, inst);
+                    }
                     scratch.clear();
                     for a in args {
                         scratch.extend_from_slice(leaves(info, slots, *a));
@@ -1231,6 +1252,9 @@ impl<'m> Interpreter<'m> {
                         if !ok {
                             return Err(trap(TrapKind::MemoryFault));
                         }
+                        if let Some(rec) = recorder.as_mut() {
+                            rec.indirect(fr.func, inst, FuncId(idx as u32));
+                        }
                         scratch.clear();
                         for a in args {
                             scratch.extend_from_slice(leaves(info, slots, *a));
@@ -1252,6 +1276,9 @@ impl<'m> Interpreter<'m> {
                 }
                 InstKind::Brif { cond, then_dest, else_dest } => {
                     let (_, c) = scalar(info, slots, *cond)?;
+                    if let Some(rec) = recorder.as_mut() {
+                        rec.branch(fr.func, inst, c & 1 != 0);
+                    }
                     let dest = if c & 1 != 0 { then_dest } else { else_dest };
                     fr.block = branch(f, info, slots, dest, scratch);
                     fr.ip = 0;
@@ -1259,6 +1286,9 @@ impl<'m> Interpreter<'m> {
                 }
                 InstKind::Switch { value, cases, default } => {
                     let (_, v) = scalar(info, slots, *value)?;
+                    if let Some(rec) = recorder.as_mut() {
+                        rec.switch(fr.func, inst, cases.len(), cases.iter().position(|(c, _)| *c == v));
+                    }
                     let dest = cases.iter().find(|(c, _)| *c == v).map(|(_, bc)| bc).unwrap_or(default);
                     fr.block = branch(f, info, slots, dest, scratch);
                     fr.ip = 0;
@@ -1306,6 +1336,9 @@ impl<'m> Interpreter<'m> {
                         k += n;
                     }
                     stack.push(Frame { func: callee, block: 0, ip: 0, slots: new_slots, ret });
+                    if let Some(rec) = recorder.as_mut() {
+                        rec.entry(callee);
+                    }
                 }
                 Act::Return => {
                     let Some(done) = stack.pop() else {

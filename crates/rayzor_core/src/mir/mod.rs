@@ -10,6 +10,7 @@ pub mod layout;
 pub mod opt;
 pub mod osr;
 pub mod profile;
+pub mod profile_record;
 pub mod text;
 pub mod types;
 pub mod verify;

@@ -1,5 +1,7 @@
 //! MIR-level optimisation for T2: inlining of small leaf callees, constant
-//! folding and dead-code elimination.
+//! folding and dead-code elimination; with a profile (`mir::profile`) also
+//! guarded devirtualisation of hot `call_indirect` sites and profile-driven
+//! inlining (hot call sites first and with a larger size limit, cold ones never).
 //!
 //! Every transformation keeps the function's observable behaviour under the
 //! reference interpreter exactly: same result bits or same trap kind for every
@@ -12,8 +14,9 @@ use super::function::{
     BinOp, Block, BlockCall, Callee, FuncId, Function, Inst, InstData, InstKind, Module, ValueData, ValueDef,
 };
 use super::interp::{eval_binary, eval_bitcast, eval_cast, eval_cmp, eval_fma, eval_unary};
+use super::profile::{BranchCounts, FunctionProfile, IndirectTargets, SiteCounts};
 use super::types::{Scalar, Type};
-use super::Value;
+use super::{CmpOp, Value};
 
 /// Callees with at most this many instructions are inlined.
 const INLINE_MAX_INSTS: usize = 40;
@@ -22,6 +25,12 @@ const INLINE_BUDGET: usize = 20_000;
 /// Rounds of folding and dead-code elimination.
 const MAX_ROUNDS: usize = 8;
 
+/// With a profile: callees of at most this many instructions are inlined at hot sites.
+const HOT_INLINE_MAX_INSTS: usize = 4 * INLINE_MAX_INSTS;
+/// A `call_indirect` site is devirtualised for its most frequent target when
+/// that target took at least this share of the site's calls.
+const DEVIRT_MIN_SHARE: f64 = 0.5;
+
 /// An optimised copy of function `f` (inlining, constant folding, dead code).
 pub fn optimize_function(module: &Module, f: FuncId) -> Function {
     optimize(module, f, module.func(f).clone())
@@ -29,21 +38,183 @@ pub fn optimize_function(module: &Module, f: FuncId) -> Function {
 
 /// `func` optimised as a version of function `f` of `module` (e.g. an OSR
 /// continuation of it: it is not inlined into itself).
-pub fn optimize(module: &Module, f: FuncId, mut func: Function) -> Function {
+pub fn optimize(module: &Module, f: FuncId, func: Function) -> Function {
+    optimize_with_profile(module, f, func, None).0
+}
+
+/// An optimised copy of function `f` guided by `profile` (keyed by the
+/// instructions of `module.func(f)`), and the profile re-keyed by the
+/// instructions of the optimised function, for the code generator. Without a
+/// profile this is `optimize_function`.
+pub fn optimize_function_with_profile(
+    module: &Module,
+    f: FuncId,
+    profile: Option<&FunctionProfile>,
+) -> (Function, Option<FunctionProfile>) {
+    optimize_with_profile(module, f, module.func(f).clone(), profile)
+}
+
+/// The counts of each instruction of the function being optimised, by index
+/// (kept in step with the instructions as passes add, move and drop them).
+type Sites = Vec<Option<SiteCounts>>;
+
+fn optimize_with_profile(
+    module: &Module,
+    f: FuncId,
+    mut func: Function,
+    profile: Option<&FunctionProfile>,
+) -> (Function, Option<FunctionProfile>) {
     if func.blocks.is_empty() {
-        return func;
+        return (func, profile.cloned());
     }
-    inline_calls(module, f, &mut func);
+    let mut sites: Option<Sites> = profile.map(|p| {
+        let mut v: Sites = vec![None; func.insts.len()];
+        for (i, c) in &p.sites {
+            if let Some(slot) = v.get_mut(i.index()) {
+                *slot = Some(c.clone());
+            }
+        }
+        v
+    });
+    if let Some(sites) = sites.as_mut() {
+        devirtualize(module, &mut func, sites);
+    }
+    inline_calls(module, f, &mut func, sites.as_mut());
     for _ in 0..MAX_ROUNDS {
         let mut changed = fold_constants(&mut func);
         changed |= merge_blocks(&mut func);
-        let (next, shrunk) = eliminate_dead_code(&func);
+        let (next, shrunk, kept) = eliminate_dead_code(&func);
+        if let Some(s) = sites.as_mut() {
+            *s = kept.iter().map(|old| s.get(old.index()).cloned().flatten()).collect();
+        }
         func = next;
         if !(changed || shrunk) {
             break;
         }
     }
-    func
+    let out = profile.zip(sites).map(|(p, sites)| FunctionProfile {
+        entries: p.entries,
+        sites: sites.into_iter().enumerate().filter_map(|(i, c)| c.map(|c| (Inst(i as u32), c))).collect(),
+    });
+    (func, out)
+}
+
+// ---------------------------------------------------------------------------
+// Guarded devirtualisation
+// ---------------------------------------------------------------------------
+
+/// Replace each `call_indirect` of a MIR function pointer whose profile names
+/// a dominant target `g` (of the site's signature) by
+///
+/// ```text
+///   %t = func.addr @g ; %hit = cmp eq %callee, %t ; brif %hit, direct, indirect
+/// direct:   %r1 = call @g(args)            ; jump cont(%r1)
+/// indirect: %r2 = call_indirect %callee(args) ; jump cont(%r2)
+/// ```
+///
+/// The direct call is what the indirect one does for that token (same
+/// function, same depth, same traps), so a wrong guess only costs the
+/// compare; the inliner may then inline `@g`. The guard and the direct call
+/// get counts from the profile, so they are laid out as the hot path.
+fn devirtualize(module: &Module, func: &mut Function, sites: &mut Sites) {
+    // New blocks are visited too: the continuation holds the rest of a split
+    // block, and the fallback call may be guarded again for the next target.
+    let mut b = 0;
+    while b < func.blocks.len() {
+        let mut pos = 0;
+        while pos < func.blocks[b].insts.len() {
+            let inst = func.blocks[b].insts[pos];
+            pos += 1;
+            let InstKind::CallIndirect { callee, args } = &func.insts[inst.index()].kind else { continue };
+            let Some(SiteCounts::Indirect(t)) = sites.get(inst.index()).cloned().flatten() else { continue };
+            let (callee, args) = (*callee, args.clone());
+            let Type::FnPtr { sig, host: false } = func.value_type(callee).clone() else { continue };
+            let total = super::profile_record::site_total(&SiteCounts::Indirect(t.clone()));
+            let Some(&(g, hits)) = t.targets.first() else { continue };
+            let fits = module.functions.get(g.index()).is_some_and(|gf| gf.sig == *sig);
+            if !fits || hits == 0 || (hits as f64) < DEVIRT_MIN_SHARE * total as f64 {
+                continue;
+            }
+            let rest = IndirectTargets { targets: t.targets[1..].to_vec(), misses: t.misses };
+            split_indirect_call(
+                func,
+                Block(b as u32),
+                pos - 1,
+                (g, hits, total.saturating_sub(hits)),
+                callee,
+                &args,
+                sites,
+            );
+            // The fallback keeps the other targets' counts (a guard for the next one, if it dominates them).
+            sites[inst.index()] = Some(SiteCounts::Indirect(rest));
+            // The rest of the block moved to the continuation (visited later: it is a new block).
+            break;
+        }
+        b += 1;
+    }
+}
+
+/// The transformation of `devirtualize` at `pos` of `block`.
+fn split_indirect_call(
+    func: &mut Function,
+    block: Block,
+    pos: usize,
+    (g, hits, others): (FuncId, u64, u64),
+    callee: Value,
+    args: &[Value],
+    sites: &mut Sites,
+) {
+    let call = func.blocks[block.index()].insts[pos];
+    let result = func.insts[call.index()].result;
+    let ret_ty = result.map(|r| func.value_type(r).clone());
+    let mut tail: Vec<Inst> = func.blocks[block.index()].insts.split_off(pos);
+    tail.remove(0); // the call itself moves to the indirect block
+    let cont = func.add_block();
+    func.blocks[cont.index()].insts = tail;
+    if let Some(r) = result {
+        func.values[r.index()].def = ValueDef::Param(cont, 0);
+        func.blocks[cont.index()].params.push(r);
+    }
+    let direct = func.add_block();
+    let indirect = func.add_block();
+    let fp_ty = func.value_type(callee).clone();
+    let (_, tok) = func.push_inst(block, InstKind::FuncAddr { callee: Callee::Func(g) }, Some(fp_ty));
+    let tok = tok.expect("func.addr defines a value");
+    let (_, hit) =
+        func.push_inst(block, InstKind::Cmp { op: CmpOp::Eq, lhs: callee, rhs: tok }, Some(Type::BOOL));
+    let hit = hit.expect("cmp defines a value");
+    let to = |b: Block| BlockCall { block: b, args: vec![] };
+    let (guard, _) = func.push_inst(
+        block,
+        InstKind::Brif { cond: hit, then_dest: to(direct), else_dest: to(indirect) },
+        None,
+    );
+    let (dcall, r1) = func.push_inst(
+        direct,
+        InstKind::Call { callee: Callee::Func(g), args: args.to_vec() },
+        ret_ty.clone(),
+    );
+    func.push_inst(
+        direct,
+        InstKind::Jump { dest: BlockCall { block: cont, args: r1.into_iter().collect() } },
+        None,
+    );
+    // The original instruction (and its profile) becomes the fallback call, with a new result.
+    let r2 = ret_ty.map(|ty| {
+        let v = Value(func.values.len() as u32);
+        func.values.push(ValueData { ty, def: ValueDef::Result(call) });
+        v
+    });
+    func.insts[call.index()].result = r2;
+    func.blocks[indirect.index()].insts.push(call);
+    func.push_inst(
+        indirect,
+        InstKind::Jump { dest: BlockCall { block: cont, args: r2.into_iter().collect() } },
+        None,
+    );
+    sites.resize(func.insts.len(), None);
+    sites[guard.index()] = Some(SiteCounts::Branch(BranchCounts { taken: hits, not_taken: others }));
+    sites[dcall.index()] = Some(SiteCounts::Call(hits));
 }
 
 // ---------------------------------------------------------------------------
@@ -136,8 +307,8 @@ fn is_root(func: &Function, kind: &InstKind) -> bool {
 // Inlining
 // ---------------------------------------------------------------------------
 
-/// Is `g` a small leaf function that can be inlined?
-fn inlinable(g: &Function) -> bool {
+/// Is `g` a small leaf function that can be inlined (at most `max` instructions)?
+fn inlinable(g: &Function, max: usize) -> bool {
     let mut count = 0;
     for bd in &g.blocks {
         for &i in &bd.insts {
@@ -150,41 +321,91 @@ fn inlinable(g: &Function) -> bool {
             }
         }
     }
-    !g.blocks.is_empty() && count <= INLINE_MAX_INSTS
+    !g.blocks.is_empty() && count <= max
 }
 
-/// Inline every direct call of a small leaf function (other than `self_id`).
-fn inline_calls(module: &Module, self_id: FuncId, func: &mut Function) -> bool {
+/// How a profile rates a direct call site.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Heat {
+    /// Ran at most 1% as often as the hottest site of the function: never inlined.
+    Cold,
+    /// No profile for the site: the size rule alone.
+    Unknown,
+    /// Ran at least as often as the function was entered: inlined first, and
+    /// with the larger size limit.
+    Hot,
+}
+
+fn heat(sites: Option<&Sites>, inst: Inst) -> (Heat, u64) {
+    let Some(sites) = sites else { return (Heat::Unknown, 0) };
+    let Some(Some(SiteCounts::Call(n))) = sites.get(inst.index()) else { return (Heat::Unknown, 0) };
+    let top = sites.iter().flatten().map(super::profile_record::site_total).max().unwrap_or(0);
+    if top > 0 && n.saturating_mul(100) <= top {
+        (Heat::Cold, *n)
+    } else if *n > 0 && n.saturating_mul(4) >= top {
+        (Heat::Hot, *n)
+    } else {
+        (Heat::Unknown, *n)
+    }
+}
+
+/// Inline direct calls of small leaf functions (other than `self_id`). With
+/// a profile, hot sites go first (so the budget goes to them) and may inline
+/// larger callees; cold ones are never inlined.
+fn inline_calls(
+    module: &Module,
+    self_id: FuncId,
+    func: &mut Function,
+    mut sites: Option<&mut Sites>,
+) -> bool {
     let mut changed = false;
-    let mut b = 0;
-    // Blocks added by inlining are visited too; they hold no calls (leaf callees).
-    while b < func.blocks.len() {
-        let mut pos = 0;
-        while pos < func.blocks[b].insts.len() {
-            let inst = func.blocks[b].insts[pos];
-            let data = &func.insts[inst.index()];
-            let InstKind::Call { callee: Callee::Func(g), args } = &data.kind else {
-                pos += 1;
-                continue;
-            };
-            let (g, args, result) = (*g, args.clone(), data.result);
-            let ok = g != self_id
-                && func.insts.len() < INLINE_BUDGET
-                && module.functions.get(g.index()).is_some_and(|gf| {
-                    inlinable(gf)
-                        && gf.blocks[0].params.len() == args.len()
-                        && result.is_some() != gf.sig.ret.is_void()
-                });
-            if !ok {
-                pos += 1;
-                continue;
+    // Candidate sites, hottest first (a stable sort: program order otherwise).
+    let mut cands: Vec<(Heat, u64, Inst)> = Vec::new();
+    for bd in &func.blocks {
+        for &inst in &bd.insts {
+            if matches!(func.insts[inst.index()].kind, InstKind::Call { callee: Callee::Func(_), .. }) {
+                let (h, n) = heat(sites.as_deref(), inst);
+                cands.push((h, n, inst));
             }
-            inline_one(func, Block(b as u32), pos, (g, module.func(g)), &args, result);
-            changed = true;
-            // The rest of this block moved to the continuation; go on with the next block.
-            break;
         }
-        b += 1;
+    }
+    cands.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
+    // The block of each candidate, updated as inlining moves block tails.
+    let mut home: std::collections::HashMap<Inst, Block> = std::collections::HashMap::new();
+    for (b, bd) in func.blocks.iter().enumerate() {
+        for &i in &bd.insts {
+            home.insert(i, Block(b as u32));
+        }
+    }
+    for (h, _, inst) in cands {
+        if h == Heat::Cold || func.insts.len() >= INLINE_BUDGET {
+            continue;
+        }
+        let data = &func.insts[inst.index()];
+        let InstKind::Call { callee: Callee::Func(g), args } = &data.kind else { continue };
+        let (g, args, result) = (*g, args.clone(), data.result);
+        let max = if h == Heat::Hot { HOT_INLINE_MAX_INSTS } else { INLINE_MAX_INSTS };
+        let ok = g != self_id
+            && module.functions.get(g.index()).is_some_and(|gf| {
+                inlinable(gf, max)
+                    && gf.blocks[0].params.len() == args.len()
+                    && result.is_some() != gf.sig.ret.is_void()
+            });
+        if !ok {
+            continue;
+        }
+        let Some(&b) = home.get(&inst) else { continue };
+        let Some(pos) = func.blocks[b.index()].insts.iter().position(|i| *i == inst) else { continue };
+        let cont = Block(func.blocks.len() as u32); // `inline_one` makes the continuation first
+        inline_one(func, b, pos, (g, module.func(g)), &args, result);
+        for &i in &func.blocks[cont.index()].insts {
+            home.insert(i, cont);
+        }
+        if let Some(s) = sites.as_deref_mut() {
+            s[inst.index()] = None; // now a depth check
+            s.resize(func.insts.len(), None);
+        }
+        changed = true;
     }
     changed
 }
@@ -505,8 +726,9 @@ fn merge_blocks(func: &mut Function) -> bool {
 
 /// Remove unreachable blocks, pure instructions whose results are unused and
 /// block parameters (except the entry's) that nothing uses, rebuilding the
-/// function compactly. Returns the new function and whether it shrank.
-fn eliminate_dead_code(func: &Function) -> (Function, bool) {
+/// function compactly. Returns the new function, whether it shrank, and the
+/// old instruction each new one is (by new index).
+fn eliminate_dead_code(func: &Function) -> (Function, bool, Vec<Inst>) {
     let nb = func.blocks.len();
     let nv = func.values.len();
     let ni = func.insts.len();
@@ -642,7 +864,7 @@ fn eliminate_dead_code(func: &Function) -> (Function, bool) {
         });
     }
     let shrunk = out.insts.len() < count_listed(func) || out.values.len() < nv || out.blocks.len() < nb;
-    (out, shrunk)
+    (out, shrunk, kept)
 }
 
 fn count_listed(func: &Function) -> usize {

@@ -14,7 +14,9 @@
 
 use crate::error::count;
 use crate::mir::layout::{leaf_count, size_of, MAX_TYPE_DEPTH, MAX_TYPE_SIZE, MAX_VALUE_LEAVES};
-use crate::mir::{Block, Callee, Function, Inst, InstKind, Module, Scalar, Signature, Type, Value, ValueDef};
+use crate::mir::{
+    Block, Callee, CmpOp, Function, Inst, InstKind, Module, Scalar, Signature, Type, Value, ValueDef,
+};
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 
@@ -1015,8 +1017,13 @@ impl<'m> Verifier<'m> {
                     ));
                 }
             }
-            Cmp { lhs, rhs, .. } => {
-                scalar_of(*lhs, "a left operand")?;
+            Cmp { op, lhs, rhs } => {
+                // Function pointers compare for equality too (as `ptr`s): the
+                // optimiser's guarded devirtualisation tests a callee this way.
+                let fn_eq = matches!(ty(*lhs), Type::FnPtr { .. }) && matches!(op, CmpOp::Eq | CmpOp::Ne);
+                if !fn_eq {
+                    scalar_of(*lhs, "a left operand")?;
+                }
                 expect(*rhs, ty(*lhs), "a right operand matching the left")?;
             }
             Fma { a, b, c } => {

@@ -17,12 +17,14 @@ use crate::codegen::cranelift::CraneliftBackend;
 use crate::codegen::{interrupt, quiesce, CodegenEnv, CompileUnit, MachineCode, OsrSites};
 use crate::mir::builder::UsageError;
 use crate::mir::interp::{RunError, Trap};
+use crate::mir::profile::{FunctionProfile, ProfileLayout};
 use crate::mir::{host_abort, layout, verify, ExternId, FuncId, Module, TrapKind};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod inspect;
+mod pgo;
 pub use inspect::CodeCopy;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,9 +112,18 @@ pub struct Jit {
     interrupt_generation: AtomicU64,
     /// The never-slower tier policy (`runtime::policy`).
     policy: super::policy::Policy,
+    /// Profiles given with `set_profile`, by function (`runtime::jit::pgo`).
+    given_profiles: Mutex<Vec<Option<std::sync::Arc<crate::mir::profile::FunctionProfile>>>>,
+    /// Execution profile slots of each function, beside its counters
+    /// (`mir::profile::ProfileLayout`; none when `sample_rate` is 0).
+    profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)>,
+    /// Address of each function's profile slots (0: none), for `CodegenEnv::profiles`.
+    profile_addrs: Vec<usize>,
+    /// Bit t set: later compiles at tier t collect profiles (`set_profiling_tiers`).
+    profiling_tiers: AtomicU8,
 }
 
-type HostEntry = unsafe extern "C" fn(*mut VmCtx, *const u64, *mut u64);
+use crate::codegen::unwind::{self, HostEntry};
 
 /// Why code was compiled, for stats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,6 +227,17 @@ impl Jit {
                 .iter()
                 .any(|f| f.insts.iter().any(|d| matches!(d.kind, crate::mir::InstKind::CallIndirect { .. })));
         let data = module.data.iter().map(|d| (d.as_ptr() as usize, d.len())).collect();
+        let profiles: Vec<(ProfileLayout, Box<[AtomicU64]>)> = module
+            .functions
+            .iter()
+            .map(|f| {
+                let layout = if sample_rate == 0 { ProfileLayout::default() } else { ProfileLayout::of(f) };
+                let slots = (0..layout.slots).map(|_| AtomicU64::new(0)).collect();
+                (layout, slots)
+            })
+            .collect();
+        let profile_addrs =
+            profiles.iter().map(|(l, s)| if l.slots == 0 { 0 } else { s.as_ptr() as usize }).collect();
         let mut jit = Jit {
             slots: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             counters: (0..n).map(|_| FunctionCounters::default()).collect(),
@@ -241,6 +263,12 @@ impl Jit {
             calls_host,
             interrupt_generation: AtomicU64::new(0),
             policy: super::policy::Policy::default(),
+            given_profiles: Mutex::new(vec![None; n]),
+            profiles,
+            profile_addrs,
+            profiling_tiers: AtomicU8::new(
+                Tier::ALL.iter().filter(|t| t.profiles()).map(|t| 1 << *t as u8).sum(),
+            ),
             module,
         };
         let backend =
@@ -287,7 +315,7 @@ impl Jit {
             data: &self.data,
             sample_rate: self.sample_rate,
             builtins: &self.builtins,
-            interrupt_epoch: interrupt::epoch_address(),
+            profiles: &self.profile_addrs,
         }
     }
 
@@ -490,10 +518,11 @@ impl Jit {
     /// Machine code for `f` at `tier`, from the tier's backend.
     fn compile_code(&self, f: FuncId, tier: Tier) -> Result<Box<dyn MachineCode>, JitError> {
         let backend = tier.backend().map_err(|reason| JitError::Unavailable { tier, reason })?;
-        let func = self.mir_for(f, tier);
+        let (func, profile) = self.mir_and_profile(f, tier);
         let func = &*func;
         let env = self.env();
-        let opts = tier.codegen_options();
+        let mut opts = tier.codegen_options();
+        opts.profile = self.profiling_tiers.load(Ordering::Relaxed) & (1 << tier as u8) != 0;
         // Loops of code that may still be promoted get OSR points.
         let mode = self.osr.mode();
         let points = match mode {
@@ -503,7 +532,7 @@ impl Jit {
         };
         let (check_mask, min_count) = mode.check();
         let sites = OsrSites { points: &points, check_mask, min_count };
-        let unit = CompileUnit { env: &env, id: f, func, opts, osr: Some(&sites) };
+        let unit = CompileUnit { env: &env, id: f, func, opts, osr: Some(&sites), profile: profile.as_ref() };
         backend.compile(&unit).map_err(|m| self.compile_error(f, tier, m))
     }
 
@@ -596,8 +625,10 @@ impl Jit {
         let mut opts = target.codegen_options();
         opts.call_counter = None;
         opts.osr_entry = true;
+        // Its instructions are not the function's: nothing to name profile sites by.
+        opts.profile = false;
         let env = self.env();
-        let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None };
+        let unit = CompileUnit { env: &env, id: f, func: &cont, opts, osr: None, profile: None };
         backend.compile(&unit).map_err(|m| self.compile_error(f, target, m))
     }
 
@@ -661,6 +692,39 @@ impl Jit {
         }
     }
 
+    /// The execution profile of `f` collected so far by its profiling code
+    /// (T0, or the tiers `set_profiling_tiers` names; that code counts every
+    /// event; `entries` is the call counters' count at the profiling tiers,
+    /// sampled like them). Empty when `sample_rate` is 0.
+    pub fn profile(&self, f: FuncId) -> FunctionProfile {
+        let (layout, slots) = &self.profiles[f.index()];
+        let values: Vec<u64> = slots.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let c = &self.counters[f.index()];
+        let mask = self.profiling_tiers.load(Ordering::Relaxed);
+        let entries = Tier::ALL
+            .iter()
+            .filter(|t| mask & (1 << **t as u8) != 0)
+            .map(|t| c.calls[*t as usize].load(Ordering::Relaxed))
+            .sum();
+        layout.read(&values, entries)
+    }
+
+    /// Which tiers' code compiled from now on collects profiles: bit t for
+    /// tier t (default: the tiers whose `Tier::profiles`). Only T0 and T1 can
+    /// (they compile the MIR as written); other bits are ignored. For measuring
+    /// what collection costs; the call and loop counters stay as they are.
+    pub fn set_profiling_tiers(&self, mask: u8) {
+        let can = (1 << Tier::T0 as u8) | (1 << Tier::T1 as u8);
+        self.profiling_tiers.store(mask & can, Ordering::Relaxed);
+    }
+
+    /// Forget the profile of `f` collected so far (its code keeps collecting).
+    pub fn reset_profile(&self, f: FuncId) {
+        for a in self.profiles[f.index()].1.iter() {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Number of leaves `f` takes and returns (for sizing call buffers).
     pub fn arity(&self, f: FuncId) -> (usize, usize) {
         self.arity[f.index()]
@@ -687,7 +751,9 @@ impl Jit {
         let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
         let mut ctx = VmCtx {
-            depth: 0,
+            resume: 0,
+            unwind: unwind::unwind_address(),
+            epoch_addr: interrupt::epoch_address(),
             trap: 0,
             stack_limit: 0,
             trap_func: 0,
@@ -711,10 +777,11 @@ impl Jit {
                 // SAFETY: `ctx` outlives the scope, dropped right after the call.
                 let _scope = unsafe { host_abort::Scope::enter(std::ptr::addr_of_mut!((*ctxp).trap)) };
                 // SAFETY: as below.
-                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+                unsafe { unwind::protected_call(entry, ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             } else {
                 // SAFETY: as above; the stack limit keeps frames above the guard page.
-                unsafe { entry(ctxp, args.as_ptr(), rets.as_mut_ptr()) };
+                // (A trap unwinds here with `ctx.trap` set; checked below.)
+                unsafe { unwind::protected_call(entry, ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             }
             thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
         });

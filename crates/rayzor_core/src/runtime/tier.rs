@@ -2,7 +2,7 @@
 //! and which MIR optimisation each tier uses is decided here, not in codegen.
 
 use crate::codegen::{self, Backend, CodegenOptions};
-use crate::mir::{Function, InstKind};
+use crate::mir::{Block, Function, InstKind};
 
 /// The largest function (`function_size`) T3 compiles, and the longest basic
 /// block. LLVM's code generator is superlinear in the length of a block (a
@@ -32,9 +32,47 @@ pub fn function_size(f: &Function) -> usize {
 /// What one `switch` case costs LLVM, in instructions.
 pub const SWITCH_CASE_WEIGHT: usize = 4;
 
-/// Instructions in the longest block of `f`.
+/// Instructions in the longest straight-line run of `f`: a block with its
+/// chain of `jump` successors that have no other predecessor, which LLVM
+/// merges into one block (nine 1,990-instruction blocks chained by jumps took
+/// over 70 s at T3 while every block was under the limit).
 pub fn largest_block(f: &Function) -> usize {
-    f.blocks.iter().map(|b| b.insts.len()).max().unwrap_or(0)
+    let n = f.blocks.len();
+    let mut preds = vec![0usize; n];
+    for b in 0..n {
+        if let Some(t) = f.terminator(Block(b as u32)) {
+            for call in t.successors() {
+                preds[call.block.index()] += 1;
+            }
+        }
+    }
+    let next = |b: usize| match f.terminator(Block(b as u32)) {
+        Some(InstKind::Jump { dest }) if preds[dest.block.index()] == 1 && dest.block.index() != b => {
+            Some(dest.block.index())
+        }
+        _ => None,
+    };
+    let nexts: Vec<Option<usize>> = (0..n).map(next).collect();
+    let mut continues = vec![false; n];
+    for s in nexts.iter().flatten() {
+        continues[*s] = true;
+    }
+    let mut longest = 0;
+    // Start only at chain heads (not the single-predecessor jump target of another block).
+    for start in (0..n).filter(|b| !continues[*b]) {
+        let (mut b, mut len, mut steps) = (start, 0, 0);
+        loop {
+            len += f.blocks[b].insts.len();
+            steps += 1;
+            match nexts[b] {
+                Some(s) if steps < n => b = s,
+                _ => break,
+            }
+        }
+        longest = longest.max(len);
+    }
+    // A cycle of single-predecessor jumps has no head; count every block alone then.
+    longest.max(f.blocks.iter().map(|b| b.insts.len()).max().unwrap_or(0))
 }
 
 /// Why `tier` does not compile `f`, if it does not (over one of its size limits).
@@ -93,13 +131,28 @@ impl Tier {
         self >= Tier::T2
     }
 
+    /// Whether the tier's code collects the profile T2 and T3 compile with
+    /// (`mir::profile`). Only T0: it runs the MIR as written (whose `Inst`s name
+    /// the sites) and every function starts there; T1 could (`Jit::set_profiling_tiers`)
+    /// but its steady state would pay (measured in docs/benchmarks.md: up to 2x
+    /// on tight loops at T1, against up to +50% on T0's slower code), and it is
+    /// where a function stays when it is warm but never hot.
+    pub fn profiles(self) -> bool {
+        self == Tier::T0
+    }
+
     pub fn codegen_options(self) -> CodegenOptions {
         CodegenOptions {
             optimize: self != Tier::T0,
-            call_counter: Some(self as usize),
+            // T3 is not promoted, so its entries are not counted: a count per call
+            // is a serial read-modify-write that call-heavy code pays on every call.
+            call_counter: (self != Tier::T3).then_some(self as usize),
             // T3 is the top tier: nothing is promoted on its loop counts.
             count_backedges: self != Tier::T3,
             osr_entry: false,
+            // T3 code is not replaced by promotion, so its recursion may stay in it.
+            direct_self_calls: self == Tier::T3,
+            profile: self.profiles(),
         }
     }
 }

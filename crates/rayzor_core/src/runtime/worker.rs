@@ -128,7 +128,9 @@ impl Promoter {
         if self.threads.is_empty() {
             return; // stopped already
         }
-        let deadline = std::time::Instant::now() + STOP_WAIT;
+        // At process exit nothing compiled now will run: wait for nothing.
+        let wait = if crate::codegen::quiesce::exiting() { Duration::ZERO } else { STOP_WAIT };
+        let deadline = std::time::Instant::now() + wait;
         let mut q = self.shared.queue.lock();
         q.stop = true;
         self.shared.wake.notify_all();

@@ -38,11 +38,12 @@ impl Jit {
     pub fn ir(&self, f: FuncId, tier: Tier) -> Result<Vec<(String, String)>, JitError> {
         self.check_inspectable(f)?;
         let backend = tier.backend().map_err(|reason| JitError::Unavailable { tier, reason })?;
-        let func = self.mir_for(f, tier);
+        let (func, profile) = self.mir_and_profile(f, tier);
         let func = &*func;
         let env = self.env();
         // Without OSR points: the IR of the function's own code, not of its loops' transfers.
-        let unit = CompileUnit { env: &env, id: f, func, opts: tier.codegen_options(), osr: None };
+        let opts = tier.codegen_options();
+        let unit = CompileUnit { env: &env, id: f, func, opts, osr: None, profile: profile.as_ref() };
         let stages = backend.ir(&unit).map_err(|m| self.compile_error(f, tier, m))?;
         let mut out = vec![("mir".to_string(), text::print_function(&self.module, func))];
         out.extend(stages.into_iter().map(|(k, v)| (k.to_string(), v)));
