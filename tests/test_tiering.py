@@ -120,7 +120,10 @@ def test_function_called_only_from_jit_code_is_promoted() -> None:
         assert wait_for(lambda: jit.tier_of("sq") >= Tier.T1, 10)
         for _ in range(5):
             assert main(5000) == py_main(5000)
-        assert wait_for(lambda: jit.tier_of("sq") == TOP, 20)
+        # At the top tier with no probation (runtime/policy.rs) left that could swap it out.
+        assert wait_for(
+            lambda: main(5000) == py_main(5000) and jit.tier_of("sq") == TOP and not jit._core.busy(), 20
+        )
         assert main(1000) == py_main(1000)
         info = jit.info("sq")
         # Every call of sq came from compiled code, and the promoted code ran:
