@@ -144,6 +144,27 @@ def test_blocks_chained_by_jumps_count_as_one_block() -> None:
 
 
 @pytest.mark.skipif(not HAS_T3, reason="needs the LLVM tier")
+@pytest.mark.parametrize("link", ["brif true", "brif same"])
+def test_blocks_chained_by_foldable_branches_count_as_one_block(link: str) -> None:
+    """A `brif` on a constant, or with both edges to one block, is a jump once folded."""
+    src = chained_blocks(3, rayzor.T3_MAX_BLOCK - 10)
+    lines = []
+    for k, line in enumerate(src.splitlines()):
+        m = re.fullmatch(r"  jump (block\d+\(v\d+\))", line)
+        if not m:
+            lines.append(line)
+        elif link == "brif true":
+            # A fresh value number: the chain numbers its values from 1 up, far below.
+            lines += [f"  v{100_000 + k}: bool = const true", f"  brif v{100_000 + k}, {m[1]}, {m[1]}"]
+        else:
+            lines += [f"  v{100_000 + k}: bool = lt v0, v0", f"  brif v{100_000 + k}, {m[1]}, {m[1]}"]
+    jit = promote_until_bounded("\n".join(lines), "ch", 3)
+    assert jit.tier_of("ch") == rayzor.Tier.T2
+    assert any(e.reason == "size_limit" for e in jit.events())
+    jit.close()
+
+
+@pytest.mark.skipif(not HAS_T3, reason="needs the LLVM tier")
 def test_a_switch_over_the_t3_size_limit_stays_at_t2() -> None:
     # 12.5k cases took 34 s at T3; each case counts as several instructions.
     n = rayzor.T3_MAX_SIZE // 4 + 1

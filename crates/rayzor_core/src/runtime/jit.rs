@@ -364,7 +364,17 @@ impl Jit {
         let mut reason = reason;
         // The size limits bound promotions; an explicit request is compiled as asked.
         let bounded = matches!(reason, CompileReason::Promotion { .. });
-        let over = if bounded { super::tier::over_size_limit(tier, self.module.func(f)) } else { None };
+        // Checked on the MIR as written and on the MIR the tier compiles (after
+        // inlining, branch folding and block merging, which can join blocks).
+        let over = if bounded {
+            super::tier::over_size_limit(tier, self.module.func(f)).or_else(|| {
+                (tier == Tier::T3)
+                    .then(|| super::tier::over_size_limit(tier, &self.mir_and_profile(f, tier).0))
+                    .flatten()
+            })
+        } else {
+            None
+        };
         let compiled = if let Some((size, limit, why)) = over {
             reason = CompileReason::SizeLimit { size, limit };
             let stays = from.map_or("uncompiled".to_string(), |t| format!("at {t}"));

@@ -38,18 +38,30 @@ pub const SWITCH_CASE_WEIGHT: usize = 4;
 /// over 70 s at T3 while every block was under the limit).
 pub fn largest_block(f: &Function) -> usize {
     let n = f.blocks.len();
+    // The distinct blocks a terminator can go to (a `brif` on a constant: the taken
+    // one; LLVM folds it and merges as for a jump).
+    let succs = |b: usize| -> Vec<usize> {
+        let mut out: Vec<usize> = match f.terminator(Block(b as u32)) {
+            Some(InstKind::Brif { cond, then_dest, else_dest }) => match constant_bool(f, *cond) {
+                Some(true) => vec![then_dest.block.index()],
+                Some(false) => vec![else_dest.block.index()],
+                None => vec![then_dest.block.index(), else_dest.block.index()],
+            },
+            Some(t) => t.successors().iter().map(|c| c.block.index()).collect(),
+            None => Vec::new(),
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    };
+    let all: Vec<Vec<usize>> = (0..n).map(succs).collect();
     let mut preds = vec![0usize; n];
-    for b in 0..n {
-        if let Some(t) = f.terminator(Block(b as u32)) {
-            for call in t.successors() {
-                preds[call.block.index()] += 1;
-            }
-        }
+    for s in all.iter().flatten() {
+        preds[*s] += 1;
     }
-    let next = |b: usize| match f.terminator(Block(b as u32)) {
-        Some(InstKind::Jump { dest }) if preds[dest.block.index()] == 1 && dest.block.index() != b => {
-            Some(dest.block.index())
-        }
+    // A block whose only successor has no other predecessor is merged with it.
+    let next = |b: usize| match all[b][..] {
+        [s] if preds[s] == 1 && s != b => Some(s),
         _ => None,
     };
     let nexts: Vec<Option<usize>> = (0..n).map(next).collect();
@@ -73,6 +85,17 @@ pub fn largest_block(f: &Function) -> usize {
     }
     // A cycle of single-predecessor jumps has no head; count every block alone then.
     longest.max(f.blocks.iter().map(|b| b.insts.len()).max().unwrap_or(0))
+}
+
+/// The value of `v` if it is a `bool` constant.
+fn constant_bool(f: &Function, v: crate::mir::Value) -> Option<bool> {
+    match f.values[v.index()].def {
+        crate::mir::ValueDef::Result(i) => match f.inst(i).kind {
+            InstKind::Const { ty: crate::mir::Scalar::Bool, bits } => Some(bits & 1 != 0),
+            _ => None,
+        },
+        crate::mir::ValueDef::Param(..) => None,
+    }
 }
 
 /// Why `tier` does not compile `f`, if it does not (over one of its size limits).
