@@ -21,13 +21,14 @@ use super::abi::{
 use super::builtins::Builtin;
 use super::cast::{cast_plan, CastPlan};
 use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, NativeSig, Ty, UnaryOp};
+use super::strip::{self, strip_mined_loops, Counted, MAX_STEP};
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
 use crate::mir::profile::{FunctionProfile, ProfileLayout, SiteKind};
 use crate::mir::{
     BinOp, Block, BlockCall, Callee, CmpOp, FuncId, Function, Inst, InstKind, Scalar, Signature, TrapKind,
-    Type, UnOp, Value, ValueDef, MAX_CALL_DEPTH,
+    Type, UnOp, Value, MAX_CALL_DEPTH,
 };
 
 /// Lower `unit` into `e`, which is positioned in the entry block of a function with signature
@@ -36,12 +37,20 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
     let CompileUnit { env, id, func, opts, osr, profile: pgo } = *unit;
     let params = e.params();
     let vmctx = params[0];
-    let osr = osr.filter(|sites| !sites.points.is_empty()).map(|sites| (sites, Liveness::new(func)));
+    let osr = osr.filter(|sites| !sites.points.is_empty());
     // Only code of the function as written profiles: the slots are laid out by its instructions.
     let slots = env.profiles.get(id.index()).copied().unwrap_or(0);
     let profile =
         (opts.profile && env.sample_rate != 0 && slots != 0 && std::ptr::eq(func, env.module.func(id)))
             .then(|| (slots, ProfileLayout::of(func)));
+    // Code that polls in its loops gets counted strip-mined loops for run-time
+    // steps too (`strip`); not code whose profile slots or OSR points are laid
+    // out by the function's blocks and instructions (versioning adds some).
+    let versioned = (!opts.count_backedges && profile.is_none() && osr.is_none())
+        .then(|| strip::version_strided_loops(func))
+        .flatten();
+    let func = versioned.as_ref().unwrap_or(func);
+    let osr = osr.map(|sites| (sites, Liveness::new(func)));
     let mut l = Lower {
         e,
         env,
@@ -163,34 +172,6 @@ struct Strip<E: Emitter> {
     refill: E::Block,
 }
 
-/// A strip-mined counted loop, HotSpot's shape: the header's `brif` stays in
-/// the loop on `cmp: lt i, n` (`i` the header's parameter leaf `leaf`, 64-bit,
-/// `n` defined outside the loop, `cmp` used by the `brif` only). The header
-/// compares `i` with a limit `m = min(n, i + iterations)` instead, set on entry
-/// and at each chunk's end, so the inner loop has a single exit on a single
-/// compare (LLVM unrolls and vectorises it as without polls).
-/// The largest step (a positive constant) of a counted loop's induction variable.
-const MAX_STEP: u64 = 1 << 16;
-
-#[derive(Clone, Copy)]
-struct Counted {
-    cmp: Value,
-    leaf: usize,
-    n: Value,
-    signed: bool,
-}
-
-/// MIR instructions a strip-mined loop runs between two interrupt polls, at
-/// most: its budget is this divided by the loop's size (inner loops and calls
-/// poll on their own), rounded down to a power of two (a multiple of every
-/// vector width times unroll factor, so a vectorised loop's remainder is empty
-/// but in the last chunk) and at most `STRIP_MAX_ITERATIONS`. 2^20 instructions
-/// take well under 50 ms even at one instruction per nanosecond.
-pub const STRIP_WORK: u64 = 1 << 20;
-/// The largest budget: a chunk's own cost (the poll, a vectorised loop's set-up
-/// and reduction) is then a fraction of a percent of even the smallest loop's.
-pub const STRIP_MAX_ITERATIONS: u64 = 1 << 16;
-
 impl<E: Emitter> Lower<'_, '_, E> {
     fn run(&mut self, params: &[E::Value]) -> Result<(), String> {
         let f = self.func;
@@ -203,7 +184,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 .iter()
                 .flat_map(|p| layout::leaves(f.value_type(*p)).into_iter().map(|l| native_ty(l.ty)))
                 .collect();
-            let found = strip.iter().find(|l| l.0.index() == i).map(|l| (l.1, l.2, l.3));
+            let found =
+                strip.iter().find(|l| l.header.index() == i).map(|l| (l.stay_then, l.iterations, l.counted));
             let refill = found.map(|_| self.e.create_block(&tys));
             if found.is_some() {
                 tys.push(Ty::I64);
@@ -355,9 +337,19 @@ impl<E: Emitter> Lower<'_, '_, E> {
                     let (i, n) = (args[ct.leaf], self.one(ct.n));
                     let below = self.e.icmp(if ct.signed { IntCC::SLt } else { IntCC::ULt }, i, n);
                     let rest = self.e.int_op(IntOp::Sub, n, i);
-                    let far = self.icmp_const(IntCC::UGt, Scalar::U64, rest, iterations);
+                    // A chunk: `iterations` units of `i` for constant steps, or
+                    // `iterations` steps of a run-time one (<= 2^32: no overflow).
+                    let span = match ct.step {
+                        None => self.i64c(iterations),
+                        Some(s) => {
+                            let s = self.one(s);
+                            let k = self.i64c(iterations);
+                            self.e.int_op(IntOp::Mul, s, k)
+                        }
+                    };
+                    let far = self.e.icmp(IntCC::UGt, rest, span);
                     let chunk = self.e.int_op(IntOp::And, below, far);
-                    let step = self.add_const(i, iterations);
+                    let step = self.e.int_op(IntOp::Add, i, span);
                     // Near the top of the range, `i + step` could wrap below the
                     // limit: poll at every iteration there (limit i + 1).
                     let top = self.konst(
@@ -1513,230 +1505,5 @@ impl<E: Emitter> Lower<'_, '_, E> {
             }
             CastPlan::U64ToFloat => self.e.convert(Conv::UToF, tt, x),
         }
-    }
-}
-
-/// The loops the top tier strip-mines (`Lower::strip_brif`): each as its header
-/// whether the header's `brif` stays in the loop on its then-edge, and its
-/// budget (iterations per poll, from `STRIP_WORK`). A loop
-/// qualifies when its header is not the entry block, only the header is entered
-/// from outside the loop (so the header dominates every back-edge, which uses
-/// the budget it defines), the header's terminator is a `brif` with one edge in
-/// the loop and one out, and its other instructions are pure and cannot trap
-/// (re-running them when a budget is used up changes nothing). Other loops
-/// poll at every back-edge.
-fn strip_mined_loops(func: &Function, rpo: &[usize]) -> Vec<(Block, bool, u64, Option<Counted>)> {
-    let preds = func.predecessors();
-    let reachable = |b: Block| rpo[b.index()] != usize::MAX;
-    let mut out = Vec::new();
-    for h in osr::loop_headers(func) {
-        if h == Block(0) {
-            continue;
-        }
-        // The natural loop: the blocks that reach a back-edge's source without passing the header.
-        let mut body = vec![false; func.blocks.len()];
-        body[h.index()] = true;
-        let mut stack: Vec<Block> = preds[h.index()]
-            .iter()
-            .copied()
-            .filter(|&p| reachable(p) && osr::is_back_edge(rpo, p, h))
-            .collect();
-        while let Some(b) = stack.pop() {
-            if !std::mem::replace(&mut body[b.index()], true) {
-                stack.extend(preds[b.index()].iter().copied().filter(|&p| reachable(p)));
-            }
-        }
-        let single_entry = func
-            .block_ids()
-            .filter(|b| body[b.index()] && *b != h)
-            .all(|b| preds[b.index()].iter().all(|p| !reachable(*p) || body[p.index()]));
-        let insts = &func.blocks[h.index()].insts;
-        let Some((&last, rest)) = insts.split_last() else { continue };
-        let pure = rest.iter().all(|&i| {
-            matches!(
-                func.inst(i).kind,
-                InstKind::Const { .. }
-                    | InstKind::Zero { .. }
-                    | InstKind::Unary { .. }
-                    | InstKind::Cmp { .. }
-                    | InstKind::Fma { .. }
-                    | InstKind::Select { .. }
-                    | InstKind::Cast { .. }
-                    | InstKind::Bitcast { .. }
-                    | InstKind::FieldAddr { .. }
-                    | InstKind::ElemAddr { .. }
-                    | InstKind::ExtractValue { .. }
-                    | InstKind::InsertValue { .. }
-            ) || matches!(func.inst(i).kind, InstKind::Binary { op, .. } if !matches!(op, BinOp::Div | BinOp::Rem))
-        });
-        if let InstKind::Brif { cond, then_dest, else_dest } = &func.inst(last).kind {
-            let (t, e) = (body[then_dest.block.index()], body[else_dest.block.index()]);
-            if single_entry && pure && t != e {
-                let size: usize = func
-                    .block_ids()
-                    .filter(|b| body[b.index()])
-                    .map(|b| func.blocks[b.index()].insts.len())
-                    .sum();
-                let per = (STRIP_WORK / size.max(1) as u64).clamp(1, STRIP_MAX_ITERATIONS);
-                let counted = if t { counted_loop(func, h, *cond, &body) } else { None };
-                out.push((h, t, 1 << per.ilog2(), counted));
-            }
-        }
-    }
-    out
-}
-
-/// Whether header `h`'s exit test `cond` makes its loop a counted one (`Counted`).
-fn counted_loop(func: &Function, h: Block, cond: Value, body: &[bool]) -> Option<Counted> {
-    let hb = &func.blocks[h.index()];
-    let &cmp_inst = hb.insts.iter().find(|&&i| func.inst(i).result == Some(cond))?;
-    let InstKind::Cmp { op: CmpOp::Lt, lhs, rhs } = func.inst(cmp_inst).kind else { return None };
-    let param = hb.params.iter().position(|p| *p == lhs)?;
-    let s = func.value_type(lhs).scalar()?;
-    if !s.is_int() || s.bits() != 64 {
-        return None;
-    }
-    // n is defined outside the loop (then it dominates the header, where it is used).
-    let outside = match func.values[rhs.index()].def {
-        ValueDef::Param(b, _) => !body[b.index()],
-        ValueDef::Result(i) => {
-            func.block_ids().any(|b| !body[b.index()] && func.blocks[b.index()].insts.contains(&i))
-        }
-    };
-    let mut uses = 0;
-    for b in func.block_ids() {
-        for &i in &func.blocks[b.index()].insts {
-            func.inst(i).kind.for_each_operand(|v| uses += (v == cond) as usize);
-        }
-    }
-    // Every back-edge passes i + c for a constant 0 < c <= MAX_STEP (i only grows
-    // and cannot jump over the limit's neighbourhood without a poll).
-    let preds = func.predecessors();
-    let def_of = |v: Value| match func.values[v.index()].def {
-        ValueDef::Result(i) => Some(&func.inst(i).kind),
-        ValueDef::Param(..) => None,
-    };
-    let step_ok = |v: Value| match def_of(v) {
-        Some(InstKind::Binary { op: BinOp::Add, lhs: a, rhs: b }) => {
-            let k = if same_value(func, &preds, h, *a, lhs, 8) {
-                *b
-            } else if same_value(func, &preds, h, *b, lhs, 8) {
-                *a
-            } else {
-                return false;
-            };
-            matches!(def_of(k), Some(InstKind::Const { bits, .. }) if (1..=MAX_STEP).contains(bits))
-        }
-        _ => false,
-    };
-    let steps = preds[h.index()].iter().filter(|p| body[p.index()]).all(|&p| {
-        func.terminator(p).is_some_and(|t| {
-            t.successors()
-                .iter()
-                .filter(|c| c.block == h)
-                .all(|c| c.args.get(param).is_some_and(|&v| step_ok(v)))
-        })
-    });
-    if !steps {
-        return None;
-    }
-    let leaf = hb.params[..param].iter().map(|p| layout::leaf_count(func.value_type(*p))).sum();
-    (outside && uses == 1).then_some(Counted { cmp: cond, leaf, n: rhs, signed: s.is_signed() })
-}
-
-/// Whether `v` is `i` (a parameter of header `h`) or a block parameter that
-/// every edge into its block (none of them `h`'s back-edges) sets to such a value:
-/// the builder passes the header's parameters on to the body's blocks.
-fn same_value(func: &Function, preds: &[Vec<Block>], h: Block, v: Value, i: Value, depth: u32) -> bool {
-    if v == i {
-        return true;
-    }
-    let ValueDef::Param(b, k) = func.values[v.index()].def else { return false };
-    if b == h || depth == 0 || preds[b.index()].is_empty() {
-        return false;
-    }
-    preds[b.index()].iter().all(|&p| {
-        func.terminator(p).is_some_and(|t| {
-            t.successors()
-                .iter()
-                .filter(|c| c.block == b)
-                .all(|c| c.args.get(k as usize).is_some_and(|&a| same_value(func, preds, h, a, i, depth - 1)))
-        })
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mir::text::parse_module;
-
-    /// The loops `strip_mined_loops` picks in function `name` of `src`: (header, counted).
-    fn strips(src: &str, name: &str) -> Vec<(u32, bool)> {
-        let m = parse_module(src).expect("parses");
-        let f = m.func(m.func_by_name(name).expect("defined"));
-        let rpo = osr::rpo_index(f);
-        strip_mined_loops(f, &rpo).into_iter().map(|(h, _, _, c)| (h.0, c.is_some())).collect()
-    }
-
-    const LOOPS: &str = "
-fn counted(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 0
-  jump block1(v1, v1)
-block1(v2: i64, v3: i64):
-  v4: bool = lt v2, v0
-  brif v4, block2(v2), block3
-block2(v5: i64):
-  v6: i64 = const 1
-  v7: i64 = add v5, v6
-  jump block1(v7, v5)
-block3:
-  ret v3
-}
-fn variable_step(i64, i64) -> i64 {
-block0(v0: i64, v1: i64):
-  v2: i64 = const 0
-  jump block1(v2)
-block1(v3: i64):
-  v4: bool = lt v3, v0
-  brif v4, block2, block3
-block2:
-  v5: i64 = add v3, v1
-  jump block1(v5)
-block3:
-  ret v3
-}
-fn divides_in_header(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 1
-  jump block1(v1)
-block1(v2: i64):
-  v3: i64 = div v0, v2
-  v4: i64 = const 0
-  v5: bool = ne v3, v4
-  brif v5, block2, block3
-block2:
-  v6: i64 = add v2, v1
-  jump block1(v6)
-block3:
-  ret v2
-}
-fn no_exit_in_header(i64) -> i64 {
-block0(v0: i64):
-  jump block1(v0)
-block1(v1: i64):
-  v2: i64 = add v1, v0
-  jump block1(v2)
-}
-";
-
-    #[test]
-    fn strip_mining_picks_counted_and_pure_header_loops_only() {
-        assert_eq!(strips(LOOPS, "counted"), vec![(1, true)]);
-        // A step that is not a constant could be <= 0: the budget form, not a limit.
-        assert_eq!(strips(LOOPS, "variable_step"), vec![(1, false)]);
-        // Re-running a header that may trap is not allowed; no exit test: poll every back-edge.
-        assert_eq!(strips(LOOPS, "divides_in_header"), vec![]);
-        assert_eq!(strips(LOOPS, "no_exit_in_header"), vec![]);
     }
 }

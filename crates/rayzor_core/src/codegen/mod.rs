@@ -16,6 +16,7 @@ pub use crate::mir::interrupt;
 pub mod llvm;
 pub mod lower;
 pub mod quiesce;
+pub mod strip;
 pub mod thunk;
 pub mod unwind;
 
