@@ -192,13 +192,17 @@ STRIPPED_SCRIPT = textwrap.dedent(
     for f in jit.functions:
         jit.compile(f, top)
     I64_MAX = 2**63 - 1
+    # `counted` steps by an argument: versioned (strip.rs), the counted form for steps
+    # 1..=2**16, the budget form for any other.
     finite = [("counted", (100_003, 1)), ("counted", (100_003, 7)), ("counted", (-5, 1)),
-              ("ucounted", (1_000_001,)), ("uncounted", (200_000,))]
+              ("counted", (100_003, 2**16)), ("counted", (100_003, 2**16 + 1)),
+              ("counted", (5, -2**62)), ("ucounted", (1_000_001,)), ("uncounted", (200_000,))]
     for f, a in finite:
         assert jit[f](*a) == rayzor.interpret(m, f, *a), (f, a)
     # Endless or as good as endless: 2**62 iterations; a bound near the top of the
     # range with a step that wraps past it; an odd bound an even step never meets.
     for f, a in [("counted", (2**62, 1)), ("counted", (I64_MAX, 2)), ("counted", (I64_MAX - 1, 3)),
+                 ("counted", (2**62, 2**16)), ("counted", (10, 0)), ("counted", (10, -1)),
                  ("ucounted", (2**64 - 1,)), ("uncounted", (1,))]:
         jit.interrupt(after=0.02)
         start = time.perf_counter()
@@ -221,6 +225,97 @@ def test_strip_mined_loops_still_stop() -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
+    )
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr
+
+
+# Loop-free code that runs as good as forever: 2**62 calls, never deeper than 62. Its
+# only polls are at function entries: at T3 the prologue's stack check against the
+# thread's entry limit, which an interrupt raises above every stack pointer.
+RECURSION = """
+fn burn(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 0
+  v2: bool = eq v0, v1
+  brif v2, block1, block2
+block1:
+  ret v1
+block2:
+  v3: i64 = const 1
+  v4: i64 = sub v0, v3
+  v5: i64 = call burn(v4)
+  v6: i64 = call burn(v4)
+  v7: i64 = add v5, v6
+  v8: i64 = add v7, v3
+  ret v8
+}
+"""
+
+RECURSION_SCRIPT = textwrap.dedent(
+    """
+    import faulthandler, os, subprocess, sys, threading, time
+    import rayzor
+    from rayzor import Tier
+    faulthandler.dump_traceback_later(100)
+    top = rayzor.TieredJit.top_tier()[0]
+    config = rayzor.TieredConfig(enable_background_optimization=False)
+    jit = rayzor.TieredJit(rayzor.parse(sys.argv[1]), config)
+    burn = jit["burn"]
+
+    def stopped(call, expect):
+        start = time.perf_counter()
+        try:
+            call()
+        except expect as e:
+            if isinstance(e, rayzor.Trap):
+                assert e.kind is rayzor.TrapKind.INTERRUPTED, e
+            return 1e3 * (time.perf_counter() - start)
+        raise AssertionError("the call returned")
+
+    for tier in [t for t in Tier if t <= top]:
+        jit.compile("burn", tier)
+        assert burn(10) == 2**10 - 1
+        for _ in range(3):
+            jit.interrupt(after=0.02)
+            ms = stopped(lambda: burn(62), rayzor.Trap)
+            # (Not a threading.Timer: it needs the GIL, which the call holds.)
+            subprocess.Popen(["sh", "-c", f"sleep 0.05; kill -INT {os.getpid()}"])
+            ms2 = stopped(lambda: burn(62), KeyboardInterrupt)
+        # From another thread, with four threads in the code (not holding the GIL, which
+        # the interrupting thread needs).
+        burn.gil = "release"
+        results = []
+        def worker():
+            try:
+                burn(62)
+                results.append("returned")
+            except rayzor.Trap as e:
+                results.append(e.kind)
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        jit.interrupt()
+        for t in threads:
+            t.join(timeout=60)
+        assert results == [rayzor.TrapKind.INTERRUPTED] * 4, results
+        burn.gil = "hold"
+        # Still usable, and calls that start after an interrupt are not affected by it.
+        assert burn(12) == 2**12 - 1
+        print(f"{tier}: interrupt() {ms:.1f} ms (20 ms delay), SIGINT {ms2:.1f} ms (50 ms delay)")
+    print("ok")
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="signals as on Linux")
+def test_endless_recursion_without_loops_stops_at_every_tier() -> None:
+    p = subprocess.run(
+        [sys.executable, "-c", RECURSION_SCRIPT, RECURSION],
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr

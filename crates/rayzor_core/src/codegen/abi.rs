@@ -41,6 +41,12 @@ pub struct VmCtx {
     pub trap: u64,
     /// The lowest stack address frames may use; prologues trap below it.
     pub stack_limit: u64,
+    /// Address of the thread's entry limit cell (`interrupt::EntryLimit`):
+    /// `stack_limit`, or `INTERRUPTING` when an interrupt asks entries to look.
+    /// Prologues that do not poll check the stack against it.
+    pub entry_limit_addr: usize,
+    /// `builtins::rayzor_entry_slow`, called through here for the reason `unwind` is.
+    pub entry_slow: usize,
     /// Index + 1 of the function that trapped (0 when unknown).
     pub trap_func: u64,
     /// Sampling countdowns (see `ProfileConfig::sample_rate`) for calls and back-edges.
@@ -58,6 +64,8 @@ pub const VMCTX_UNWIND: i32 = std::mem::offset_of!(VmCtx, unwind) as i32;
 pub const VMCTX_EPOCH_ADDR: i32 = std::mem::offset_of!(VmCtx, epoch_addr) as i32;
 pub const VMCTX_TRAP: i32 = std::mem::offset_of!(VmCtx, trap) as i32;
 pub const VMCTX_STACK_LIMIT: i32 = std::mem::offset_of!(VmCtx, stack_limit) as i32;
+pub const VMCTX_ENTRY_LIMIT_ADDR: i32 = std::mem::offset_of!(VmCtx, entry_limit_addr) as i32;
+pub const VMCTX_ENTRY_SLOW: i32 = std::mem::offset_of!(VmCtx, entry_slow) as i32;
 pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;
 pub const VMCTX_CALL_TICKS: i32 = std::mem::offset_of!(VmCtx, call_ticks) as i32;
 pub const VMCTX_EDGE_TICKS: i32 = std::mem::offset_of!(VmCtx, edge_ticks) as i32;

@@ -104,6 +104,33 @@ impl Builtin {
     }
 }
 
+/// The native signature of `rayzor_entry_slow`.
+pub fn entry_slow_signature() -> NativeSig {
+    NativeSig::new(&[Ty::Addr, Ty::I64], None)
+}
+
+/// The slow path of a prologue's check of the stack pointer `sp` against the
+/// entry limit (`interrupt` module doc): sets `VmCtx::trap` to
+/// `stack_overflow` below the real limit, to `interrupted` when an interrupt
+/// meant for this call came; otherwise the entry goes on. Called through
+/// `VmCtx::entry_slow`, not as a constant (which LLVM would hoist into a
+/// callee-saved register the fast path then saves and restores).
+///
+/// # Safety
+/// `vmctx` must point to the live `VmCtx` of the current call.
+pub unsafe extern "C" fn rayzor_entry_slow(vmctx: *mut VmCtx, sp: u64) {
+    // SAFETY: generated code passes its live VmCtx.
+    let ctx = unsafe { &mut *vmctx };
+    if sp < ctx.stack_limit {
+        ctx.trap = TrapKind::StackOverflow.code() as u64;
+        return;
+    }
+    crate::mir::interrupt::restore_entry_limit(ctx.entry_limit_addr, ctx.stack_limit);
+    if crate::mir::interrupt::poll(&ctx.interrupts, &mut ctx.epoch) {
+        ctx.trap = TrapKind::Interrupted.code() as u64;
+    }
+}
+
 extern "C" {
     fn calloc(n: usize, size: usize) -> *mut u8;
     fn free(p: *mut u8);

@@ -14,11 +14,11 @@
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_EPOCH,
-    VMCTX_EPOCH_ADDR, VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME, VMCTX_SIGINT_COUNTER,
-    VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC, VMCTX_UNWIND,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_ENTRY_LIMIT_ADDR,
+    VMCTX_ENTRY_SLOW, VMCTX_EPOCH, VMCTX_EPOCH_ADDR, VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME,
+    VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC, VMCTX_UNWIND,
 };
-use super::builtins::Builtin;
+use super::builtins::{entry_slow_signature, Builtin};
 use super::cast::{cast_plan, CastPlan};
 use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, NativeSig, Ty, UnaryOp};
 use super::strip::{self, strip_mined_loops, Counted, MAX_STEP};
@@ -406,17 +406,18 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let polled = self.opts.call_counter.is_some_and(|counter| {
             self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None)
         });
-        if !polled {
-            self.poll_interrupt();
-        }
 
         let max = self.e.constant(Ty::I64, MAX_CALL_DEPTH as u64);
         let too_deep = self.e.icmp(IntCC::UGe, self.depth, max);
         self.trap_if(too_deep, TrapKind::StackOverflow);
         let sp = self.e.stack_pointer();
-        let limit = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_STACK_LIMIT);
-        let low = self.e.icmp(IntCC::ULt, sp, limit);
-        self.trap_if(low, TrapKind::StackOverflow);
+        if polled {
+            let limit = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_STACK_LIMIT);
+            let low = self.e.icmp(IntCC::ULt, sp, limit);
+            self.trap_if(low, TrapKind::StackOverflow);
+        } else {
+            self.entry_check(sp);
+        }
         self.callee_depth = self.add_const(self.depth, 1);
         if !self.osr_points.is_empty() {
             let slot = self.e.stack_slot(8);
@@ -509,6 +510,27 @@ impl<E: Emitter> Lower<'_, '_, E> {
             stop = Some(stop.map_or(ne, |s| self.e.int_op(IntOp::Or, s, ne)));
         }
         self.trap_if(stop.expect("two checks"), TrapKind::Interrupted);
+        self.e.jump(cont, &[]);
+        self.e.switch_to(cont);
+    }
+
+    /// The stack check of an entry that does not poll otherwise: against the
+    /// thread's entry limit, the stack limit or, when an interrupt asks every
+    /// entry to look, above any stack pointer (`interrupt` module doc). So the
+    /// fast path is the stack check alone (two loads, a compare); the slow path
+    /// (cold, a call) tells a real overflow from an interrupt and polls.
+    fn entry_check(&mut self, sp: E::Value) {
+        let cell = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_ENTRY_LIMIT_ADDR);
+        let limit = self.e.load(Mem::Slot, Ty::I64, cell, 0);
+        let low = self.e.icmp(IntCC::ULt, sp, limit);
+        let slow = self.e.create_block(&[]);
+        let cont = self.new_block();
+        self.e.set_cold(slow);
+        self.e.brif(low, slow, &[], cont, &[]);
+        self.e.switch_to(slow);
+        let slow_path = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_ENTRY_SLOW);
+        self.e.call(&entry_slow_signature(), slow_path, &[self.vmctx, sp]);
+        self.check_builtin_trap();
         self.e.jump(cont, &[]);
         self.e.switch_to(cont);
     }

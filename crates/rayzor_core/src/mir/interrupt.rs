@@ -10,9 +10,19 @@
 //! `interrupt` of the jit the call runs in since it started. If so the call
 //! traps with `TrapKind::Interrupted` like any other trap; otherwise it goes on.
 //! The interpreter polls the same way every `INTERP_POLL_STEPS` instructions.
+//!
+//! Entries of code that counts no calls (the top tier) do not poll: their
+//! prologue's stack-limit check reads the thread's *entry limit*, a cell that
+//! holds the real stack limit, and every interrupt request sets every cell to
+//! `INTERRUPTING` (V8's stack guard), so one compare covers both. The check's
+//! slow path (`codegen::builtins::rayzor_entry_slow`) tells a real overflow
+//! from an interrupt, restores the cell, then polls as above. The cells are a
+//! fixed array (`ENTRY_CELLS`, claimed by threads as they first run compiled
+//! code): an interrupt writes them all without a lock or a registry, which a
+//! signal handler may do and a fork cannot leave locked.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Bumped by every interrupt request; generated code embeds its address.
 pub static EPOCH: AtomicU64 = AtomicU64::new(0);
@@ -83,6 +93,86 @@ pub fn poll(marks: &Marks, seen: &mut u64) -> bool {
 pub fn interrupt(generation: &AtomicU64) {
     generation.fetch_add(1, Ordering::SeqCst);
     EPOCH.fetch_add(1, Ordering::SeqCst);
+    interrupt_entries();
+}
+
+/// Threads that can have an entry limit cell at once; more threads get
+/// `ALWAYS_SLOW` (correct, every entry on them takes the slow path).
+pub const ENTRY_CELLS: usize = 1024;
+/// An entry limit no stack pointer is above: the next entry takes the slow path.
+pub const INTERRUPTING: u64 = u64::MAX;
+static ENTRY_LIMITS: [AtomicU64; ENTRY_CELLS] = [const { AtomicU64::new(INTERRUPTING) }; ENTRY_CELLS];
+static ENTRY_OWNED: [AtomicBool; ENTRY_CELLS] = [const { AtomicBool::new(false) }; ENTRY_CELLS];
+/// The cell of threads that found no free one: never restored.
+static ALWAYS_SLOW: AtomicU64 = AtomicU64::new(INTERRUPTING);
+
+/// Make every thread's next compiled entry check for an interrupt (after the
+/// request's counters were bumped: a thread that sees `INTERRUPTING` then
+/// sees them too). Async-signal-safe: plain atomic stores.
+fn interrupt_entries() {
+    for c in &ENTRY_LIMITS {
+        c.store(INTERRUPTING, Ordering::Release);
+    }
+}
+
+/// One thread's entry limit cell (see the module doc), released when dropped.
+#[derive(Debug)]
+pub struct EntryLimit {
+    index: Option<usize>,
+}
+
+impl EntryLimit {
+    /// Claim a free cell (it reads `INTERRUPTING` until `set`).
+    pub fn claim() -> EntryLimit {
+        let index = (0..ENTRY_CELLS).find(|&i| {
+            ENTRY_OWNED[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        });
+        if let Some(i) = index {
+            ENTRY_LIMITS[i].store(INTERRUPTING, Ordering::SeqCst);
+        }
+        EntryLimit { index }
+    }
+
+    fn cell(&self) -> &'static AtomicU64 {
+        self.index.map_or(&ALWAYS_SLOW, |i| &ENTRY_LIMITS[i])
+    }
+
+    /// Address of the cell, for `VmCtx`.
+    pub fn address(&self) -> usize {
+        self.cell() as *const AtomicU64 as usize
+    }
+
+    /// The thread's stack limit is `limit`: the cell holds it, unless an
+    /// interrupt is pending (then the slow path of the next entry restores it,
+    /// after looking at what the interrupt was).
+    pub fn set(&self, limit: u64) {
+        if self.index.is_some() {
+            let _ = self
+                .cell()
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| (v != INTERRUPTING).then_some(limit));
+        }
+    }
+}
+
+impl Drop for EntryLimit {
+    fn drop(&mut self) {
+        if let Some(i) = self.index {
+            ENTRY_OWNED[i].store(false, Ordering::Release);
+        }
+    }
+}
+
+/// An entry's slow path found the cell at `address` above the stack pointer
+/// but the stack not exhausted (`limit`, the real one, is below it): an
+/// interrupt asked every entry to look. Put the limit back (a request that
+/// comes after this sets the cell again; one that came before bumped its
+/// counters before its store, so the caller's poll, after this, sees them).
+pub fn restore_entry_limit(address: usize, limit: u64) {
+    // SAFETY: `address` is `EntryLimit::address` of this thread's cell: a static.
+    let cell = unsafe { &*(address as *const AtomicU64) };
+    if !std::ptr::eq(cell, &ALWAYS_SLOW) {
+        let _ = cell.compare_exchange(INTERRUPTING, limit, Ordering::SeqCst, Ordering::SeqCst);
+    }
 }
 
 /// Whether this is the process's main thread (the one Python runs signal handlers on).
@@ -107,6 +197,7 @@ static PREVIOUS_SIGINFO: AtomicUsize = AtomicUsize::new(0);
 extern "C" fn on_sigint(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     SIGINTS.fetch_add(1, Ordering::SeqCst);
     EPOCH.fetch_add(1, Ordering::SeqCst);
+    interrupt_entries();
     let prev = PREVIOUS.load(Ordering::SeqCst);
     if prev == 0 {
         return;

@@ -766,6 +766,8 @@ impl Jit {
             epoch_addr: interrupt::epoch_address(),
             trap: 0,
             stack_limit: 0,
+            entry_limit_addr: 0,
+            entry_slow: crate::codegen::builtins::rayzor_entry_slow as *const () as usize,
             trap_func: 0,
             call_ticks: 0,
             edge_ticks: 0,
@@ -780,6 +782,7 @@ impl Jit {
         let entered = super::stack::on_jit_stack(|limit, thread| {
             let (call_ticks, edge_ticks) = thread.ticks.get();
             ctx.stack_limit = limit;
+            ctx.entry_limit_addr = thread.entry_limit_address();
             ctx.call_ticks = call_ticks.clamp(1, n);
             ctx.edge_ticks = edge_ticks.clamp(1, n);
             let ctxp: *mut VmCtx = &mut ctx;

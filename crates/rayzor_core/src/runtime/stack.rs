@@ -153,6 +153,8 @@ pub struct ThreadState {
     canary: Cell<usize>,
     /// Sampling countdowns (calls, back-edges), carried from one host call to the next.
     pub ticks: Cell<(u64, u64)>,
+    /// The thread's entry limit cell (claimed with its stack).
+    entry: std::cell::RefCell<Option<crate::mir::interrupt::EntryLimit>>,
 }
 
 thread_local! {
@@ -164,6 +166,7 @@ thread_local! {
             active_limit: Cell::new(0),
             canary: Cell::new(0),
             ticks: Cell::new((1, 1)),
+            entry: std::cell::RefCell::new(None),
         }
     };
 }
@@ -199,6 +202,12 @@ impl ThreadState {
 }
 
 impl ThreadState {
+    /// Address of the thread's entry limit cell (`VmCtx::entry_limit_addr`);
+    /// set up by `on_jit_stack` before it runs anything.
+    pub fn entry_limit_address(&self) -> usize {
+        self.entry.borrow().as_ref().map_or(0, crate::mir::interrupt::EntryLimit::address)
+    }
+
     /// After a call that used more than a page of stack.
     #[cold]
     fn maybe_trim(&self) {
@@ -235,6 +244,7 @@ pub fn on_jit_stack<R>(f: impl FnOnce(u64, &ThreadState) -> R) -> Result<R, Stri
         };
         let limit = base as u64 + (GUARD + HEADROOM) as u64;
         st.active_limit.set(limit);
+        st.entry.borrow_mut().get_or_insert_with(crate::mir::interrupt::EntryLimit::claim).set(limit);
         // SAFETY: `base..base + size` is a live mapping owned by this thread
         // and not in use (active_limit was 0); `f` does not unwind (it only
         // calls compiled code, which never panics or unwinds).
