@@ -234,6 +234,14 @@ def test_strip_mined_loops_still_stop() -> None:
 # only polls are at function entries: at T3 the prologue's stack check against the
 # thread's entry limit, which an interrupt raises above every stack pointer.
 RECURSION = """
+extern fn back(i64) -> i64
+fn outer(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = call back(v0)
+  v2: i64 = call burn(v0)
+  v3: i64 = add v1, v2
+  ret v3
+}
 fn burn(i64) -> i64 {
 block0(v0: i64):
   v1: i64 = const 0
@@ -260,8 +268,13 @@ RECURSION_SCRIPT = textwrap.dedent(
     faulthandler.dump_traceback_later(100)
     top = rayzor.TieredJit.top_tier()[0]
     config = rayzor.TieredConfig(enable_background_optimization=False)
-    jit = rayzor.TieredJit(rayzor.parse(sys.argv[1]), config)
-    burn = jit["burn"]
+    # `outer` calls back into the jit through the host (a nested call on the
+    # thread's context), then burns: the nested call must not lose its interrupt.
+    nested = {"n": 5}
+    def back(n):
+        return jit["burn"](nested["n"])
+    jit = rayzor.TieredJit(rayzor.parse(sys.argv[1]), config, host={"back": back})
+    burn, outer = jit["burn"], jit["outer"]
 
     def stopped(call, expect):
         start = time.perf_counter()
@@ -275,7 +288,17 @@ RECURSION_SCRIPT = textwrap.dedent(
 
     for tier in [t for t in Tier if t <= top]:
         jit.compile("burn", tier)
+        jit.compile("outer", tier)
         assert burn(10) == 2**10 - 1
+        assert outer(3) == 2**3 - 1 + 2**5 - 1
+        # After a nested call returned, and inside an endless nested call.
+        jit.interrupt(after=0.02)
+        stopped(lambda: outer(62), rayzor.Trap)
+        nested["n"] = 62
+        jit.interrupt(after=0.02)
+        stopped(lambda: outer(3), rayzor.Trap)
+        nested["n"] = 5
+        assert outer(4) == 2**4 - 1 + 2**5 - 1
         for _ in range(3):
             jit.interrupt(after=0.02)
             ms = stopped(lambda: burn(62), rayzor.Trap)

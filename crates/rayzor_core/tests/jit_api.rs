@@ -115,6 +115,71 @@ fn interrupt_stops_an_endless_loop_at_every_tier() {
     }
 }
 
+/// `burn(n)`: 2^n - 1 calls, no loop: only entries poll.
+const BURN: &str = "
+fn burn(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 0
+  v2: bool = eq v0, v1
+  brif v2, block1, block2
+block1:
+  ret v1
+block2:
+  v3: i64 = const 1
+  v4: i64 = sub v0, v3
+  v5: i64 = call burn(v4)
+  v6: i64 = call burn(v4)
+  v7: i64 = add v5, v6
+  v8: i64 = add v7, v3
+  ret v8
+}
+";
+
+/// A thread that finds every context slot taken (`interrupt::CTX_SLOTS`)
+/// runs with a context of its own (every entry takes the slow path): results
+/// and interrupts at entries still work there, at every tier; a thread that
+/// got a slot before is not affected.
+#[test]
+fn a_thread_without_a_context_slot_still_runs_and_stops() {
+    use rayzor_core::mir::interrupt::CtxSlot;
+    use rayzor_core::mir::TrapKind;
+    use rayzor_core::runtime::Tier;
+    use std::sync::Arc;
+    let tiers: &[Tier] = if cfg!(feature = "llvm") { &Tier::ALL } else { &[Tier::T0, Tier::T1, Tier::T2] };
+    let jit = Arc::new(Jit::new(parse_module(BURN).unwrap(), vec![], 0).unwrap());
+    let burn = jit.func_id("burn").unwrap();
+    let j = jit.clone();
+    // Started (and given its slot) before the slots run out: the control.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let control = std::thread::spawn(move || {
+        let mut rets = [0u64; 1];
+        j.call(burn, &[3], &mut rets).unwrap();
+        released.recv().unwrap();
+        j.call(burn, &[10], &mut rets).unwrap();
+        rets[0]
+    });
+    let taken: Vec<CtxSlot> = std::iter::from_fn(CtxSlot::claim).collect();
+    for &tier in tiers {
+        jit.compile(burn, tier).unwrap();
+        let j = jit.clone();
+        let slotless = std::thread::spawn(move || {
+            let mut rets = [0u64; 1];
+            j.call(burn, &[12], &mut rets).unwrap();
+            assert_eq!(rets[0], (1 << 12) - 1);
+            j.call(burn, &[62], &mut rets)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        jit.interrupt();
+        match slotless.join().unwrap() {
+            Err(RunError::Trap(t)) => assert_eq!(t.kind, TrapKind::Interrupted, "{tier}"),
+            other => panic!("{tier}: {other:?}"),
+        }
+    }
+    drop(taken);
+    release.send(()).unwrap();
+    assert_eq!(control.join().unwrap(), (1 << 10) - 1);
+}
+
 #[test]
 fn ir_and_machine_code_are_inspected_without_installing_anything() {
     use rayzor_core::runtime::Tier;

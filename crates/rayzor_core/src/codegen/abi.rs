@@ -24,10 +24,18 @@ use crate::mir::interrupt::Marks;
 use crate::mir::layout;
 use crate::mir::{Scalar, Signature, Type};
 
-/// Per-call state shared by all frames of one native call (one per thread).
+/// Per-call state shared by all frames of one native call. It lives in the
+/// thread's context slot (`interrupt::CtxSlot`; a nested call saves and
+/// restores the outer call's fields around itself), so that interrupts can
+/// reach `entry_limit` from any thread; only the owning thread touches the
+/// other fields, through raw pointers.
 #[repr(C)]
 #[derive(Debug)]
 pub struct VmCtx {
+    /// The stack limit, or `interrupt::INTERRUPTING` when an interrupt asks
+    /// every entry to look: prologues that do not poll check the stack
+    /// against it (first, so that it is the slot's first word).
+    pub entry_limit: std::sync::atomic::AtomicU64,
     /// Where a trap resumes (`unwind::protected_call` sets it).
     pub resume: usize,
     /// `unwind::unwind_address()`: trap paths call it through here rather than
@@ -41,10 +49,10 @@ pub struct VmCtx {
     pub trap: u64,
     /// The lowest stack address frames may use; prologues trap below it.
     pub stack_limit: u64,
-    /// Address of the thread's entry limit cell (`interrupt::EntryLimit`):
-    /// `stack_limit`, or `INTERRUPTING` when an interrupt asks entries to look.
-    /// Prologues that do not poll check the stack against it.
-    pub entry_limit_addr: usize,
+    /// 1 when this context is in a thread's slot (interrupts reach
+    /// `entry_limit`, so the slow path restores it), 0 for the context of a
+    /// thread without a slot (its `entry_limit` stays `INTERRUPTING`).
+    pub in_slot: u64,
     /// `builtins::rayzor_entry_slow`, called through here for the reason `unwind` is.
     pub entry_slow: usize,
     /// Index + 1 of the function that trapped (0 when unknown).
@@ -64,7 +72,54 @@ pub const VMCTX_UNWIND: i32 = std::mem::offset_of!(VmCtx, unwind) as i32;
 pub const VMCTX_EPOCH_ADDR: i32 = std::mem::offset_of!(VmCtx, epoch_addr) as i32;
 pub const VMCTX_TRAP: i32 = std::mem::offset_of!(VmCtx, trap) as i32;
 pub const VMCTX_STACK_LIMIT: i32 = std::mem::offset_of!(VmCtx, stack_limit) as i32;
-pub const VMCTX_ENTRY_LIMIT_ADDR: i32 = std::mem::offset_of!(VmCtx, entry_limit_addr) as i32;
+pub const VMCTX_ENTRY_LIMIT: i32 = std::mem::offset_of!(VmCtx, entry_limit) as i32;
+/// The words of a `VmCtx` after its entry limit: what a nested call saves.
+const CTX_TAIL_WORDS: usize = std::mem::size_of::<VmCtx>() / 8 - 1;
+pub type SavedContext = [u64; CTX_TAIL_WORDS];
+
+/// The fields of the context at `ctxp` but its entry limit.
+///
+/// # Safety
+/// `ctxp` points to a live `VmCtx` whose fields but `entry_limit` only the
+/// calling thread accesses (its context slot, or its own).
+pub unsafe fn save_context(ctxp: *const VmCtx) -> SavedContext {
+    let mut words = [0u64; CTX_TAIL_WORDS];
+    // SAFETY: the caller's contract; `VmCtx` is all 8-byte words (checked below).
+    unsafe { std::ptr::copy_nonoverlapping((ctxp as *const u64).add(1), words.as_mut_ptr(), CTX_TAIL_WORDS) };
+    words
+}
+
+/// Put back what `save_context` returned.
+///
+/// # Safety
+/// As for `save_context`.
+pub unsafe fn restore_context(ctxp: *mut VmCtx, words: &SavedContext) {
+    // SAFETY: as in `save_context`.
+    unsafe { std::ptr::copy_nonoverlapping(words.as_ptr(), (ctxp as *mut u64).add(1), CTX_TAIL_WORDS) };
+}
+
+/// Write every field of `ctx` but its entry limit to the context at `ctxp`.
+///
+/// # Safety
+/// As for `save_context`.
+pub unsafe fn write_context(ctxp: *mut VmCtx, ctx: &VmCtx) {
+    // SAFETY: as in `save_context`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (ctx as *const VmCtx as *const u64).add(1),
+            (ctxp as *mut u64).add(1),
+            CTX_TAIL_WORDS,
+        )
+    };
+}
+
+const _: () = {
+    use crate::mir::interrupt::CTX_SLOT_WORDS;
+    assert!(std::mem::size_of::<VmCtx>().is_multiple_of(8), "VmCtx is all 8-byte words");
+    assert!(std::mem::offset_of!(VmCtx, entry_limit) == 0, "the word interrupts store to");
+    assert!(std::mem::size_of::<VmCtx>() <= 8 * CTX_SLOT_WORDS, "VmCtx fits a context slot");
+    assert!(std::mem::align_of::<VmCtx>() <= 64);
+};
 pub const VMCTX_ENTRY_SLOW: i32 = std::mem::offset_of!(VmCtx, entry_slow) as i32;
 pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;
 pub const VMCTX_CALL_TICKS: i32 = std::mem::offset_of!(VmCtx, call_ticks) as i32;

@@ -119,15 +119,23 @@ pub fn entry_slow_signature() -> NativeSig {
 /// # Safety
 /// `vmctx` must point to the live `VmCtx` of the current call.
 pub unsafe extern "C" fn rayzor_entry_slow(vmctx: *mut VmCtx, sp: u64) {
-    // SAFETY: generated code passes its live VmCtx.
-    let ctx = unsafe { &mut *vmctx };
-    if sp < ctx.stack_limit {
-        ctx.trap = TrapKind::StackOverflow.code() as u64;
-        return;
-    }
-    crate::mir::interrupt::restore_entry_limit(ctx.entry_limit_addr, ctx.stack_limit);
-    if crate::mir::interrupt::poll(&ctx.interrupts, &mut ctx.epoch) {
-        ctx.trap = TrapKind::Interrupted.code() as u64;
+    // SAFETY: generated code passes its live VmCtx. Fields are accessed
+    // through the raw pointer: other threads may store to `entry_limit`.
+    unsafe {
+        let limit = (*vmctx).stack_limit;
+        if sp < limit {
+            (*vmctx).trap = TrapKind::StackOverflow.code() as u64;
+            return;
+        }
+        if (*vmctx).in_slot != 0 {
+            crate::mir::interrupt::restore_entry_limit(&(*vmctx).entry_limit, limit);
+        }
+        let marks = (*vmctx).interrupts;
+        let mut seen = (*vmctx).epoch;
+        if crate::mir::interrupt::poll(&marks, &mut seen) {
+            (*vmctx).trap = TrapKind::Interrupted.code() as u64;
+        }
+        (*vmctx).epoch = seen;
     }
 }
 

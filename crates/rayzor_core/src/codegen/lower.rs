@@ -14,7 +14,7 @@
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_ENTRY_LIMIT_ADDR,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_ENTRY_LIMIT,
     VMCTX_ENTRY_SLOW, VMCTX_EPOCH, VMCTX_EPOCH_ADDR, VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME,
     VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC, VMCTX_UNWIND,
 };
@@ -515,13 +515,12 @@ impl<E: Emitter> Lower<'_, '_, E> {
     }
 
     /// The stack check of an entry that does not poll otherwise: against the
-    /// thread's entry limit, the stack limit or, when an interrupt asks every
-    /// entry to look, above any stack pointer (`interrupt` module doc). So the
-    /// fast path is the stack check alone (two loads, a compare); the slow path
+    /// entry limit, the stack limit or, when an interrupt asks every entry to
+    /// look, above any stack pointer (`interrupt` module doc). So the fast path
+    /// is the stack check alone (a load and a compare); the slow path
     /// (cold, a call) tells a real overflow from an interrupt and polls.
     fn entry_check(&mut self, sp: E::Value) {
-        let cell = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_ENTRY_LIMIT_ADDR);
-        let limit = self.e.load(Mem::Slot, Ty::I64, cell, 0);
+        let limit = self.e.load(Mem::Slot, Ty::I64, self.vmctx, VMCTX_ENTRY_LIMIT);
         let low = self.e.icmp(IntCC::ULt, sp, limit);
         let slow = self.e.create_block(&[]);
         let cont = self.new_block();

@@ -12,14 +12,16 @@
 //! The interpreter polls the same way every `INTERP_POLL_STEPS` instructions.
 //!
 //! Entries of code that counts no calls (the top tier) do not poll: their
-//! prologue's stack-limit check reads the thread's *entry limit*, a cell that
-//! holds the real stack limit, and every interrupt request sets every cell to
-//! `INTERRUPTING` (V8's stack guard), so one compare covers both. The check's
-//! slow path (`codegen::builtins::rayzor_entry_slow`) tells a real overflow
-//! from an interrupt, restores the cell, then polls as above. The cells are a
-//! fixed array (`ENTRY_CELLS`, claimed by threads as they first run compiled
-//! code): an interrupt writes them all without a lock or a registry, which a
-//! signal handler may do and a fork cannot leave locked.
+//! prologue's stack-limit check reads the *entry limit* (`VmCtx::entry_limit`),
+//! which holds the real stack limit, and every interrupt request sets every
+//! thread's entry limit to `INTERRUPTING` (V8's stack guard), so one compare
+//! covers both. The check's slow path (`codegen::builtins::rayzor_entry_slow`)
+//! tells a real overflow from an interrupt, restores the limit, then polls as
+//! above. For interrupts to reach them, each thread's `VmCtx` lives in a slot
+//! of a fixed array (`CTX_SLOTS`, claimed by threads as they first run compiled
+//! code, given back when they exit; nested calls save and restore the outer
+//! call's context in it): an interrupt writes every slot's first word without a
+//! lock or a registry, which a signal handler may do and a fork cannot leave locked.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -96,83 +98,70 @@ pub fn interrupt(generation: &AtomicU64) {
     interrupt_entries();
 }
 
-/// Threads that can have an entry limit cell at once; more threads get
-/// `ALWAYS_SLOW` (correct, every entry on them takes the slow path).
-pub const ENTRY_CELLS: usize = 1024;
+/// Threads that can have a context slot at once; a thread beyond them runs
+/// with a context of its own whose entry limit is always `INTERRUPTING`
+/// (correct; every entry on it takes the slow path).
+pub const CTX_SLOTS: usize = 1024;
+/// Words of one slot: `codegen::abi::VmCtx` is laid out in it (checked there),
+/// its first word the entry limit.
+pub const CTX_SLOT_WORDS: usize = 32;
 /// An entry limit no stack pointer is above: the next entry takes the slow path.
 pub const INTERRUPTING: u64 = u64::MAX;
-static ENTRY_LIMITS: [AtomicU64; ENTRY_CELLS] = [const { AtomicU64::new(INTERRUPTING) }; ENTRY_CELLS];
-static ENTRY_OWNED: [AtomicBool; ENTRY_CELLS] = [const { AtomicBool::new(false) }; ENTRY_CELLS];
-/// The cell of threads that found no free one: never restored.
-static ALWAYS_SLOW: AtomicU64 = AtomicU64::new(INTERRUPTING);
+
+#[repr(C, align(64))]
+struct Slot([AtomicU64; CTX_SLOT_WORDS]);
+
+/// Zero-initialised (so it costs no file space): a slot's entry limit is set when it is claimed.
+static CTX_ARENA: [Slot; CTX_SLOTS] =
+    [const { Slot([const { AtomicU64::new(0) }; CTX_SLOT_WORDS]) }; CTX_SLOTS];
+static CTX_OWNED: [AtomicBool; CTX_SLOTS] = [const { AtomicBool::new(false) }; CTX_SLOTS];
 
 /// Make every thread's next compiled entry check for an interrupt (after the
 /// request's counters were bumped: a thread that sees `INTERRUPTING` then
-/// sees them too). Async-signal-safe: plain atomic stores.
+/// sees them too). Async-signal-safe: plain atomic stores, no lock.
 fn interrupt_entries() {
-    for c in &ENTRY_LIMITS {
-        c.store(INTERRUPTING, Ordering::Release);
+    for s in &CTX_ARENA {
+        s.0[0].store(INTERRUPTING, Ordering::Release);
     }
 }
 
-/// One thread's entry limit cell (see the module doc), released when dropped.
+/// One thread's context slot (see the module doc), released when dropped.
 #[derive(Debug)]
-pub struct EntryLimit {
-    index: Option<usize>,
+pub struct CtxSlot {
+    index: usize,
 }
 
-impl EntryLimit {
-    /// Claim a free cell (it reads `INTERRUPTING` until `set`).
-    pub fn claim() -> EntryLimit {
-        let index = (0..ENTRY_CELLS).find(|&i| {
-            ENTRY_OWNED[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-        });
-        if let Some(i) = index {
-            ENTRY_LIMITS[i].store(INTERRUPTING, Ordering::SeqCst);
-        }
-        EntryLimit { index }
+impl CtxSlot {
+    /// Claim a free slot; its entry limit reads `INTERRUPTING` (the first entry
+    /// puts the real limit in).
+    pub fn claim() -> Option<CtxSlot> {
+        let index = (0..CTX_SLOTS).find(|&i| {
+            CTX_OWNED[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        })?;
+        CTX_ARENA[index].0[0].store(INTERRUPTING, Ordering::SeqCst);
+        Some(CtxSlot { index })
     }
 
-    fn cell(&self) -> &'static AtomicU64 {
-        self.index.map_or(&ALWAYS_SLOW, |i| &ENTRY_LIMITS[i])
-    }
-
-    /// Address of the cell, for `VmCtx`.
-    pub fn address(&self) -> usize {
-        self.cell() as *const AtomicU64 as usize
-    }
-
-    /// The thread's stack limit is `limit`: the cell holds it, unless an
-    /// interrupt is pending (then the slow path of the next entry restores it,
-    /// after looking at what the interrupt was).
-    pub fn set(&self, limit: u64) {
-        if self.index.is_some() {
-            let _ = self
-                .cell()
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| (v != INTERRUPTING).then_some(limit));
-        }
+    /// The slot's memory: `CTX_SLOT_WORDS` words, 64-byte aligned, that only
+    /// the owning thread uses, but for the first word, which interrupts store to.
+    pub fn address(&self) -> *mut u64 {
+        CTX_ARENA[self.index].0.as_ptr() as *mut u64
     }
 }
 
-impl Drop for EntryLimit {
+impl Drop for CtxSlot {
     fn drop(&mut self) {
-        if let Some(i) = self.index {
-            ENTRY_OWNED[i].store(false, Ordering::Release);
-        }
+        CTX_OWNED[self.index].store(false, Ordering::Release);
     }
 }
 
-/// An entry's slow path found the cell at `address` above the stack pointer
-/// but the stack not exhausted (`limit`, the real one, is below it): an
-/// interrupt asked every entry to look. Put the limit back (a request that
-/// comes after this sets the cell again; one that came before bumped its
-/// counters before its store, so the caller's poll, after this, sees them).
-pub fn restore_entry_limit(address: usize, limit: u64) {
-    // SAFETY: `address` is `EntryLimit::address` of this thread's cell: a static.
-    let cell = unsafe { &*(address as *const AtomicU64) };
-    if !std::ptr::eq(cell, &ALWAYS_SLOW) {
-        let _ = cell.compare_exchange(INTERRUPTING, limit, Ordering::SeqCst, Ordering::SeqCst);
-    }
+/// An entry's slow path found the entry limit above the stack pointer but the
+/// stack not exhausted (`limit`, the real one, is below it): an interrupt
+/// asked every entry to look. Put the limit back (a request that comes after
+/// this sets it again; one that came before bumped its counters before its
+/// store, so the caller's poll, after this, sees them).
+pub fn restore_entry_limit(entry_limit: &AtomicU64, limit: u64) {
+    let _ = entry_limit.compare_exchange(INTERRUPTING, limit, Ordering::SeqCst, Ordering::SeqCst);
 }
 
 /// Whether this is the process's main thread (the one Python runs signal handlers on).

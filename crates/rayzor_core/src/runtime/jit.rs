@@ -10,7 +10,7 @@
 
 use super::osr::{OsrMode, OsrPointState, OsrTable};
 use super::Tier;
-use crate::codegen::abi::{FunctionCounters, VmCtx};
+use crate::codegen::abi::{self, FunctionCounters, VmCtx};
 use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
 use crate::codegen::cranelift::CraneliftBackend;
@@ -760,20 +760,7 @@ impl Jit {
         let probe = self.policy.enter(self, f, args);
         let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
-        let mut ctx = VmCtx {
-            resume: 0,
-            unwind: unwind::unwind_address(),
-            epoch_addr: interrupt::epoch_address(),
-            trap: 0,
-            stack_limit: 0,
-            entry_limit_addr: 0,
-            entry_slow: crate::codegen::builtins::rayzor_entry_slow as *const () as usize,
-            trap_func: 0,
-            call_ticks: 0,
-            edge_ticks: 0,
-            epoch: interrupt::EPOCH.load(Ordering::SeqCst),
-            interrupts: interrupt::Marks::now(Some(&self.interrupt_generation)),
-        };
+        let generation = &self.interrupt_generation;
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
         // keeps every piece of code reachable from the slots alive.
@@ -781,34 +768,75 @@ impl Jit {
             unsafe { std::mem::transmute::<usize, HostEntry>(self.entries[f.index()].address()) };
         let entered = super::stack::on_jit_stack(|limit, thread| {
             let (call_ticks, edge_ticks) = thread.ticks.get();
-            ctx.stack_limit = limit;
-            ctx.entry_limit_addr = thread.entry_limit_address();
-            ctx.call_ticks = call_ticks.clamp(1, n);
-            ctx.edge_ticks = edge_ticks.clamp(1, n);
-            let ctxp: *mut VmCtx = &mut ctx;
+            let fresh = |in_slot: u64| VmCtx {
+                entry_limit: AtomicU64::new(interrupt::INTERRUPTING),
+                resume: 0,
+                unwind: unwind::unwind_address(),
+                epoch_addr: interrupt::epoch_address(),
+                trap: 0,
+                stack_limit: limit,
+                in_slot,
+                entry_slow: crate::codegen::builtins::rayzor_entry_slow as *const () as usize,
+                trap_func: 0,
+                call_ticks: call_ticks.clamp(1, n),
+                edge_ticks: edge_ticks.clamp(1, n),
+                epoch: interrupt::EPOCH.load(Ordering::SeqCst),
+                interrupts: interrupt::Marks::now(Some(generation)),
+            };
+            // The thread's slot, where interrupts reach the entry limit; without
+            // one, a context here whose entry limit always sends entries to the
+            // slow path.
+            let mut own = None;
+            let (ctxp, saved) = match thread.ctx_slot() {
+                Some(slot) => {
+                    let ctxp = slot as *mut VmCtx;
+                    // SAFETY: the slot is this thread's and holds a VmCtx (see
+                    // `VmCtx`); every field but `entry_limit` is this thread's to
+                    // write. A nested call (compiled code -> host -> here) keeps the
+                    // outer call's context to restore after it.
+                    unsafe {
+                        let saved = ((*ctxp).in_slot != 0).then(|| abi::save_context(ctxp));
+                        // Every field but the entry limit: the thread's stack limit (it
+                        // never moves), or `INTERRUPTING` (the slow path puts it back).
+                        abi::write_context(ctxp, &fresh(1));
+                        (ctxp, saved)
+                    }
+                }
+                None => (own.insert(fresh(0)) as *mut VmCtx, None),
+            };
             if self.calls_host {
-                // SAFETY: `ctx` outlives the scope, dropped right after the call.
+                // SAFETY: the context outlives the scope, dropped right after the call.
                 let _scope = unsafe { host_abort::Scope::enter(std::ptr::addr_of_mut!((*ctxp).trap)) };
                 // SAFETY: as below.
                 unsafe { unwind::protected_call(entry, ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             } else {
                 // SAFETY: as above; the stack limit keeps frames above the guard page.
-                // (A trap unwinds here with `ctx.trap` set; checked below.)
+                // (A trap unwinds here with `trap` set; checked below.)
                 unsafe { unwind::protected_call(entry, ctxp, args.as_ptr(), rets.as_mut_ptr()) };
             }
-            thread.ticks.set((ctx.call_ticks, ctx.edge_ticks));
+            // SAFETY: as above.
+            unsafe {
+                thread.ticks.set(((*ctxp).call_ticks, (*ctxp).edge_ticks));
+                let out = ((*ctxp).trap, (*ctxp).trap_func);
+                match saved {
+                    Some(words) => abi::restore_context(ctxp, &words),
+                    None if own.is_none() => (*ctxp).in_slot = 0, // no call runs in the slot now
+                    None => {}
+                }
+                out
+            }
         });
         drop(guard);
         if let Some(p) = probe {
             self.policy.exit(self, p);
         }
-        entered.map_err(|e| RunError::Usage(UsageError(e)))?;
-        if ctx.trap != 0 {
-            if ctx.trap == host_abort::HOST_ABORT {
+        let (trap, trap_func) = entered.map_err(|e| RunError::Usage(UsageError(e)))?;
+        if trap != 0 {
+            if trap == host_abort::HOST_ABORT {
                 return Err(RunError::HostAborted);
             }
-            let kind = TrapKind::from_code(ctx.trap as u32).unwrap_or(TrapKind::User);
-            let function = (ctx.trap_func as usize)
+            let kind = TrapKind::from_code(trap as u32).unwrap_or(TrapKind::User);
+            let function = (trap_func as usize)
                 .checked_sub(1)
                 .and_then(|i| self.module.functions.get(i))
                 .map(|f| f.name.clone());

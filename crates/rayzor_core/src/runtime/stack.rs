@@ -153,8 +153,8 @@ pub struct ThreadState {
     canary: Cell<usize>,
     /// Sampling countdowns (calls, back-edges), carried from one host call to the next.
     pub ticks: Cell<(u64, u64)>,
-    /// The thread's entry limit cell (claimed with its stack).
-    entry: std::cell::RefCell<Option<crate::mir::interrupt::EntryLimit>>,
+    /// The thread's context slot (claimed with its stack; None: none was free).
+    ctx: std::cell::RefCell<Option<crate::mir::interrupt::CtxSlot>>,
 }
 
 thread_local! {
@@ -166,7 +166,7 @@ thread_local! {
             active_limit: Cell::new(0),
             canary: Cell::new(0),
             ticks: Cell::new((1, 1)),
-            entry: std::cell::RefCell::new(None),
+            ctx: std::cell::RefCell::new(None),
         }
     };
 }
@@ -195,6 +195,7 @@ impl ThreadState {
         let (base, size) = (s.base, s.size);
         self.canary.set(s.near_canary() as usize);
         *self.owner.borrow_mut() = Some(s);
+        *self.ctx.borrow_mut() = crate::mir::interrupt::CtxSlot::claim();
         self.stack.set(base);
         self.size.set(size);
         Some((base, size))
@@ -202,10 +203,10 @@ impl ThreadState {
 }
 
 impl ThreadState {
-    /// Address of the thread's entry limit cell (`VmCtx::entry_limit_addr`);
-    /// set up by `on_jit_stack` before it runs anything.
-    pub fn entry_limit_address(&self) -> usize {
-        self.entry.borrow().as_ref().map_or(0, crate::mir::interrupt::EntryLimit::address)
+    /// The thread's context slot (`VmCtx` lives there), claimed with its
+    /// stack; None when every slot was taken.
+    pub fn ctx_slot(&self) -> Option<*mut u64> {
+        self.ctx.borrow().as_ref().map(crate::mir::interrupt::CtxSlot::address)
     }
 
     /// After a call that used more than a page of stack.
@@ -244,7 +245,6 @@ pub fn on_jit_stack<R>(f: impl FnOnce(u64, &ThreadState) -> R) -> Result<R, Stri
         };
         let limit = base as u64 + (GUARD + HEADROOM) as u64;
         st.active_limit.set(limit);
-        st.entry.borrow_mut().get_or_insert_with(crate::mir::interrupt::EntryLimit::claim).set(limit);
         // SAFETY: `base..base + size` is a live mapping owned by this thread
         // and not in use (active_limit was 0); `f` does not unwind (it only
         // calls compiled code, which never panics or unwinds).
