@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -195,10 +196,15 @@ def test_many_threads_call_at_once_while_recompiling() -> None:
         threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
         for t in threads:
             t.start()
-        for _ in range(30):
+        # At least 30 rounds, and on until every thread has made calls (on a loaded
+        # machine a thread may not have run yet after 30 rounds).
+        deadline = time.monotonic() + 120
+        rounds = 0
+        while rounds < 30 or (not all(counts) and time.monotonic() < deadline):
             for tier in (Tier.T1, Tier.T2, Tier.T0):
                 jit.compile("step", tier)
                 jit.compile("total", tier)
+            rounds += 1
         stop.set()
         for t in threads:
             t.join()

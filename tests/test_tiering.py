@@ -16,13 +16,31 @@ from rayzor.examples import fib_module, loop_sum_module, py_fib
 TOP, _why = rayzor.TieredJit.top_tier()
 
 
-def wait_for(pred, timeout: float = 10.0) -> bool:
+#: How long a test waits for something the promoter does in the background (a promotion, a
+#: failure event): generous, as on a slow and loaded machine; a working promoter takes well
+#: under a second idle, a broken one never gets there.
+PATIENCE = 120.0
+
+
+def wait_for(pred, timeout: float = PATIENCE) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return True
         time.sleep(0.005)
     return pred()
+
+
+def top_surely_wins(jit: rayzor.TieredJit) -> rayzor.TieredJit:
+    """The tier policy (runtime/policy.rs) keeps a promotion only once it has measured it
+    not slower than the code it replaced, and neighbouring tiers can run a function in
+    times within its margin of each other: on a loaded machine that verdict is a coin
+    toss. Here T1's measured times count 100x and T2's 10x, so each tier surely beats
+    the ones below it and these tests check promotion, not the machine's timing."""
+    jit._core._inject_slowdown(int(Tier.T1), 100)
+    if TOP > Tier.T2:
+        jit._core._inject_slowdown(int(Tier.T2), 10)
+    return jit
 
 
 def driver_module() -> rayzor.Module:
@@ -59,10 +77,10 @@ def py_main(n: int) -> int:
 @pytest.mark.parametrize("preset", ["development", "production"])
 def test_hot_function_reaches_top_tier_by_itself(preset: str) -> None:
     config = getattr(rayzor.TieredConfig, preset)()
-    with rayzor.TieredJit(fib_module(), config) as jit:
+    with top_surely_wins(rayzor.TieredJit(fib_module(), config)) as jit:
         fib = jit["fib"]
         seen = set()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + PATIENCE
         # Until it is at the top tier and no probation (runtime/policy.rs) can still undo that.
         while (jit.tier_of("fib") < TOP or jit._core.busy()) and time.monotonic() < deadline:
             seen.add(jit.tier_of("fib"))
@@ -90,7 +108,7 @@ def test_hot_function_reaches_top_tier_by_itself(preset: str) -> None:
             lower_quiet = all(after.get(t, 0) == before.get(t, 0) for t in Tier if t < TOP)
             return lower_quiet and (TOP == Tier.T3 or after[TOP] > before.get(TOP, 0))
 
-        assert wait_for(only_top_runs, 20)
+        assert wait_for(only_top_runs)
         assert jit.tier_of("fib") == TOP
         assert "fib" in str(st)
 
@@ -107,22 +125,22 @@ def test_production_sampling_still_promotes_single_calls() -> None:
         inc = jit["inc"]
         for k in range(config.profile_config.warm_threshold + 10 * config.profile_config.sample_rate):
             assert inc(k) == k + 1
-        assert wait_for(lambda: jit.tier_of("inc") >= Tier.T1, 10)
+        assert wait_for(lambda: jit.tier_of("inc") >= Tier.T1)
         heat = jit.stats().functions["inc"].heat
         assert abs(heat - (config.profile_config.warm_threshold + 160)) <= config.profile_config.sample_rate
 
 
 def test_function_called_only_from_jit_code_is_promoted() -> None:
     config = rayzor.TieredConfig.development()
-    with rayzor.TieredJit(driver_module(), config) as jit:
+    with top_surely_wins(rayzor.TieredJit(driver_module(), config)) as jit:
         main = jit["main"]
         assert main(5000) == py_main(5000)  # one Python call: 5000 JIT-to-JIT calls of sq
-        assert wait_for(lambda: jit.tier_of("sq") >= Tier.T1, 10)
+        assert wait_for(lambda: jit.tier_of("sq") >= Tier.T1)
         for _ in range(5):
             assert main(5000) == py_main(5000)
         # At the top tier with no probation (runtime/policy.rs) left that could swap it out.
         assert wait_for(
-            lambda: main(5000) == py_main(5000) and jit.tier_of("sq") == TOP and not jit._core.busy(), 20
+            lambda: main(5000) == py_main(5000) and jit.tier_of("sq") == TOP and not jit._core.busy()
         )
         assert main(1000) == py_main(1000)
         info = jit.info("sq")
@@ -140,7 +158,7 @@ def test_loop_back_edges_count_as_heat() -> None:
     with rayzor.TieredJit(loop_sum_module(), config) as jit:
         assert jit["loop_sum"](100_000) == sum(i ^ (i >> 3) for i in range(100_000))
         assert jit.info("loop_sum").backedges >= 100_000
-        assert wait_for(lambda: jit.tier_of("loop_sum") >= Tier.T1, 10)
+        assert wait_for(lambda: jit.tier_of("loop_sum") >= Tier.T1)
 
 
 def test_stress_threads_while_promotions_happen() -> None:
@@ -172,8 +190,10 @@ def test_stress_threads_while_promotions_happen() -> None:
             t.join(timeout=60)
         assert not any(t.is_alive() for t in threads), "deadlock"
         assert errors == []
-        assert jit.tier_of("sq") > Tier.T0
-        assert jit2.tier_of("fib") > Tier.T0
+        # The stress lasts 1.5 s whatever the machine's speed: on a slow, loaded one the
+        # promotions it earned may still be compiling (or need a few more calls).
+        assert wait_for(lambda: jit["main"](300) == py_main(300) and jit.tier_of("sq") > Tier.T0)
+        assert wait_for(lambda: jit2["fib"](12) == 144 and jit2.tier_of("fib") > Tier.T0)
         jit2.close()
 
 
@@ -182,8 +202,8 @@ def test_failed_compile_keeps_lower_tier_and_is_reported() -> None:
     with rayzor.TieredJit(fib_module(), config) as jit:
         jit._core._inject_compile_failure(int(Tier.T2))
         fib = jit["fib"]
-        assert wait_for(lambda: (fib(15) == 610) and jit.tier_of("fib") == Tier.T1, 10)
-        assert wait_for(lambda: any(not e.ok for e in jit.events()), 10)
+        assert wait_for(lambda: (fib(15) == 610) and jit.tier_of("fib") == Tier.T1)
+        assert wait_for(lambda: any(not e.ok for e in jit.events()))
         for _ in range(20):
             assert fib(15) == 610
         time.sleep(0.05)
@@ -280,5 +300,5 @@ def test_verbose_logging_goes_to_the_rayzor_logger(caplog: pytest.LogCaptureFixt
     caplog.set_level("INFO", logger="rayzor")
     with rayzor.TieredJit(fib_module(), rayzor.TieredConfig.development()) as jit:
         jit["fib"](18)
-        assert wait_for(lambda: jit.tier_of("fib") >= Tier.T1, 10)
+        assert wait_for(lambda: jit.tier_of("fib") >= Tier.T1)
     assert any("fib: T0 -> T1" in r.getMessage() for r in caplog.records if r.name == "rayzor")

@@ -96,19 +96,28 @@ fn interrupt_stops_an_endless_loop_at_every_tier() {
         for &tier in tiers {
             jit.compile(spin, tier).unwrap();
             let j = jit.clone();
+            let returned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let done = returned.clone();
+            // An interrupt only stops calls running when it comes: on a loaded machine
+            // the call may start more than 20 ms after this thread, so it interrupts
+            // every 20 ms until the call has returned.
             let stopper = std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                j.interrupt();
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    j.interrupt();
+                }
             });
             let mut rets = [0u64; 1];
-            match jit.call(spin, &[1], &mut rets) {
+            let outcome = jit.call(spin, &[1], &mut rets);
+            returned.store(true, std::sync::atomic::Ordering::SeqCst);
+            stopper.join().unwrap();
+            match outcome {
                 Err(RunError::Trap(t)) => {
                     assert_eq!(t.kind, TrapKind::Interrupted, "{tier} sample_rate {sample_rate}");
                     assert_eq!(t.function.as_deref(), Some("spin"));
                 }
                 other => panic!("{tier}: {other:?}"),
             }
-            stopper.join().unwrap();
             jit.call(add1, &[41], &mut rets).unwrap();
             assert_eq!(rets[0], 42);
         }
@@ -168,8 +177,11 @@ fn a_thread_without_a_context_slot_still_runs_and_stops() {
             assert_eq!(rets[0], (1 << 12) - 1);
             j.call(burn, &[62], &mut rets)
         });
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        jit.interrupt();
+        // Interrupted until it stops: it may start its endless call after an interrupt.
+        while !slotless.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            jit.interrupt();
+        }
         match slotless.join().unwrap() {
             Err(RunError::Trap(t)) => assert_eq!(t.kind, TrapKind::Interrupted, "{tier}"),
             other => panic!("{tier}: {other:?}"),
