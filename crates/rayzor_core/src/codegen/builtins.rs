@@ -106,36 +106,43 @@ impl Builtin {
 
 /// The native signature of `rayzor_entry_slow`.
 pub fn entry_slow_signature() -> NativeSig {
-    NativeSig::new(&[Ty::Addr, Ty::I64], None)
+    NativeSig::new(&[Ty::Addr, Ty::I64, Ty::I64], None)
 }
 
 /// The slow path of a prologue's check of the stack pointer `sp` against the
-/// entry limit (`interrupt` module doc): sets `VmCtx::trap` to
-/// `stack_overflow` below the real limit, to `interrupted` when an interrupt
-/// meant for this call came; otherwise the entry goes on. Called through
+/// entry limit (`interrupt` module doc), in function `func_plus_one - 1`:
+/// traps `stack_overflow` below the real limit and `interrupted` when an
+/// interrupt meant for this call came, leaving the generated code at once
+/// (`unwind::leave`), so the code around the call has no trap path of its
+/// own; otherwise returns and the entry goes on. Called through
 /// `VmCtx::entry_slow`, not as a constant (which LLVM would hoist into a
 /// callee-saved register the fast path then saves and restores).
 ///
 /// # Safety
 /// `vmctx` must point to the live `VmCtx` of the current call.
-pub unsafe extern "C" fn rayzor_entry_slow(vmctx: *mut VmCtx, sp: u64) {
+pub unsafe extern "C" fn rayzor_entry_slow(vmctx: *mut VmCtx, sp: u64, func_plus_one: u64) {
     // SAFETY: generated code passes its live VmCtx. Fields are accessed
     // through the raw pointer: other threads may store to `entry_limit`.
+    // Nothing here has a destructor, so `leave` may skip this frame.
     unsafe {
         let limit = (*vmctx).stack_limit;
-        if sp < limit {
-            (*vmctx).trap = TrapKind::StackOverflow.code() as u64;
-            return;
+        let trap = if sp < limit {
+            Some(TrapKind::StackOverflow)
+        } else {
+            if (*vmctx).in_slot != 0 {
+                crate::mir::interrupt::restore_entry_limit(&(*vmctx).entry_limit, limit);
+            }
+            let marks = (*vmctx).interrupts;
+            let mut seen = (*vmctx).epoch;
+            let stop = crate::mir::interrupt::poll(&marks, &mut seen);
+            (*vmctx).epoch = seen;
+            stop.then_some(TrapKind::Interrupted)
+        };
+        if let Some(kind) = trap {
+            (*vmctx).trap = kind.code() as u64;
+            (*vmctx).trap_func = func_plus_one;
+            crate::codegen::unwind::leave(vmctx);
         }
-        if (*vmctx).in_slot != 0 {
-            crate::mir::interrupt::restore_entry_limit(&(*vmctx).entry_limit, limit);
-        }
-        let marks = (*vmctx).interrupts;
-        let mut seen = (*vmctx).epoch;
-        if crate::mir::interrupt::poll(&marks, &mut seen) {
-            (*vmctx).trap = TrapKind::Interrupted.code() as u64;
-        }
-        (*vmctx).epoch = seen;
     }
 }
 

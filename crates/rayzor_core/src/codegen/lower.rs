@@ -518,7 +518,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
     /// entry limit, the stack limit or, when an interrupt asks every entry to
     /// look, above any stack pointer (`interrupt` module doc). So the fast path
     /// is the stack check alone (a load and a compare); the slow path
-    /// (cold, a call) tells a real overflow from an interrupt and polls.
+    /// (cold, a call that leaves the code itself on a trap) tells a real
+    /// overflow from an interrupt and polls.
     fn entry_check(&mut self, sp: E::Value) {
         let limit = self.e.load(Mem::Slot, Ty::I64, self.vmctx, VMCTX_ENTRY_LIMIT);
         let low = self.e.icmp(IntCC::ULt, sp, limit);
@@ -528,8 +529,9 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.brif(low, slow, &[], cont, &[]);
         self.e.switch_to(slow);
         let slow_path = self.e.load(Mem::Vm, Ty::Addr, self.vmctx, VMCTX_ENTRY_SLOW);
-        self.e.call(&entry_slow_signature(), slow_path, &[self.vmctx, sp]);
-        self.check_builtin_trap();
+        // The function the trap is reported from: at an entry, this one.
+        let func = self.e.constant(Ty::I64, self.id.0 as u64 + 1);
+        self.e.call(&entry_slow_signature(), slow_path, &[self.vmctx, sp, func]);
         self.e.jump(cont, &[]);
         self.e.switch_to(cont);
     }

@@ -26,6 +26,18 @@ pub fn unwind_address() -> usize {
     rayzor_unwind as *const () as usize
 }
 
+/// Leave the generated code of the call `vmctx` belongs to, from a builtin it
+/// called, with the trap stored in it: resumes the host entry's
+/// `protected_call`, like a trap path.
+///
+/// # Safety
+/// Called only from a builtin that generated code called, with no value with
+/// a destructor live in the builtin (its frame is left without unwinding).
+pub unsafe fn leave(vmctx: *mut VmCtx) -> ! {
+    // SAFETY: the caller's contract; `resume` was set by `protected_call`.
+    unsafe { rayzor_unwind((*vmctx).resume) }
+}
+
 /// Run `entry(vmctx, args, rets)`; returns false when the code unwound (a
 /// trap is pending in `*vmctx`).
 ///
