@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -258,23 +259,8 @@ block0(v0: i64):
   v3: i64 = add v1, v2
   ret v3
 }
-fn burn(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 0
-  v2: bool = eq v0, v1
-  brif v2, block1, block2
-block1:
-  ret v1
-block2:
-  v3: i64 = const 1
-  v4: i64 = sub v0, v3
-  v5: i64 = call burn(v4)
-  v6: i64 = call burn(v4)
-  v7: i64 = add v5, v6
-  v8: i64 = add v7, v3
-  ret v8
-}
-"""
+"""  # and burn, from tests/mir/burn.mir
+RECURSION += (Path(__file__).parent / "mir" / "burn.mir").read_text()
 
 RECURSION_SCRIPT = textwrap.dedent(
     """

@@ -125,24 +125,7 @@ fn interrupt_stops_an_endless_loop_at_every_tier() {
 }
 
 /// `burn(n)`: 2^n - 1 calls, no loop: only entries poll.
-const BURN: &str = "
-fn burn(i64) -> i64 {
-block0(v0: i64):
-  v1: i64 = const 0
-  v2: bool = eq v0, v1
-  brif v2, block1, block2
-block1:
-  ret v1
-block2:
-  v3: i64 = const 1
-  v4: i64 = sub v0, v3
-  v5: i64 = call burn(v4)
-  v6: i64 = call burn(v4)
-  v7: i64 = add v5, v6
-  v8: i64 = add v7, v3
-  ret v8
-}
-";
+const BURN: &str = include_str!("../../../tests/mir/burn.mir");
 
 /// A thread that finds every context slot taken (`interrupt::CTX_SLOTS`)
 /// runs with a context of its own (every entry takes the slow path): results
