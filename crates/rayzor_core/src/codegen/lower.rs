@@ -411,7 +411,10 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let too_deep = self.e.icmp(IntCC::UGe, self.depth, max);
         self.trap_if(too_deep, TrapKind::StackOverflow);
         let sp = self.e.stack_pointer();
-        if polled {
+        if polled || !self.opts.entry_limit_poll {
+            if !polled {
+                self.poll_interrupt();
+            }
             let limit = self.e.load(Mem::Vm, Ty::I64, self.vmctx, VMCTX_STACK_LIMIT);
             let low = self.e.icmp(IntCC::ULt, sp, limit);
             self.trap_if(low, TrapKind::StackOverflow);

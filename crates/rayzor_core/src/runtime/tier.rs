@@ -177,6 +177,7 @@ impl Tier {
             // T3 code is not replaced by promotion, so its recursion may stay in it.
             direct_self_calls: self == Tier::T3,
             profile: self.profiles(),
+            entry_limit_poll: self == Tier::T3,
         }
     }
 }
