@@ -276,8 +276,10 @@ RECURSION_SCRIPT = textwrap.dedent(
     config = rayzor.TieredConfig(enable_background_optimization=False)
     # `outer` calls back into the jit through the host (a nested call on the
     # thread's context), then burns: the nested call must not lose its interrupt.
-    nested = {"n": 5}
+    nested = {"n": 5, "interrupt": False}
     def back(n):
+        if nested["interrupt"]:
+            jit.interrupt()  # meant for `outer`, running; not for the nested call below
         return jit["burn"](nested["n"])
     jit = rayzor.TieredJit(rayzor.parse(sys.argv[1]), config, host={"back": back})
     burn, outer = jit["burn"], jit["outer"]
@@ -305,6 +307,11 @@ RECURSION_SCRIPT = textwrap.dedent(
         stopped(lambda: outer(3), rayzor.Trap)
         nested["n"] = 5
         assert outer(4) == 2**4 - 1 + 2**5 - 1
+        # An interrupt of `outer` from its callback, before a nested call: the nested
+        # call's entries see it first and are not meant; `outer` still stops after.
+        nested["interrupt"] = True
+        stopped(lambda: outer(62), rayzor.Trap)
+        nested["interrupt"] = False
         for _ in range(3):
             jit.interrupt(after=AFTER)
             ms = stopped(lambda: burn(62), rayzor.Trap) - 1e3 * AFTER

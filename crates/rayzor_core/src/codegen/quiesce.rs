@@ -196,6 +196,7 @@ extern "C" fn child() {
     if let Some(i) = SLOT.with(Cell::get) {
         THREADS[i].store(gettid(), SeqCst); // this thread, inside a section, has a new id
     }
+    crate::mir::interrupt::release_other_slots_after_fork();
     BLOCKED.store(false, SeqCst);
 }
 

@@ -235,7 +235,8 @@ fn bounded_step(func: &Function, v: Value) -> bool {
     let Some(c2) = constant(func, rhs) else { return false };
     let ValueDef::Result(and) = func.values[lhs.index()].def else { return false };
     let InstKind::Binary { op: BinOp::And, rhs: mask, .. } = func.inst(and).kind else { return false };
-    constant(func, mask).is_some_and(|c1| c2 >= 1 && c1 < MAX_STEP && c1 + c2 <= MAX_STEP)
+    // (Checked: `add x, -1` is `c2 = u64::MAX`, which a wrapping sum would let through.)
+    constant(func, mask).is_some_and(|c1| c2 >= 1 && c1.checked_add(c2).is_some_and(|t| t <= MAX_STEP))
 }
 
 /// Whether header `h`'s exit test `cond` makes its loop a counted one (`Counted`).
@@ -379,7 +380,9 @@ fn used_outside(func: &Function, body: &[bool]) -> bool {
 /// analysis: versioning appends blocks, values and instructions only).
 fn version(func: &mut Function, l: &Strided) {
     let s = func.value_type(l.step).scalar().expect("a scalar step");
-    let blocks: Vec<Block> = func.block_ids().filter(|b| l.body[b.index()]).collect();
+    // (`l.body` covers the blocks of the analysis; loops versioned before added others.)
+    let in_loop = |b: Block| b.index() < l.body.len() && l.body[b.index()];
+    let blocks: Vec<Block> = func.block_ids().filter(|&b| in_loop(b)).collect();
     // The clone: blocks, parameters, then results (ids first, so that uses
     // ahead of their definition in block order map too).
     let mut block_map: Vec<Option<Block>> = vec![None; func.blocks.len()];
@@ -429,7 +432,9 @@ fn version(func: &mut Function, l: &Strided) {
             func.add_block_param(guard, ty)
         })
         .collect();
-    for b in func.block_ids().filter(|b| b.index() < l.body.len() && !l.body[b.index()] && *b != guard) {
+    // Every edge from outside the loop, including from loops versioned before (an
+    // earlier loop's clone may exit straight into this header).
+    for b in func.block_ids().filter(|&b| !in_loop(b) && b != guard) {
         let Some(&last) = func.blocks[b.index()].insts.last() else { continue };
         if !func.inst(last).kind.is_terminator() {
             continue;
@@ -567,6 +572,73 @@ block3(v10: i64):
   ret v10
 }
 ";
+
+    /// Two loops stepping by `v1`, the first exiting straight into the second's header.
+    const TWO: &str = "
+fn two(i64, i64) -> i64 {
+block0(v0: i64, v1: i64):
+  v2: i64 = const 0
+  jump block1(v2, v2)
+block1(v3: i64, v4: i64):
+  v5: bool = lt v3, v0
+  brif v5, block2(v3, v4), block3(v2, v4)
+block2(v6: i64, v7: i64):
+  v8: i64 = add v7, v6
+  v9: i64 = add v6, v1
+  jump block1(v9, v8)
+block3(v10: i64, v11: i64):
+  v12: bool = lt v10, v0
+  brif v12, block4(v10, v11), block5(v11)
+block4(v13: i64, v14: i64):
+  v15: i64 = add v14, v13
+  v16: i64 = add v13, v1
+  jump block3(v16, v15)
+block5(v17: i64):
+  ret v17
+}
+fn minus_one(i64, i64) -> i64 {
+block0(v0: i64, v1: i64):
+  v2: i64 = const 1
+  v3: i64 = and v1, v2
+  v4: i64 = const -1
+  v5: i64 = add v3, v4
+  v6: i64 = const 0
+  jump block1(v6)
+block1(v7: i64):
+  v8: bool = lt v7, v0
+  brif v8, block2, block3
+block2:
+  v9: i64 = add v7, v5
+  jump block1(v9)
+block3:
+  ret v6
+}
+";
+
+    #[test]
+    fn loops_versioned_one_after_another_each_keep_their_guard() {
+        use crate::mir::interp::Interpreter;
+        let m = parse_module(TWO).expect("parses");
+        let id = m.func_by_name("two").expect("defined");
+        let mut versioned = m.clone();
+        versioned.functions[id.index()] = version_strided_loops(m.func(id)).expect("versioned");
+        crate::mir::verify::verify_module(&versioned).expect("the versioned function verifies");
+        let counted = strips_of(versioned.func(id)).iter().filter(|l| l.1).count();
+        assert_eq!(counted, 2, "{:?}", strips_of(versioned.func(id)));
+        let cases: [(i64, i64); 6] =
+            [(100, 3), (1000, 65536), (1000, 65537), (5, -(1 << 62)), (0, 7), (10, 1 << 32)];
+        for (n, s) in cases {
+            let args = [n as u64, s as u64];
+            let want = Interpreter::new(&m).call(id, &args).expect("runs");
+            assert_eq!(Interpreter::new(&versioned).call(id, &args).expect("runs"), want, "n={n} s={s}");
+        }
+    }
+
+    #[test]
+    fn a_step_that_only_looks_bounded_is_not() {
+        // (x & 1) + (-1) is -1 or 0: the mask and the addend must not sum with wrap-around.
+        assert_eq!(strips(TWO, "minus_one"), vec![(1, false, false)]);
+    }
 
     #[test]
     fn strip_mining_picks_counted_and_pure_header_loops_only() {

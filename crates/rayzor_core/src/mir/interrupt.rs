@@ -115,6 +115,13 @@ struct Slot([AtomicU64; CTX_SLOT_WORDS]);
 static CTX_ARENA: [Slot; CTX_SLOTS] =
     [const { Slot([const { AtomicU64::new(0) }; CTX_SLOT_WORDS]) }; CTX_SLOTS];
 static CTX_OWNED: [AtomicBool; CTX_SLOTS] = [const { AtomicBool::new(false) }; CTX_SLOTS];
+/// How many slots are owned (a thread without one retries only when some is free).
+static CTX_CLAIMED: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The slot this thread owns (for `release_other_slots_after_fork`).
+    static OWN_SLOT: Cell<Option<usize>> = const { Cell::new(None) };
+}
 
 /// Make every thread's next compiled entry check for an interrupt (after the
 /// request's counters were bumped: a thread that sees `INTERRUPTING` then
@@ -135,10 +142,15 @@ impl CtxSlot {
     /// Claim a free slot; its entry limit reads `INTERRUPTING` (the first entry
     /// puts the real limit in).
     pub fn claim() -> Option<CtxSlot> {
+        if CTX_CLAIMED.load(Ordering::Relaxed) >= CTX_SLOTS {
+            return None;
+        }
         let index = (0..CTX_SLOTS).find(|&i| {
             CTX_OWNED[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
         })?;
+        CTX_CLAIMED.fetch_add(1, Ordering::Relaxed);
         CTX_ARENA[index].0[0].store(INTERRUPTING, Ordering::SeqCst);
+        OWN_SLOT.with(|s| s.set(Some(index)));
         Some(CtxSlot { index })
     }
 
@@ -151,8 +163,24 @@ impl CtxSlot {
 
 impl Drop for CtxSlot {
     fn drop(&mut self) {
+        // (At thread exit the thread-local may be gone already: nothing to clear then.)
+        let _ = OWN_SLOT.try_with(|s| s.set(None));
         CTX_OWNED[self.index].store(false, Ordering::Release);
+        CTX_CLAIMED.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// In a fork child: only the forking thread exists, so every slot but its own
+/// is free again (their owners' `CtxSlot`s are never dropped there).
+/// Async-signal-safe (atomic stores and a const thread-local): for an atfork child handler.
+pub fn release_other_slots_after_fork() {
+    let own = OWN_SLOT.with(Cell::get);
+    for (i, owned) in CTX_OWNED.iter().enumerate() {
+        if Some(i) != own {
+            owned.store(false, Ordering::SeqCst);
+        }
+    }
+    CTX_CLAIMED.store(own.is_some() as usize, Ordering::SeqCst);
 }
 
 /// An entry's slow path found the entry limit above the stack pointer but the

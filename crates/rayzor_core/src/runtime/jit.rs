@@ -819,7 +819,13 @@ impl Jit {
                 thread.ticks.set(((*ctxp).call_ticks, (*ctxp).edge_ticks));
                 let out = ((*ctxp).trap, (*ctxp).trap_func);
                 match saved {
-                    Some(words) => abi::restore_context(ctxp, &words),
+                    Some(words) => {
+                        abi::restore_context(ctxp, &words);
+                        // The nested call's first entry may have put the limit back
+                        // after an interrupt meant for the outer call (not for it): the
+                        // outer call's next entry looks, with its own marks.
+                        (*ctxp).entry_limit.store(interrupt::INTERRUPTING, Ordering::SeqCst);
+                    }
                     None if own.is_none() => (*ctxp).in_slot = 0, // no call runs in the slot now
                     None => {}
                 }

@@ -180,8 +180,9 @@ pub enum Verdict {
 /// either arm) therefore only makes the verdict wait for more pairs, where
 /// with "every pair" alone it decided: a preempted call of the old code kept
 /// new code ten times slower (seen in CI). Under equal speed the extra
-/// false-demotion chance this adds is about 7 p^6 (1-p) for a pair lost by
-/// noise with probability p: under 2% for p = 0.4.
+/// false-demotion chance this adds is 3 p^6 (1-p) (one win among the first
+/// three pairs, then four losses) for a pair lost by noise with probability p:
+/// under 1% for p = 0.4.
 pub fn judge(samples: &[Vec<u64>; 2], margin_pct: u32) -> Verdict {
     let pairs = samples[OLD].len().min(samples[NEW].len());
     if pairs < PROBATION_SAMPLES {

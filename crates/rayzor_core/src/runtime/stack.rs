@@ -206,7 +206,20 @@ impl ThreadState {
     /// The thread's context slot (`VmCtx` lives there), claimed with its
     /// stack; None when every slot was taken.
     pub fn ctx_slot(&self) -> Option<*mut u64> {
-        self.ctx.borrow().as_ref().map(crate::mir::interrupt::CtxSlot::address)
+        if let Some(slot) = self.ctx.borrow().as_ref() {
+            return Some(slot.address());
+        }
+        self.retry_ctx_slot()
+    }
+
+    /// A thread that found every slot taken tries again at each call (one load
+    /// while none is free). A nested call that gets one runs in it as an
+    /// outermost call would; the calls around it keep their own contexts.
+    #[cold]
+    fn retry_ctx_slot(&self) -> Option<*mut u64> {
+        let mut ctx = self.ctx.borrow_mut();
+        *ctx = crate::mir::interrupt::CtxSlot::claim();
+        ctx.as_ref().map(crate::mir::interrupt::CtxSlot::address)
     }
 
     /// After a call that used more than a page of stack.
