@@ -21,7 +21,7 @@ use super::abi::{
 use super::builtins::{entry_slow_signature, Builtin};
 use super::cast::{cast_plan, CastPlan};
 use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, NativeSig, Ty, UnaryOp};
-use super::strip::{self, strip_mined_loops, Counted, MAX_STEP};
+use super::strip::{self, strip_mined_loops, Counted, StripLoop, MAX_STEP};
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
@@ -184,8 +184,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 .iter()
                 .flat_map(|p| layout::leaves(f.value_type(*p)).into_iter().map(|l| native_ty(l.ty)))
                 .collect();
-            let found =
-                strip.iter().find(|l| l.header.index() == i).map(|l| (l.stay_then, l.iterations, l.counted));
+            let found = strip.iter().find(|l| l.header.index() == i);
             let refill = found.map(|_| self.e.create_block(&tys));
             if found.is_some() {
                 tys.push(Ty::I64);
@@ -196,16 +195,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 let n = layout::leaf_count(f.value_type(*p));
                 self.vals[p.index()] = leaves.by_ref().take(n).collect();
             }
-            if let (Some((stay_then, iterations, counted)), Some(refill)) = (found, refill) {
+            if let (Some(&StripLoop { header, stay_then, iterations, counted }), Some(refill)) =
+                (found, refill)
+            {
                 let budget = leaves.next().expect("the budget parameter");
-                self.strips.push(Strip {
-                    header: Block(i as u32),
-                    stay_then,
-                    iterations,
-                    counted,
-                    budget,
-                    refill,
-                });
+                self.strips.push(Strip { header, stay_then, iterations, counted, budget, refill });
             }
             self.blocks.push(b);
         }

@@ -255,12 +255,8 @@ fn counted_loop(
     } else {
         // One run-time step, the same on every back-edge (so that a chunk of
         // `iterations * k` is `iterations` iterations), bounded and invariant.
-        let k = steps.first()?.1;
-        let ok =
-            steps.iter().all(|&(_, k2)| k2 == k) && bounded_step(func, k) && defined_outside(func, k, body);
-        if !ok {
-            return None;
-        }
+        let k = uniform_step(&steps)?;
+        (bounded_step(func, k) && defined_outside(func, k, body)).then_some(k)?;
         Some(k)
     };
     let leaf = func.blocks[h.index()].params[..param]
@@ -268,6 +264,12 @@ fn counted_loop(
         .map(|p| crate::mir::layout::leaf_count(func.value_type(*p)))
         .sum();
     Some(Counted { cmp: cond, leaf, n, signed: s.is_signed(), step })
+}
+
+/// The value every back-edge adds to the induction variable, if they all add the same one.
+fn uniform_step(steps: &[(Inst, Value)]) -> Option<Value> {
+    let k = steps.first()?.1;
+    steps.iter().all(|&(_, k2)| k2 == k).then_some(k)
 }
 
 /// Whether `v` is `i` (a parameter of header `h`) or a block parameter that
@@ -337,9 +339,8 @@ pub fn version_strided_loops(func: &Function) -> Option<Function> {
         }
         let Some((i, _, param, s)) = exit_test(func, h, cond, &body) else { continue };
         let Some(steps) = induction_steps(func, &preds, h, i, param, &body) else { continue };
-        let Some(&(_, k)) = steps.first() else { continue };
-        let same_type = func.value_type(k).scalar() == Some(s);
-        if same_type && defined_outside(func, k, &body) && steps.iter().all(|&(_, k2)| k2 == k) {
+        let Some(k) = uniform_step(&steps) else { continue };
+        if func.value_type(k).scalar() == Some(s) && defined_outside(func, k, &body) {
             found.push(Strided { header: h, body, step: k, adds: steps.iter().map(|&(a, _)| a).collect() });
         }
     }

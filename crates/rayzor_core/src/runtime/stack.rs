@@ -153,7 +153,7 @@ pub struct ThreadState {
     canary: Cell<usize>,
     /// Sampling countdowns (calls, back-edges), carried from one host call to the next.
     pub ticks: Cell<(u64, u64)>,
-    /// The thread's context slot (claimed with its stack; None: none was free).
+    /// The thread's context slot (claimed at its first call; None: none was free).
     ctx: std::cell::RefCell<Option<crate::mir::interrupt::CtxSlot>>,
 }
 
@@ -195,7 +195,6 @@ impl ThreadState {
         let (base, size) = (s.base, s.size);
         self.canary.set(s.near_canary() as usize);
         *self.owner.borrow_mut() = Some(s);
-        *self.ctx.borrow_mut() = crate::mir::interrupt::CtxSlot::claim();
         self.stack.set(base);
         self.size.set(size);
         Some((base, size))
@@ -203,20 +202,21 @@ impl ThreadState {
 }
 
 impl ThreadState {
-    /// The thread's context slot (`VmCtx` lives there), claimed with its
-    /// stack; None when every slot was taken.
+    /// The thread's context slot (`VmCtx` lives there); None when every slot
+    /// is taken.
     pub fn ctx_slot(&self) -> Option<*mut u64> {
         if let Some(slot) = self.ctx.borrow().as_ref() {
             return Some(slot.address());
         }
-        self.retry_ctx_slot()
+        self.claim_ctx_slot()
     }
 
-    /// A thread that found every slot taken tries again at each call (one load
-    /// while none is free). A nested call that gets one runs in it as an
-    /// outermost call would; the calls around it keep their own contexts.
+    /// Claimed at the thread's first call; a thread that found every slot taken
+    /// tries again at each call (one load while none is free). A nested call
+    /// that gets one runs in it as an outermost call would; the calls around it
+    /// keep their own contexts.
     #[cold]
-    fn retry_ctx_slot(&self) -> Option<*mut u64> {
+    fn claim_ctx_slot(&self) -> Option<*mut u64> {
         let mut ctx = self.ctx.borrow_mut();
         *ctx = crate::mir::interrupt::CtxSlot::claim();
         ctx.as_ref().map(crate::mir::interrupt::CtxSlot::address)
