@@ -169,7 +169,18 @@ struct Strip<E: Emitter> {
     /// A counted loop (`Counted`): the budget parameter is then a limit.
     counted: Option<Counted>,
     budget: E::Value,
+    /// Where a used-up budget goes: computes a new one, then `poll`.
     refill: E::Block,
+    /// Where edges from outside the loop go: computes the first budget, then
+    /// `poll`. A block of its own (not `refill`) so that the first limit of a
+    /// counted loop entered with a loop-invariant `i` (`k = 0` in a pixel
+    /// loop) depends on invariants only and LLVM hoists it out of the
+    /// enclosing loop.
+    enter: E::Block,
+    /// Polls and enters the header with the budget: the one block both paths
+    /// join (so the header keeps a single preheader and the loop nest stays
+    /// the shape LLVM vectorises).
+    poll: E::Block,
 }
 
 impl<E: Emitter> Lower<'_, '_, E> {
@@ -185,21 +196,34 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 .flat_map(|p| layout::leaves(f.value_type(*p)).into_iter().map(|l| native_ty(l.ty)))
                 .collect();
             let found = strip.iter().find(|l| l.header.index() == i);
-            let refill = found.map(|_| self.e.create_block(&tys));
+            let refill = found.map(|_| (self.e.create_block(&tys), self.e.create_block(&tys)));
             if found.is_some() {
                 tys.push(Ty::I64);
             }
+            let poll = found.map(|_| self.e.create_block(&tys));
             let b = self.e.create_block(&tys);
             let mut leaves = self.e.block_params(b).into_iter();
             for p in &bd.params {
                 let n = layout::leaf_count(f.value_type(*p));
                 self.vals[p.index()] = leaves.by_ref().take(n).collect();
             }
-            if let (Some(&StripLoop { header, stay_then, iterations, counted }), Some(refill)) =
-                (found, refill)
+            if let (
+                Some(&StripLoop { header, stay_then, iterations, counted }),
+                Some((refill, enter)),
+                Some(poll),
+            ) = (found, refill, poll)
             {
                 let budget = leaves.next().expect("the budget parameter");
-                self.strips.push(Strip { header, stay_then, iterations, counted, budget, refill });
+                self.strips.push(Strip {
+                    header,
+                    stay_then,
+                    iterations,
+                    counted,
+                    budget,
+                    refill,
+                    enter,
+                    poll,
+                });
             }
             self.blocks.push(b);
         }
@@ -314,53 +338,67 @@ impl<E: Emitter> Lower<'_, '_, E> {
         header.params.iter().flat_map(|p| self.vals[p.index()].clone()).collect()
     }
 
-    /// The refill blocks of strip-mined loops: every entry into the loop and
-    /// every used-up budget comes here, polls, and enters the header with a
-    /// full budget. (So the poll is in an outer loop around the header's.)
+    /// The blocks before strip-mined loops' headers: `enter` (every entry)
+    /// and `refill` (every used-up budget) compute a budget and go to `poll`,
+    /// which polls and enters the header with it. (So the poll is in an outer
+    /// loop around the header's.)
     fn fill_refills(&mut self) {
         for k in 0..self.strips.len() {
-            let Strip { header, refill, iterations, counted, .. } = self.strips[k];
+            let Strip { header, refill, enter, poll, .. } = self.strips[k];
             self.origin = self.id;
-            self.e.switch_to(refill);
+            for from in [enter, refill] {
+                self.e.switch_to(from);
+                let mut args = self.e.block_params(from);
+                let budget = self.chunk_budget(k, &args);
+                args.push(budget);
+                self.e.jump(poll, &args);
+            }
+            self.e.switch_to(poll);
             self.poll_interrupt();
-            let mut args = self.e.block_params(refill);
-            let budget = match counted {
-                // m = i + iterations if n - i (exact when i < n) exceeds
-                // iterations, else n: no overflow, and i >= n gives n.
-                Some(ct) => {
-                    let (i, n) = (args[ct.leaf], self.one(ct.n));
-                    let below = self.e.icmp(if ct.signed { IntCC::SLt } else { IntCC::ULt }, i, n);
-                    let rest = self.e.int_op(IntOp::Sub, n, i);
-                    // A chunk: `iterations` units of `i` for constant steps, or
-                    // `iterations` steps of a run-time one (<= 2^32: no overflow).
-                    let span = match ct.step {
-                        None => self.i64c(iterations),
-                        Some(s) => {
-                            let s = self.one(s);
-                            let k = self.i64c(iterations);
-                            self.e.int_op(IntOp::Mul, s, k)
-                        }
-                    };
-                    let far = self.e.icmp(IntCC::UGt, rest, span);
-                    let chunk = self.e.int_op(IntOp::And, below, far);
-                    let step = self.e.int_op(IntOp::Add, i, span);
-                    // Near the top of the range, `i + step` could wrap below the
-                    // limit: poll at every iteration there (limit i + 1).
-                    let top = self.konst(
-                        if ct.signed { Scalar::I64 } else { Scalar::U64 },
-                        if ct.signed { i64::MAX as u64 } else { u64::MAX } - MAX_STEP,
-                    );
-                    let safe = self.e.icmp(if ct.signed { IntCC::SLe } else { IntCC::ULe }, n, top);
-                    let unsafe_ = self.icmp_const(IntCC::Eq, Scalar::Bool, safe, 0);
-                    let near = self.e.int_op(IntOp::And, below, unsafe_);
-                    let one = self.add_const(i, 1);
-                    let last = self.e.select(near, one, n);
-                    self.e.select(chunk, step, last)
-                }
-                None => self.e.constant(Ty::I64, iterations),
-            };
-            args.push(budget);
+            let args = self.e.block_params(poll);
             self.e.jump(self.blocks[header.index()], &args);
+        }
+    }
+
+    /// The budget strip-mined loop `k` starts a chunk with, its header's
+    /// parameters being `args`: a number of iterations, or for a counted loop
+    /// the chunk's limit.
+    fn chunk_budget(&mut self, k: usize, args: &[E::Value]) -> E::Value {
+        let Strip { iterations, counted, .. } = self.strips[k];
+        match counted {
+            // m = i + iterations if n - i (exact when i < n) exceeds
+            // iterations, else n: no overflow, and i >= n gives n.
+            Some(ct) => {
+                let (i, n) = (args[ct.leaf], self.one(ct.n));
+                let below = self.e.icmp(if ct.signed { IntCC::SLt } else { IntCC::ULt }, i, n);
+                let rest = self.e.int_op(IntOp::Sub, n, i);
+                // A chunk: `iterations` units of `i` for constant steps, or
+                // `iterations` steps of a run-time one (<= 2^32: no overflow).
+                let span = match ct.step {
+                    None => self.i64c(iterations),
+                    Some(s) => {
+                        let s = self.one(s);
+                        let k = self.i64c(iterations);
+                        self.e.int_op(IntOp::Mul, s, k)
+                    }
+                };
+                let far = self.e.icmp(IntCC::UGt, rest, span);
+                let chunk = self.e.int_op(IntOp::And, below, far);
+                let step = self.e.int_op(IntOp::Add, i, span);
+                // Near the top of the range, `i + step` could wrap below the
+                // limit: poll at every iteration there (limit i + 1).
+                let top = self.konst(
+                    if ct.signed { Scalar::I64 } else { Scalar::U64 },
+                    if ct.signed { i64::MAX as u64 } else { u64::MAX } - MAX_STEP,
+                );
+                let safe = self.e.icmp(if ct.signed { IntCC::SLe } else { IntCC::ULe }, n, top);
+                let unsafe_ = self.icmp_const(IntCC::Eq, Scalar::Bool, safe, 0);
+                let near = self.e.int_op(IntOp::And, below, unsafe_);
+                let one = self.add_const(i, 1);
+                let last = self.e.select(near, one, n);
+                self.e.select(chunk, step, last)
+            }
+            None => self.e.constant(Ty::I64, iterations),
         }
     }
 
@@ -556,7 +594,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             // spends one iteration of the budget.
             let mut args = self.block_args(call);
             if !back {
-                return (self.strips[k].refill, args);
+                return (self.strips[k].enter, args);
             }
             let budget = self.strips[k].budget;
             args.push(if self.strips[k].counted.is_some() {
