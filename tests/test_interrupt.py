@@ -151,7 +151,35 @@ if __name__ == "__main__":
 # (`lt i, n`, constant step) with a far bound, one whose bound is near the top of
 # the range (where the chunk shrinks to one iteration, so a wrapping `i` cannot skip
 # the polls), an unsigned one, and a pure-header loop that is not counted (`ne`).
+# `nest`'s inner loop runs a short trip per outer iteration: it takes the short-trip
+# clone (strip.rs `version_short_trips`), which does not poll, so the outer loop's
+# back-edge must.
 STRIPPED = """
+fn nest(i64, i64) -> i64 {
+block0(v0: i64, v1: i64):
+  v2: i64 = const 0
+  jump block1(v2, v2)
+block1(v3: i64, v4: i64):
+  v5: bool = lt v3, v0
+  brif v5, block2(v3, v4), block5(v4)
+block2(v6: i64, v7: i64):
+  jump block3(v2, v7)
+block3(v8: i64, v9: i64):
+  v10: bool = lt v8, v1
+  brif v10, block4(v8, v9), block6(v9)
+block4(v11: i64, v12: i64):
+  v13: i64 = xor v12, v11
+  v14: i64 = const 1
+  v15: i64 = add v11, v14
+  jump block3(v15, v13)
+block6(v16: i64):
+  v17: i64 = const 1
+  v18: i64 = add v6, v17
+  v19: i64 = add v16, v6
+  jump block1(v18, v19)
+block5(v20: i64):
+  ret v20
+}
 fn counted(i64, i64) -> i64 {
 block0(v0: i64, v1: i64):
   v2: i64 = const 0
@@ -213,14 +241,16 @@ STRIPPED_SCRIPT = textwrap.dedent(
     # 1..=2**16, the budget form for any other.
     finite = [("counted", (100_003, 1)), ("counted", (100_003, 7)), ("counted", (-5, 1)),
               ("counted", (100_003, 2**16)), ("counted", (100_003, 2**16 + 1)),
-              ("counted", (5, -2**62)), ("ucounted", (1_000_001,)), ("uncounted", (200_000,))]
+              ("counted", (5, -2**62)), ("ucounted", (1_000_001,)), ("uncounted", (200_000,)),
+              ("nest", (300, 100)), ("nest", (3, 100_000))]
     for f, a in finite:
         assert jit[f](*a) == rayzor.interpret(m, f, *a), (f, a)
     # Endless or as good as endless: 2**62 iterations; a bound near the top of the
     # range with a step that wraps past it; an odd bound an even step never meets.
     for f, a in [("counted", (2**62, 1)), ("counted", (I64_MAX, 2)), ("counted", (I64_MAX - 1, 3)),
                  ("counted", (2**62, 2**16)), ("counted", (10, 0)), ("counted", (10, -1)),
-                 ("ucounted", (2**64 - 1,)), ("uncounted", (1,))]:
+                 ("ucounted", (2**64 - 1,)), ("uncounted", (1,)), ("nest", (2**62, 100)),
+                 ("nest", (2**62, 65536)), ("nest", (3, 2**62))]:
         jit.interrupt(after=AFTER)
         start = time.perf_counter()
         try:

@@ -46,9 +46,8 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
     // Code that polls in its loops gets counted strip-mined loops for run-time
     // steps too (`strip`); not code whose profile slots or OSR points are laid
     // out by the function's blocks and instructions (versioning adds some).
-    let versioned = (!opts.count_backedges && profile.is_none() && osr.is_none())
-        .then(|| strip::version_strided_loops(func))
-        .flatten();
+    let plan = (!opts.count_backedges && profile.is_none() && osr.is_none()).then(|| strip::plan_loops(func));
+    let (versioned, unpolled) = plan.map_or((None, Vec::new()), |p| (p.func, p.unpolled));
     let func = versioned.as_ref().unwrap_or(func);
     let osr = osr.map(|sites| (sites, Liveness::new(func)));
     let mut l = Lower {
@@ -79,6 +78,7 @@ pub fn lower_function<E: Emitter>(e: &mut E, unit: &CompileUnit<'_>) -> Result<(
         pgo,
         inst_id: Inst(0),
         strips: Vec::new(),
+        unpolled,
     };
     l.run(&params)
 }
@@ -158,6 +158,8 @@ struct Lower<'e, 'a, E: Emitter> {
     /// stays in the loop on the then-edge, the header's iteration budget (an
     /// extra block parameter), and the block that polls and refills it.
     strips: Vec<Strip<E>>,
+    /// Headers of loops that do not poll (short-trip clones, `strip::plan_loops`).
+    unpolled: Vec<Block>,
 }
 
 /// A loop whose back-edges do not poll: its header counts a budget down and the
@@ -188,7 +190,11 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let f = self.func;
         // Uncounted back-edges (the top tier) poll for interrupts: strip-mined
         // loops once per chunk of iterations, other loops at every back-edge.
-        let strip = if self.opts.count_backedges { Vec::new() } else { strip_mined_loops(f, &self.rpo) };
+        let strip = if self.opts.count_backedges {
+            Vec::new()
+        } else {
+            strip_mined_loops(f, &self.rpo, &self.unpolled)
+        };
         for (i, bd) in f.blocks.iter().enumerate() {
             let mut tys: Vec<Ty> = bd
                 .params
@@ -294,9 +300,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
             self.e.switch_to(check);
             let n = self.one(ct.n);
             let more = self.e.icmp(if ct.signed { IntCC::SLt } else { IntCC::ULt }, again[ct.leaf], n);
-            if osr::is_back_edge(&self.rpo, self.current, else_dest.block)
-                && self.strip_of(else_dest.block).is_none()
-            {
+            if self.polled_back_edge(else_dest.block) {
                 self.poll_interrupt();
             }
             let (eb, ea) = self.target(else_dest);
@@ -306,8 +310,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
         let spent = self.icmp_const(IntCC::Eq, Scalar::I64, budget, 0);
         // The exit edge may be a polled back-edge of an enclosing loop.
         let exit = if stay_then { else_dest } else { then_dest };
-        let exit_polls =
-            osr::is_back_edge(&self.rpo, self.current, exit.block) && self.strip_of(exit.block).is_none();
+        let exit_polls = self.polled_back_edge(exit.block);
         if stay_then {
             let left = self.icmp_const(IntCC::Ne, Scalar::I64, budget, 0);
             let go = self.e.int_op(IntOp::And, c, left);
@@ -574,9 +577,15 @@ impl<E: Emitter> Lower<'_, '_, E> {
     /// Whether the terminator `kind` of the block being lowered has a back-edge
     /// that polls (one to a loop that is not strip-mined).
     fn has_polled_back_edge(&self, kind: &InstKind) -> bool {
-        kind.successors()
-            .iter()
-            .any(|c| osr::is_back_edge(&self.rpo, self.current, c.block) && self.strip_of(c.block).is_none())
+        kind.successors().iter().any(|c| self.polled_back_edge(c.block))
+    }
+
+    /// Whether an edge from the block being lowered to `to` is a back-edge
+    /// that polls: one to a loop that is neither strip-mined nor unpolled.
+    fn polled_back_edge(&self, to: Block) -> bool {
+        osr::is_back_edge(&self.rpo, self.current, to)
+            && self.strip_of(to).is_none()
+            && !self.unpolled.contains(&to)
     }
 
     /// The branch target for `call` from the block being lowered: its block,

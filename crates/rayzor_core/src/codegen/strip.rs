@@ -127,27 +127,47 @@ fn strip_exit(func: &Function, h: Block, body: &[bool], single_entry: bool) -> O
 }
 
 /// The loops the top tier strip-mines (`Lower::strip_brif`). A loop
-/// qualifies when its header is not the entry block, only the header is entered
-/// from outside the loop (so the header dominates every back-edge, which uses
-/// the budget it defines), the header's terminator is a `brif` with one edge in
+/// qualifies when its header is not the entry block, it contains no other
+/// loop (an enclosing loop polls at every back-edge, so between two polls at
+/// most one chunk of each inner loop runs), only the header is entered from
+/// outside the loop (so the header dominates every back-edge, which uses the
+/// budget it defines), the header's terminator is a `brif` with one edge in
 /// the loop and one out, and its other instructions are pure and cannot trap.
-/// Other loops poll at every back-edge.
-pub fn strip_mined_loops(func: &Function, rpo: &[usize]) -> Vec<StripLoop> {
+/// Headers in `unpolled` (short-trip clones, `plan_loops`) are left alone;
+/// other loops poll at every back-edge.
+pub fn strip_mined_loops(func: &Function, rpo: &[usize], unpolled: &[Block]) -> Vec<StripLoop> {
     let preds = func.predecessors();
+    let headers = osr::loop_headers(func);
     let mut out = Vec::new();
-    for h in osr::loop_headers(func) {
-        if h == Block(0) {
+    for &h in &headers {
+        if h == Block(0) || unpolled.contains(&h) {
             continue;
         }
         let (body, single_entry) = natural_loop(func, &preds, rpo, h);
+        if !innermost(&headers, h, &body) {
+            continue;
+        }
         let Some((cond, stay_then)) = strip_exit(func, h, &body, single_entry) else { continue };
-        let size: usize =
-            func.block_ids().filter(|b| body[b.index()]).map(|b| func.blocks[b.index()].insts.len()).sum();
-        let per = (STRIP_WORK / size.max(1) as u64).clamp(1, STRIP_MAX_ITERATIONS);
         let counted = if stay_then { counted_loop(func, &preds, h, cond, &body) } else { None };
-        out.push(StripLoop { header: h, stay_then, iterations: 1 << per.ilog2(), counted });
+        out.push(StripLoop { header: h, stay_then, iterations: chunk_iterations(func, &body), counted });
     }
     out
+}
+
+/// Whether the loop `body` of header `h` contains no other loop header.
+fn innermost(headers: &[Block], h: Block, body: &[bool]) -> bool {
+    headers.iter().all(|&g| g == h || !body[g.index()])
+}
+
+/// The instructions of loop `body`.
+fn loop_size(func: &Function, body: &[bool]) -> usize {
+    func.block_ids().filter(|b| body[b.index()]).map(|b| func.blocks[b.index()].insts.len()).sum()
+}
+
+/// The iterations of a chunk of loop `body` (`STRIP_WORK`), a power of two.
+fn chunk_iterations(func: &Function, body: &[bool]) -> u64 {
+    let per = (STRIP_WORK / loop_size(func, body).max(1) as u64).clamp(1, STRIP_MAX_ITERATIONS);
+    1 << per.ilog2()
 }
 
 /// The shape of a counted loop's exit test `cond` in header `h`, whatever its
@@ -331,10 +351,10 @@ pub fn version_strided_loops(func: &Function) -> Option<Function> {
         if counted_loop(func, &preds, h, cond, &body).is_some() {
             continue; // counted already
         }
-        let innermost = headers.iter().all(|&g| g == h || !body[g.index()]);
-        let size: usize =
-            func.block_ids().filter(|b| body[b.index()]).map(|b| func.blocks[b.index()].insts.len()).sum();
-        if !innermost || size > VERSION_MAX_INSTS || used_outside(func, &body) {
+        if !innermost(&headers, h, &body)
+            || loop_size(func, &body) > VERSION_MAX_INSTS
+            || used_outside(func, &body)
+        {
             continue;
         }
         let Some((i, _, param, s)) = exit_test(func, h, cond, &body) else { continue };
@@ -377,12 +397,15 @@ fn used_outside(func: &Function, body: &[bool]) -> bool {
     used
 }
 
-/// Version loop `l` of `func` (its blocks and values are still those of the
-/// analysis: versioning appends blocks, values and instructions only).
-fn version(func: &mut Function, l: &Strided) {
-    let s = func.value_type(l.step).scalar().expect("a scalar step");
-    // (`l.body` covers the blocks of the analysis; loops versioned before added others.)
-    let in_loop = |b: Block| b.index() < l.body.len() && l.body[b.index()];
+/// Clone the loop `body` of header `h` in `func` and put a guard block in
+/// front of it: every edge from outside the loop into `h` goes to the guard
+/// instead, whose parameters are `h`'s. Returns the guard, its parameters and
+/// the clone's header; the caller fills the guard (its instructions, then a
+/// branch to `h` or the clone with the guard's parameters). `body` covers the
+/// blocks of the analysis: loops versioned before appended blocks, values and
+/// instructions only.
+fn clone_with_guard(func: &mut Function, h: Block, body: &[bool]) -> (Block, Vec<Value>, Block) {
+    let in_loop = |b: Block| b.index() < body.len() && body[b.index()];
     let blocks: Vec<Block> = func.block_ids().filter(|&b| in_loop(b)).collect();
     // The clone: blocks, parameters, then results (ids first, so that uses
     // ahead of their definition in block order map too).
@@ -424,7 +447,7 @@ fn version(func: &mut Function, l: &Strided) {
     }
     // The guard, entered instead of the header from outside the loop.
     let guard = func.add_block();
-    let params: Vec<Value> = func.blocks[l.header.index()]
+    let params: Vec<Value> = func.blocks[h.index()]
         .params
         .clone()
         .into_iter()
@@ -441,39 +464,31 @@ fn version(func: &mut Function, l: &Strided) {
             continue;
         }
         for c in func.insts[last.index()].kind.successors_mut() {
-            if c.block == l.header {
+            if c.block == h {
                 c.block = guard;
             }
         }
     }
-    let ty = Some(Type::Scalar(s));
-    let konst = |func: &mut Function, bits: u64| {
-        func.push_inst(guard, InstKind::Const { ty: s, bits }, ty.clone()).1.expect("a value")
-    };
-    let one = konst(func, 1);
-    let m = func.push_inst(guard, InstKind::Binary { op: BinOp::Sub, lhs: l.step, rhs: one }, ty.clone()).1;
-    let m = m.expect("a value");
-    let um =
-        func.push_inst(guard, InstKind::Bitcast { to: Scalar::U64, arg: m }, Some(Type::Scalar(Scalar::U64)));
-    let um = um.1.expect("a value");
-    let max = func.push_inst(
-        guard,
-        InstKind::Const { ty: Scalar::U64, bits: MAX_STEP },
-        Some(Type::Scalar(Scalar::U64)),
-    );
-    let max = max.1.expect("a value");
-    let ok = func.push_inst(
-        guard,
-        InstKind::Cmp { op: CmpOp::Lt, lhs: um, rhs: max },
-        Some(Type::Scalar(Scalar::Bool)),
-    );
-    let ok = ok.1.expect("a value");
-    let mask = konst(func, MAX_STEP - 1);
-    let low = func.push_inst(guard, InstKind::Binary { op: BinOp::And, lhs: m, rhs: mask }, ty.clone()).1;
-    let bounded =
-        func.push_inst(guard, InstKind::Binary { op: BinOp::Add, lhs: low.expect("a value"), rhs: one }, ty);
-    let bounded = bounded.1.expect("a value");
-    let clone = block_map[l.header.index()].expect("cloned");
+    (guard, params, block_map[h.index()].expect("cloned"))
+}
+
+/// Append `kind` (of result type `ty`) to `block`, returning its result.
+fn push(func: &mut Function, block: Block, kind: InstKind, ty: Scalar) -> Value {
+    func.push_inst(block, kind, Some(Type::Scalar(ty))).1.expect("a value")
+}
+
+/// Version loop `l` of `func` (`version_strided_loops`).
+fn version(func: &mut Function, l: &Strided) {
+    let s = func.value_type(l.step).scalar().expect("a scalar step");
+    let (guard, params, clone) = clone_with_guard(func, l.header, &l.body);
+    let one = push(func, guard, InstKind::Const { ty: s, bits: 1 }, s);
+    let m = push(func, guard, InstKind::Binary { op: BinOp::Sub, lhs: l.step, rhs: one }, s);
+    let um = push(func, guard, InstKind::Bitcast { to: Scalar::U64, arg: m }, Scalar::U64);
+    let max = push(func, guard, InstKind::Const { ty: Scalar::U64, bits: MAX_STEP }, Scalar::U64);
+    let ok = push(func, guard, InstKind::Cmp { op: CmpOp::Lt, lhs: um, rhs: max }, Scalar::Bool);
+    let mask = push(func, guard, InstKind::Const { ty: s, bits: MAX_STEP - 1 }, s);
+    let low = push(func, guard, InstKind::Binary { op: BinOp::And, lhs: m, rhs: mask }, s);
+    let bounded = push(func, guard, InstKind::Binary { op: BinOp::Add, lhs: low, rhs: one }, s);
     let then_dest = BlockCall { block: l.header, args: params.clone() };
     let else_dest = BlockCall { block: clone, args: params };
     func.push_inst(guard, InstKind::Brif { cond: ok, then_dest, else_dest }, None);
@@ -489,6 +504,97 @@ fn version(func: &mut Function, l: &Strided) {
     }
 }
 
+/// The top tier's loops, as `plan_loops` leaves them.
+pub struct LoopPlan {
+    /// The function to lower, if versioning changed it.
+    pub func: Option<Function>,
+    /// Headers of short-trip clones: loops whose back-edges do not poll.
+    pub unpolled: Vec<Block>,
+}
+
+/// Version `func`'s loops for the top tier: loops with a run-time step
+/// (`version_strided_loops`), then every innermost counted loop that would be
+/// strip-mined gets a short-trip clone (`version_short_trips`).
+pub fn plan_loops(func: &Function) -> LoopPlan {
+    let strided = version_strided_loops(func);
+    let (short, unpolled) = version_short_trips(strided.as_ref().unwrap_or(func));
+    LoopPlan { func: short.or(strided), unpolled }
+}
+
+/// `func` with every innermost counted loop that `strip_mined_loops` would
+/// strip-mine (and that is versionable: at most `VERSION_MAX_INSTS`
+/// instructions, no value defined in it used outside it) versioned on its
+/// trip count at entry:
+///
+/// ```text
+/// guard(params):  %fits = le n, MAX - MAX_STEP  and  (ge i, n  or  (n - i) <=u span)
+///                 brif %fits, header'(params), header(params)
+/// ```
+///
+/// `span` is a chunk (`iterations` units of `i`, or `iterations` steps of a
+/// run-time one). A loop that fits runs at most one chunk's iterations and
+/// cannot wrap (`i < n <= MAX - MAX_STEP` and every step is at most
+/// `MAX_STEP`), so its clone `header'...` needs no polls, and nothing of the
+/// strip-mining either: it is the loop as written, which LLVM unrolls and
+/// vectorises as without polls. Returns the new function (`None` if no loop
+/// qualifies) and the clones' headers.
+pub fn version_short_trips(func: &Function) -> (Option<Function>, Vec<Block>) {
+    let rpo = osr::rpo_index(func);
+    let preds = func.predecessors();
+    let mut found = Vec::new();
+    for l in strip_mined_loops(func, &rpo, &[]) {
+        let Some(ct) = l.counted else { continue };
+        let ValueDef::Result(cmp) = func.values[ct.cmp.index()].def else { continue };
+        let InstKind::Cmp { lhs: i, .. } = func.inst(cmp).kind else { continue };
+        let Some(param) = func.blocks[l.header.index()].params.iter().position(|p| *p == i) else { continue };
+        let (body, _) = natural_loop(func, &preds, &rpo, l.header);
+        if loop_size(func, &body) <= VERSION_MAX_INSTS && !used_outside(func, &body) {
+            found.push((l, ct, param, body));
+        }
+    }
+    if found.is_empty() {
+        return (None, Vec::new());
+    }
+    let mut out = func.clone();
+    let mut unpolled = Vec::new();
+    for (l, ct, param, body) in &found {
+        let (guard, params, clone) = clone_with_guard(&mut out, l.header, body);
+        let i = params[*param];
+        let s = if ct.signed { Scalar::I64 } else { Scalar::U64 };
+        let f = &mut out;
+        let top = if ct.signed { i64::MAX as u64 } else { u64::MAX } - MAX_STEP;
+        let top = push(f, guard, InstKind::Const { ty: s, bits: top }, s);
+        let safe = push(f, guard, InstKind::Cmp { op: CmpOp::Le, lhs: ct.n, rhs: top }, Scalar::Bool);
+        let done = push(f, guard, InstKind::Cmp { op: CmpOp::Ge, lhs: i, rhs: ct.n }, Scalar::Bool);
+        let rest = push(f, guard, InstKind::Binary { op: BinOp::Sub, lhs: ct.n, rhs: i }, s);
+        let rest = if ct.signed {
+            push(f, guard, InstKind::Bitcast { to: Scalar::U64, arg: rest }, Scalar::U64)
+        } else {
+            rest
+        };
+        let chunk = push(f, guard, InstKind::Const { ty: Scalar::U64, bits: l.iterations }, Scalar::U64);
+        let span = match ct.step {
+            None => chunk,
+            Some(k) => {
+                let k = if ct.signed {
+                    push(f, guard, InstKind::Bitcast { to: Scalar::U64, arg: k }, Scalar::U64)
+                } else {
+                    k
+                };
+                push(f, guard, InstKind::Binary { op: BinOp::Mul, lhs: k, rhs: chunk }, Scalar::U64)
+            }
+        };
+        let short = push(f, guard, InstKind::Cmp { op: CmpOp::Le, lhs: rest, rhs: span }, Scalar::Bool);
+        let few = push(f, guard, InstKind::Binary { op: BinOp::Or, lhs: done, rhs: short }, Scalar::Bool);
+        let fits = push(f, guard, InstKind::Binary { op: BinOp::And, lhs: safe, rhs: few }, Scalar::Bool);
+        let then_dest = BlockCall { block: clone, args: params.clone() };
+        let else_dest = BlockCall { block: l.header, args: params };
+        f.push_inst(guard, InstKind::Brif { cond: fits, then_dest, else_dest }, None);
+        unpolled.push(clone);
+    }
+    (Some(out), unpolled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,7 +603,7 @@ mod tests {
     /// The loops `strip_mined_loops` picks in `f`: (header, counted, run-time step).
     fn strips_of(f: &Function) -> Vec<(u32, bool, bool)> {
         let rpo = osr::rpo_index(f);
-        strip_mined_loops(f, &rpo)
+        strip_mined_loops(f, &rpo, &[])
             .into_iter()
             .map(|l| (l.header.0, l.counted.is_some(), l.counted.is_some_and(|c| c.step.is_some())))
             .collect()
@@ -632,6 +738,116 @@ block3:
             let args = [n as u64, s as u64];
             let want = Interpreter::new(&m).call(id, &args).expect("runs");
             assert_eq!(Interpreter::new(&versioned).call(id, &args).expect("runs"), want, "n={n} s={s}");
+        }
+    }
+
+    /// A counted loop starting at `v1` up to `v0` (signed and unsigned), and a nest.
+    const SHORT: &str = "
+fn from_to(i64, i64) -> i64 {
+block0(v0: i64, v1: i64):
+  v2: i64 = const 0
+  jump block1(v1, v2)
+block1(v3: i64, v4: i64):
+  v5: bool = lt v3, v0
+  brif v5, block2(v3, v4), block3(v4)
+block2(v6: i64, v7: i64):
+  v8: i64 = add v7, v6
+  v9: i64 = const 3
+  v10: i64 = add v6, v9
+  jump block1(v10, v8)
+block3(v11: i64):
+  ret v11
+}
+fn from_to_u(u64, u64) -> u64 {
+block0(v0: u64, v1: u64):
+  v2: u64 = const 0
+  jump block1(v1, v2)
+block1(v3: u64, v4: u64):
+  v5: bool = lt v3, v0
+  brif v5, block2(v3, v4), block3(v4)
+block2(v6: u64, v7: u64):
+  v8: u64 = add v7, v6
+  v9: u64 = const 1
+  v10: u64 = add v6, v9
+  jump block1(v10, v8)
+block3(v11: u64):
+  ret v11
+}
+fn nest(i64) -> i64 {
+block0(v0: i64):
+  v1: i64 = const 0
+  jump block1(v1, v1)
+block1(v2: i64, v3: i64):
+  v4: bool = lt v2, v0
+  brif v4, block2(v2, v3), block5(v3)
+block2(v5: i64, v6: i64):
+  jump block3(v1, v6)
+block3(v7: i64, v8: i64):
+  v9: bool = lt v7, v5
+  brif v9, block4(v7, v8), block6(v8)
+block4(v10: i64, v11: i64):
+  v12: i64 = add v11, v10
+  v13: i64 = const 1
+  v14: i64 = add v10, v13
+  jump block3(v14, v12)
+block6(v15: i64):
+  v16: i64 = const 1
+  v17: i64 = add v5, v16
+  jump block1(v17, v15)
+block5(v18: i64):
+  ret v18
+}
+";
+
+    #[test]
+    fn short_trip_clones_verify_agree_and_are_the_only_unpolled_loops() {
+        use crate::mir::interp::Interpreter;
+        let m = parse_module(SHORT).expect("parses");
+        let max = i64::MAX;
+        let signed: &[(i64, i64)] = &[
+            (10, 0),
+            (0, 10),
+            (-5, -5),
+            (1 << 20, 0),
+            (65536, 0),
+            (65537, 0),
+            (max - 65536, max - 100),
+            (max - 65535, max - 100),
+            (max, max - 7),
+            (i64::MIN + 5, i64::MIN),
+        ];
+        let unsigned: &[(u64, u64)] =
+            &[(10, 0), (0, 10), (1 << 20, 0), (u64::MAX - 65536, u64::MAX - 90), (u64::MAX, u64::MAX - 3)];
+        for name in ["from_to", "from_to_u", "nest"] {
+            let id = m.func_by_name(name).expect("defined");
+            let plan = plan_loops(m.func(id));
+            let f = plan.func.expect("versioned");
+            let mut versioned = m.clone();
+            versioned.functions[id.index()] = f;
+            crate::mir::verify::verify_module(&versioned).expect("the versioned function verifies");
+            // One clone per innermost counted loop; strip-mining skips it and, in
+            // the nest, the outer loop (it polls at every back-edge).
+            assert_eq!(plan.unpolled.len(), 1, "{name}");
+            let rpo = osr::rpo_index(versioned.func(id));
+            let strips = strip_mined_loops(versioned.func(id), &rpo, &plan.unpolled);
+            assert_eq!(strips.len(), 1, "{name}: {strips:?}");
+            assert!(strips.iter().all(|l| !plan.unpolled.contains(&l.header)));
+            let cases: Vec<[u64; 2]> = match name {
+                "from_to" => signed.iter().map(|&(n, i)| [n as u64, i as u64]).collect(),
+                "from_to_u" => unsigned.iter().map(|&(n, i)| [n, i]).collect(),
+                _ => vec![[0, 0], [1, 0], [300, 0]],
+            };
+            for args in cases {
+                let args = if name == "nest" { vec![args[0]] } else { args.to_vec() };
+                let mut want = Interpreter::new(&m);
+                want.set_step_limit(Some(1 << 24));
+                let mut got = Interpreter::new(&versioned);
+                got.set_step_limit(Some(1 << 25));
+                let want = want.call(id, &args);
+                if let Ok(w) = want {
+                    assert_eq!(got.call(id, &args).expect("runs"), w, "{name}{args:?}");
+                }
+            }
         }
     }
 
