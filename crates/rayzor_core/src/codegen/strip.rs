@@ -1,5 +1,6 @@
-//! Which loops the top tier strip-mines, and the loop versioning that lets a
-//! loop with a run-time step be strip-mined in its counted form.
+//! Which loops the top tier strip-mines, the loop versioning that lets a
+//! loop with a run-time step be strip-mined in its counted form, and the
+//! short-trip clones that need no polls at all.
 //!
 //! The top tier counts no back-edges, so its loops poll for interrupts.
 //! Polling at every back-edge costs up to 9x on tight loops; a strip-mined
@@ -18,6 +19,13 @@
 //! original when the step is in range and the clone (budget form) otherwise,
 //! and the original's step is rewritten to a value that is the step whenever
 //! the guard passes and provably in range always (`bounded_step`).
+//!
+//! Most counted loops run fewer iterations per entry than a chunk (a matrix
+//! row, a pixel's escape loop): `version_short_trips` gives each innermost one
+//! a clone without polls, taken when the trip fits in a chunk and cannot wrap,
+//! so the loop LLVM optimises is the loop as written. Only innermost loops are
+//! strip-mined; enclosing loops poll at every back-edge, so between two polls
+//! at most one chunk (or one short trip) of each inner loop runs.
 
 use crate::mir::osr;
 use crate::mir::{
@@ -26,8 +34,10 @@ use crate::mir::{
 };
 
 /// MIR instructions a strip-mined loop runs between two interrupt polls, at
-/// most: its budget is this divided by the loop's size (inner loops and calls
-/// poll on their own), rounded down to a power of two (a multiple of every
+/// most: its budget is this divided by the loop's size (it contains no loop,
+/// and calls poll on their own) and by the number of strip-mined loops of its
+/// function (several may run one after another between two polls, a chunk or a
+/// short trip each), rounded down to a power of two (a multiple of every
 /// vector width times unroll factor, so a vectorised loop's remainder is empty
 /// but in the last chunk) and at most `STRIP_MAX_ITERATIONS`. 2^20 instructions
 /// take well under 50 ms even at one instruction per nanosecond.
@@ -149,9 +159,12 @@ pub fn strip_mined_loops(func: &Function, rpo: &[usize], unpolled: &[Block]) -> 
         }
         let Some((cond, stay_then)) = strip_exit(func, h, &body, single_entry) else { continue };
         let counted = if stay_then { counted_loop(func, &preds, h, cond, &body) } else { None };
-        out.push(StripLoop { header: h, stay_then, iterations: chunk_iterations(func, &body), counted });
+        out.push((StripLoop { header: h, stay_then, iterations: 0, counted }, loop_size(func, &body)));
     }
-    out
+    // Loops one after another (none contains another) each run a chunk between
+    // two polls, so they share `STRIP_WORK`.
+    let shares = out.len() as u64;
+    out.into_iter().map(|(l, size)| StripLoop { iterations: chunk_iterations(size, shares), ..l }).collect()
 }
 
 /// Whether the loop `body` of header `h` contains no other loop header.
@@ -164,9 +177,11 @@ fn loop_size(func: &Function, body: &[bool]) -> usize {
     func.block_ids().filter(|b| body[b.index()]).map(|b| func.blocks[b.index()].insts.len()).sum()
 }
 
-/// The iterations of a chunk of loop `body` (`STRIP_WORK`), a power of two.
-fn chunk_iterations(func: &Function, body: &[bool]) -> u64 {
-    let per = (STRIP_WORK / loop_size(func, body).max(1) as u64).clamp(1, STRIP_MAX_ITERATIONS);
+/// The iterations of a chunk of a loop of `size` instructions, one of
+/// `shares` strip-mined loops of its function (`STRIP_WORK`), a power of two.
+fn chunk_iterations(size: usize, shares: u64) -> u64 {
+    let per =
+        (STRIP_WORK / (size.max(1) as u64).saturating_mul(shares.max(1))).clamp(1, STRIP_MAX_ITERATIONS);
     1 << per.ilog2()
 }
 
@@ -848,6 +863,24 @@ block5(v18: i64):
                     assert_eq!(got.call(id, &args).expect("runs"), w, "{name}{args:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn loops_of_one_function_share_the_work_between_two_polls() {
+        // However many loops run one after another, their chunks add up to at
+        // most STRIP_WORK instructions (each clone runs at most its original's chunk).
+        let m = parse_module(&format!("{TWO}{SHORT}{LOOPS}")).expect("parses");
+        for f in &m.functions {
+            let plan = plan_loops(f);
+            let g = plan.func.as_ref().unwrap_or(f);
+            let rpo = osr::rpo_index(g);
+            let preds = g.predecessors();
+            let work: u64 = strip_mined_loops(g, &rpo, &plan.unpolled)
+                .iter()
+                .map(|l| l.iterations * loop_size(g, &natural_loop(g, &preds, &rpo, l.header).0) as u64)
+                .sum();
+            assert!(work <= STRIP_WORK, "{}: {work}", f.name);
         }
     }
 
