@@ -93,3 +93,34 @@ def test_top_tiers_and_sample_rate_zero_collect_nothing() -> None:
 def test_unknown_function_is_an_argument_error() -> None:
     with jit_at(Tier.T0, 1) as jit, pytest.raises(rayzor.ArgumentError, match="no function named"):
         jit.profile("nope")
+
+
+@pytest.mark.parametrize("cases, profiled", [(1024, True), (1025, False)])
+def test_switches_over_the_case_limit_are_not_profiled(cases: int, profiled: bool) -> None:
+    # A case's count costs a pad block on its edge: 100k cases doubled T0's compile
+    # time, so switches over rayzor's MAX_PROFILED_CASES (1,024) count nothing.
+    arms = ", ".join(f"{2 * k}: block1" for k in range(cases))
+    src = "\n".join(
+        [
+            "fn sw(i64) -> i64 {",
+            "block0(v0: i64):",
+            f"  switch v0, [{arms}], block2",
+            "block1:",
+            "  v1: i64 = const 7",
+            "  ret v1",
+            "block2:",
+            "  v2: i64 = const -1",
+            "  ret v2",
+            "}",
+        ]
+    )
+    profile = rayzor.ProfileConfig(sample_rate=1)
+    cfg = rayzor.TieredConfig(enable_background_optimization=False, profile_config=profile)
+    with rayzor.TieredJit(rayzor.parse(src), cfg) as jit:
+        assert [jit["sw"](x) for x in (0, 1, 2, 2 * cases - 2, 2 * cases)] == [7, -1, 7, 7, -1]
+        switches = jit.profile("sw").switches
+        if profiled:
+            (sw,) = switches
+            assert sw.default == 2 and sum(n for _, n in sw.cases) == 3
+        else:
+            assert switches == []
