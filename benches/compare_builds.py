@@ -6,7 +6,8 @@ inputs. Rounds alternate the builds call by call (forwards, then backwards), so
 neighbouring calls see the same machine: on a VM whose speed drifts by 30 % over
 seconds, the per-round ratio to the first build is far steadier than medians of
 separate processes. Prints, per workload, each build's median time of one call (thread
-CPU time, ms) and the median of its per-round ratios to the first build.
+CPU time, ms; per round, the median over the build's ``--placements`` jits, the same code
+at different addresses) and the median of its per-round ratios to the first build.
 
     python benches/compare_builds.py --tier 3 --rounds 31 fib,matmul /work/a /work/b
 
@@ -58,6 +59,7 @@ def main() -> None:
     ap.add_argument("builds", nargs="+", help="checkouts with a built python/rayzor")
     ap.add_argument("--tier", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=31)
+    ap.add_argument("--placements", type=int, default=3, help="jits per build (code addresses)")
     ap.add_argument("--size", default="full", choices=["full", "quick", "tiny"])
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,16 +67,21 @@ def main() -> None:
         for name in a.workloads.split(","):
             w = WORKLOADS[name]
             n = w.sizes[a.size]
-            fns = [compiled(p, name, a.tier) for p in pkgs]
+            # Several jits per build: the same code at other addresses (placement
+            # alone moves a small loop's time by up to 2.5x).
+            fns = [[compiled(p, name, a.tier) for _ in range(a.placements)] for p in pkgs]
             times: list[list[float]] = [[] for _ in pkgs]
+            calls = [(b, j) for j in range(a.placements) for b in range(len(pkgs))]
             for r in range(a.rounds + 2):  # two warm-up rounds
-                order = range(len(pkgs)) if r % 2 == 0 else reversed(range(len(pkgs)))
-                for k in order:
+                round_times: list[list[float]] = [[] for _ in pkgs]
+                for b, j in calls if r % 2 == 0 else reversed(calls):
                     args = w.args(n)
                     t = time.thread_time_ns()
-                    fns[k][1](*args)
-                    if r >= 2:
-                        times[k].append((time.thread_time_ns() - t) / 1e6)
+                    fns[b][j][1](*args)
+                    round_times[b].append((time.thread_time_ns() - t) / 1e6)
+                if r >= 2:
+                    for b, ts in enumerate(round_times):
+                        times[b].append(statistics.median(ts))
             cells = []
             for b, ts in zip(a.builds, times, strict=True):
                 ratio = statistics.median(x / y for x, y in zip(ts, times[0], strict=True))
