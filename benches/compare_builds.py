@@ -12,7 +12,9 @@ at different addresses) and the median of its per-round ratios to the first buil
     python benches/compare_builds.py --tier 3 --rounds 31 fib,matmul /work/a /work/b
 
 Used for the interrupt-poll cost (docs/benchmarks.md, "Interrupt polls at T3"): the
-first build there is this tree with polls compiled out.
+first build there is this tree with polls compiled out at T3 (``git apply
+benches/no_polls.diff`` in a worktree, then build it with its own ``CARGO_TARGET_DIR``:
+a shared target dir takes another checkout's sources for fresh).
 """
 
 from __future__ import annotations
