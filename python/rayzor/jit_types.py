@@ -164,7 +164,9 @@ class FunctionProfile:
     T0 code counts every event (whatever ``sample_rate``: a sampling decision
     costs as much as the count), but only while the function runs there, and threads
     may lose an update: read the ratios (probabilities, shares). Sites never reached
-    are absent; with ``sample_rate = 0`` no code collects anything."""
+    are absent; with ``sample_rate = 0`` no code collects anything. A ``switch`` of
+    more than 1,024 cases is not profiled (a count per case would double its
+    compile time), so it has no entry in ``switches``."""
 
     name: str
     #: Entries into the function's code at the profiling tiers (the call counters:
