@@ -21,7 +21,7 @@ use super::abi::{
 use super::builtins::{entry_slow_signature, Builtin};
 use super::cast::{cast_plan, CastPlan};
 use super::emit::{Conv, Emitter, FloatCC, FloatOp, IntCC, IntOp, Mem, Native, NativeSig, Ty, UnaryOp};
-use super::strip::{self, strip_mined_loops, Counted, StripLoop, MAX_STEP};
+use super::strip::{self, strip_mined_loops, Counted, StripLoop};
 use super::{CodegenEnv, CodegenOptions, CompileUnit, OsrSites};
 use crate::mir::layout::{self, low_mask, payload_slots};
 use crate::mir::osr::{self, Liveness};
@@ -202,7 +202,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 .flat_map(|p| layout::leaves(f.value_type(*p)).into_iter().map(|l| native_ty(l.ty)))
                 .collect();
             let found = strip.iter().find(|l| l.header.index() == i);
-            let refill = found.map(|_| (self.e.create_block(&tys), self.e.create_block(&tys)));
+            let entries = found.map(|_| (self.e.create_block(&tys), self.e.create_block(&tys)));
             if found.is_some() {
                 tys.push(Ty::I64);
             }
@@ -217,7 +217,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 Some(&StripLoop { header, stay_then, iterations, counted }),
                 Some((refill, enter)),
                 Some(poll),
-            ) = (found, refill, poll)
+            ) = (found, entries, poll)
             {
                 let budget = leaves.next().expect("the budget parameter");
                 self.strips.push(Strip {
@@ -392,7 +392,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 // limit: poll at every iteration there (limit i + 1).
                 let top = self.konst(
                     if ct.signed { Scalar::I64 } else { Scalar::U64 },
-                    if ct.signed { i64::MAX as u64 } else { u64::MAX } - MAX_STEP,
+                    strip::no_wrap_bound(ct.signed),
                 );
                 let safe = self.e.icmp(if ct.signed { IntCC::SLe } else { IntCC::ULe }, n, top);
                 let unsafe_ = self.icmp_const(IntCC::Eq, Scalar::Bool, safe, 0);

@@ -48,6 +48,13 @@ pub const STRIP_MAX_ITERATIONS: u64 = 1 << 16;
 /// The largest step of a counted loop's induction variable (constant, or
 /// bounded by `bounded_step`).
 pub const MAX_STEP: u64 = 1 << 16;
+/// The largest bound `n` of a counted loop (`i64` if `signed`, else `u64`)
+/// below which `i + step` cannot wrap while `i < n`: `MAX - MAX_STEP`.
+pub fn no_wrap_bound(signed: bool) -> u64 {
+    let max = if signed { i64::MAX as u64 } else { u64::MAX };
+    max - MAX_STEP
+}
+
 /// Loops of at most this many instructions are versioned (the clone doubles them).
 const VERSION_MAX_INSTS: usize = 256;
 
@@ -559,10 +566,8 @@ pub fn version_short_trips(func: &Function) -> (Option<Function>, Vec<Block>) {
     let mut found = Vec::new();
     for l in strip_mined_loops(func, &rpo, &[]) {
         let Some(ct) = l.counted else { continue };
-        let ValueDef::Result(cmp) = func.values[ct.cmp.index()].def else { continue };
-        let InstKind::Cmp { lhs: i, .. } = func.inst(cmp).kind else { continue };
-        let Some(param) = func.blocks[l.header.index()].params.iter().position(|p| *p == i) else { continue };
         let (body, _) = natural_loop(func, &preds, &rpo, l.header);
+        let Some((_, _, param, _)) = exit_test(func, l.header, ct.cmp, &body) else { continue };
         if loop_size(func, &body) <= VERSION_MAX_INSTS && !used_outside(func, &body) {
             found.push((l, ct, param, body));
         }
@@ -577,25 +582,23 @@ pub fn version_short_trips(func: &Function) -> (Option<Function>, Vec<Block>) {
         let i = params[*param];
         let s = if ct.signed { Scalar::I64 } else { Scalar::U64 };
         let f = &mut out;
-        let top = if ct.signed { i64::MAX as u64 } else { u64::MAX } - MAX_STEP;
-        let top = push(f, guard, InstKind::Const { ty: s, bits: top }, s);
+        let as_u64 = |f: &mut Function, v: Value| {
+            if ct.signed {
+                push(f, guard, InstKind::Bitcast { to: Scalar::U64, arg: v }, Scalar::U64)
+            } else {
+                v
+            }
+        };
+        let top = push(f, guard, InstKind::Const { ty: s, bits: no_wrap_bound(ct.signed) }, s);
         let safe = push(f, guard, InstKind::Cmp { op: CmpOp::Le, lhs: ct.n, rhs: top }, Scalar::Bool);
         let done = push(f, guard, InstKind::Cmp { op: CmpOp::Ge, lhs: i, rhs: ct.n }, Scalar::Bool);
         let rest = push(f, guard, InstKind::Binary { op: BinOp::Sub, lhs: ct.n, rhs: i }, s);
-        let rest = if ct.signed {
-            push(f, guard, InstKind::Bitcast { to: Scalar::U64, arg: rest }, Scalar::U64)
-        } else {
-            rest
-        };
+        let rest = as_u64(f, rest);
         let chunk = push(f, guard, InstKind::Const { ty: Scalar::U64, bits: l.iterations }, Scalar::U64);
         let span = match ct.step {
             None => chunk,
             Some(k) => {
-                let k = if ct.signed {
-                    push(f, guard, InstKind::Bitcast { to: Scalar::U64, arg: k }, Scalar::U64)
-                } else {
-                    k
-                };
+                let k = as_u64(f, k);
                 push(f, guard, InstKind::Binary { op: BinOp::Mul, lhs: k, rhs: chunk }, Scalar::U64)
             }
         };
