@@ -421,7 +421,7 @@ impl Jit {
             && (deserved.is_some() || matches!(event.reason, CompileReason::SizeLimit { .. }));
         self.record(event);
         if failed_promotion {
-            self.policy.climb_ended(self, f);
+            self.policy.climb_ended(self, f, tier);
         }
         // The code replaced goes to the tier policy, which keeps it while the
         // promotion is on probation, or is retired.

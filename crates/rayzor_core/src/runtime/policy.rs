@@ -22,13 +22,14 @@
 //! under the same load and the same other code; a call during which the slot
 //! changed (another thread's swap, or any publish) is discarded. Both arms
 //! are correct code for the same MIR, so which one a call runs never changes a
-//! result. The verdict comes once some key has `PROBATION_SAMPLES` calls on
-//! each arm (see `judge`): demote when the new code lost every pair of
-//! neighbouring calls by more than the margin (consistently slower, not one
-//! outlier); keep when it won two pairs; after one win, more pairs decide
-//! (up to `MAX_PAIRS`), so one preempted call on either arm does not. A probation without that evidence (no repeated
-//! host calls) ends after `probation_timeout` keeping the new code, which is
-//! what happened before this policy existed.
+//! result. The verdict comes from the pairs of neighbouring calls of one key
+//! (see `judge`): keep as soon as the new code won two pairs (two calls per
+//! arm); demote when it lost every one of the first `PROBATION_SAMPLES` pairs
+//! by more than the margin (consistently slower, not one outlier); after one
+//! win, more pairs decide (up to `MAX_PAIRS`), so one preempted call on either
+//! arm does not. A probation without that evidence (no repeated host calls)
+//! ends after `probation_timeout` keeping the new code, which is what
+//! happened before this policy existed.
 //!
 //! Cost on the fast path: with no probation running, one relaxed load of an
 //! `AtomicBool` per host call. During a probation, calls are timed (two clock
@@ -51,12 +52,13 @@
 //! and measuring it would only delay tier-up.
 
 use super::jit::{retire, CompileEvent, CompileReason, Jit};
+use super::tier::climb_order;
 use super::Tier;
 use crate::codegen::{quiesce, MachineCode};
 use crate::mir::FuncId;
 use parking_lot::Mutex;
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -140,6 +142,8 @@ struct State {
     waiting: std::collections::VecDeque<Probation>,
     /// Per (function, tier it was demoted from).
     demotions: HashMap<(FuncId, Tier), Demotions>,
+    /// (function, tier) pairs whose promotion failed: never tried again.
+    failed: HashSet<(FuncId, Tier)>,
     /// Per function climbing on through intermediate tiers: the code (and
     /// tier) it ran before the climb, the old arm of the probation at its end.
     baselines: HashMap<FuncId, (Tier, Box<dyn MachineCode>)>,
@@ -176,7 +180,8 @@ pub enum Verdict {
 /// the other's: pairs compare under the same load, which drifts. A sequential
 /// sign test over the pairs: demoted when the new code lost all of the first
 /// `PROBATION_SAMPLES` pairs by more than the margin, or all but one of
-/// `MAX_PAIRS`; kept as soon as it won two. One outlier (a call preempted on
+/// `MAX_PAIRS`; kept as soon as it won two (from the second pair on: no
+/// later pair could turn that into a demotion). One outlier (a call preempted on
 /// either arm) therefore only makes the verdict wait for more pairs, where
 /// with "every pair" alone it decided: a preempted call of the old code kept
 /// new code ten times slower (seen in CI). Under equal speed the extra
@@ -185,9 +190,6 @@ pub enum Verdict {
 /// under 1% for p = 0.4.
 pub fn judge(samples: &[Vec<u64>; 2], margin_pct: u32) -> Verdict {
     let pairs = samples[OLD].len().min(samples[NEW].len());
-    if pairs < PROBATION_SAMPLES {
-        return Verdict::Undecided;
-    }
     let median = |s: &[u64]| {
         let mut v = s.to_vec();
         v.sort_unstable();
@@ -196,6 +198,13 @@ pub fn judge(samples: &[Vec<u64>; 2], margin_pct: u32) -> Verdict {
     let over = |new: u64, old: u64| new as u128 * 100 > old as u128 * (100 + margin_pct as u128);
     let (old, new) = (&samples[OLD][..pairs], &samples[NEW][..pairs]);
     let won = old.iter().zip(new).filter(|&(&o, &n)| !over(n, o)).count();
+    if won >= 2 {
+        // Whatever the later pairs, the verdict would be this one: no need to wait.
+        return Verdict::Keep;
+    }
+    if pairs < PROBATION_SAMPLES {
+        return Verdict::Undecided;
+    }
     match won {
         0 => Verdict::Demote { new_ns: median(new), old_ns: median(old) },
         1 if pairs < MAX_PAIRS => Verdict::Undecided,
@@ -227,6 +236,7 @@ impl Default for Policy {
                 probation: None,
                 waiting: Default::default(),
                 demotions: HashMap::new(),
+                failed: HashSet::new(),
                 baselines: HashMap::new(),
             }),
         }
@@ -446,12 +456,14 @@ impl Policy {
         self.start(jit, &mut st, f, old, new, spare)
     }
 
-    /// A promotion of `f` failed (or was refused by a size limit): the climb
-    /// ends where it is, so the code installed now goes on probation against
+    /// A promotion of `f` to `tier` failed (or was refused by a size limit):
+    /// the tier is never tried again (the climb may go on to another,
+    /// `open_tier`), and the code installed now goes on probation against
     /// the baseline, if there is one.
-    pub fn climb_ended(&self, jit: &Jit, f: FuncId) {
+    pub fn climb_ended(&self, jit: &Jit, f: FuncId, tier: Tier) {
         let _quiet = quiesce::enter(false);
         let mut st = self.state.lock();
+        st.failed.insert((f, tier));
         let Some((old, spare)) = st.baselines.remove(&f) else { return };
         match jit.tier_of(f) {
             Some(new) if new > old && st.config.margin_pct != 0 => {
@@ -566,21 +578,21 @@ impl Policy {
         Self::open_tier(&st, f, current, deserved)
     }
 
-    /// The lowest tier above `current`, up to `deserved`, that `f` is neither
-    /// backing off from nor banned from.
+    /// The next step of `f`'s climb from `current` towards `deserved`
+    /// (`runtime::tier::climb_order`): the first of its candidate tiers that
+    /// `f` is neither backing off from nor banned from, and whose compile has
+    /// not failed.
     fn open_tier(st: &State, f: FuncId, current: Tier, deserved: Tier) -> Option<Tier> {
         let now = Instant::now();
-        let mut t = current;
-        while t < deserved {
-            t = Tier::from_index(t as usize + 1)?;
-            match st.demotions.get(&(f, t)).map(|d| d.until) {
-                // Banned, or backing off: try the tier above.
-                Some(None) => continue,
-                Some(Some(until)) if until > now => continue,
-                _ => return Some(t),
+        let open = |t: &Tier| !st.failed.contains(&(f, *t));
+        climb_order(current, deserved).filter(open).find(|t| {
+            match st.demotions.get(&(f, *t)).map(|d| d.until) {
+                // Banned, or backing off: try the next candidate.
+                Some(None) => false,
+                Some(Some(until)) => until <= now,
+                None => true,
             }
-        }
-        None
+        })
     }
 
     /// Whether an OSR entry at `target` for a loop of `f` may be compiled:
@@ -637,6 +649,9 @@ mod tests {
     fn judge_needs_samples_and_consistency() {
         let s = |a: &[u64], b: &[u64]| [a.to_vec(), b.to_vec()];
         assert_eq!(judge(&s(&[100, 100], &[200, 200, 200]), 5), Verdict::Undecided);
+        // Two pairs won decide at once (the third could not change the verdict).
+        assert_eq!(judge(&s(&[100, 100], &[50, 50, 50]), 5), Verdict::Keep);
+        assert_eq!(judge(&s(&[100, 100], &[50, 200]), 5), Verdict::Undecided);
         assert_eq!(
             judge(&s(&[100, 101, 99], &[120, 121, 119]), 5),
             Verdict::Demote { new_ns: 120, old_ns: 100 }

@@ -182,6 +182,24 @@ impl Tier {
     }
 }
 
+/// The tiers a climb from `current` towards `deserved` may step to next, best
+/// first (the policy takes the first it is not backing off from). T0 code
+/// steps to T1 first: a Cranelift compile takes about a millisecond, an LLVM
+/// one 10-100x that, and T0's unoptimised, profiling code runs 2-7x slower
+/// than T1's while it waits. From T1 on, a climb goes straight to the tier
+/// the function deserves: T2 is T1's code generator after the MIR optimiser,
+/// about as fast as T1 on most code (docs/benchmarks.md), so a function that
+/// deserves T3 gains nothing from passing through it, and with one compile
+/// thread that pass delays T3 by a monitor interval or more. The tiers between
+/// follow, for when the deserved one is backing off.
+pub fn climb_order(current: Tier, deserved: Tier) -> impl Iterator<Item = Tier> {
+    let mut above: Vec<Tier> = Tier::ALL.into_iter().filter(|t| *t > current && *t <= deserved).collect();
+    if current != Tier::T0 {
+        above.reverse();
+    }
+    above.into_iter()
+}
+
 impl std::fmt::Display for Tier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

@@ -5,8 +5,10 @@
 //! A (function, tier) pair is queued at most once in the jit's lifetime (once
 //! per attempt when the tier policy demoted it: `runtime::policy`); a
 //! failed compile is recorded and never retried, and the function keeps its
-//! current code. Promotion goes one tier at a time (T0 -> T1 -> T2 -> T3),
-//! each step judged on the function's heat at the time.
+//! current code. A climb steps from T0 to T1, then straight to the tier the
+//! function deserves (`tier::climb_order`), each step judged on the
+//! function's heat at the time; a compile thread that finished a step queues
+//! the next one itself, so a climb does not wait for the monitor between steps.
 //!
 //! OSR: a loop whose OSR point has counted `ProfileConfig::osr_threshold`
 //! back-edges gets a continuation compiled at the tier its function deserves
@@ -197,12 +199,8 @@ fn monitor(s: &Shared) {
             let f = FuncId(i as u32);
             let heat = s.jit.heat(f);
             let deserved = s.config.profile.classify(heat).tier().min(s.top_tier);
-            let current = s.jit.tier_of(f).unwrap_or(Tier::T0);
-            if deserved > current {
-                // One tier up, unless the tier policy holds the function back.
-                if let Some(next) = policy.next_tier(f, current, deserved) {
-                    wanted.push((f, next, heat, policy.attempt(f)));
-                }
+            if let Some(step) = next_step(s, f, heat) {
+                wanted.push(step);
             }
             if !osr {
                 continue;
@@ -222,10 +220,10 @@ fn monitor(s: &Shared) {
         }
         let mut q = s.queue.lock();
         let mut added = false;
-        for (f, t, heat, attempt) in wanted {
-            if !q.promoting.contains(&f) && q.seen.insert((f, t, attempt)) {
-                q.promoting.insert(f);
-                q.pending.push_back(Job::Promote(f, t, heat));
+        for step in wanted {
+            if !q.promoting.contains(&step.func) && q.seen.insert((step.func, step.tier, step.attempt)) {
+                q.promoting.insert(step.func);
+                q.pending.push_back(Job::Promote(step.func, step.tier, step.heat));
                 added = true;
             }
         }
@@ -248,6 +246,27 @@ fn monitor(s: &Shared) {
         }
         s.passes.store(pass, Ordering::Release);
     }
+}
+
+/// A promotion the monitor (or a finished step of the same climb) queues.
+struct Step {
+    func: FuncId,
+    tier: Tier,
+    heat: u64,
+    attempt: u32,
+}
+
+/// The next promotion of `f` at `heat`, if it deserves a higher tier than it
+/// runs and the tier policy lets it climb (`Policy::next_tier`).
+fn next_step(s: &Shared, f: FuncId, heat: u64) -> Option<Step> {
+    let deserved = s.config.profile.classify(heat).tier().min(s.top_tier);
+    let current = s.jit.tier_of(f).unwrap_or(Tier::T0);
+    if deserved <= current {
+        return None;
+    }
+    let policy = s.jit.policy();
+    let tier = policy.next_tier(f, current, deserved)?;
+    Some(Step { func: f, tier, heat, attempt: policy.attempt(f) })
 }
 
 fn compiler(s: &Shared) {
@@ -276,11 +295,25 @@ fn compiler(s: &Shared) {
             }
             Job::Osr(p, tier) => s.jit.compile_osr(&p, tier, true).map(|_| ()),
         };
+        // A climb goes on at once (after a failed step too, to another tier): the
+        // next step is queued first, without waiting for the monitor's next pass
+        // (an interval, 50 ms in production, per step).
+        let next = match promoted {
+            Some(f) if !matches!(result, Err(JitError::Closed)) => next_step(s, f, s.jit.heat(f)),
+            _ => None,
+        };
         {
             let mut q = s.queue.lock();
             q.running -= 1;
             if let Some(f) = promoted {
-                q.promoting.remove(&f);
+                match next {
+                    Some(step) if !q.stop && q.seen.insert((step.func, step.tier, step.attempt)) => {
+                        q.pending.push_front(Job::Promote(step.func, step.tier, step.heat));
+                    }
+                    _ => {
+                        q.promoting.remove(&f);
+                    }
+                }
             }
         }
         s.idle.notify_all();
