@@ -14,7 +14,7 @@ use crate::codegen::abi::OsrPoint;
 use crate::codegen::MachineCode;
 use crate::mir::{Block, FuncId};
 use parking_lot::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// When compiled code looks at its loops' OSR entries.
@@ -50,11 +50,23 @@ pub struct OsrPointState {
     pub header: Block,
     point: Box<OsrPoint>,
     code: Mutex<Option<(Tier, Box<dyn MachineCode>)>>,
+    /// The count at the promoter's last look (`counted_since_last_look`).
+    looked: AtomicU64,
 }
 
 impl OsrPointState {
     pub fn backedges(&self) -> u64 {
         self.point.backedges.load(Ordering::Relaxed)
+    }
+
+    /// Whether the loop counted back-edges since the last time this was asked
+    /// (the promoter asks once per pass): whether some frame is running it.
+    /// An entry is worth compiling only then: once a function's slot holds
+    /// newer code, its old code's loops keep their counts but nothing runs
+    /// them, and compiling entries for them would only delay other work.
+    pub fn counted_since_last_look(&self) -> bool {
+        let now = self.backedges();
+        now > self.looked.swap(now, Ordering::Relaxed)
     }
 
     /// The tier of the published entry, if any.
@@ -127,6 +139,7 @@ impl OsrTable {
                             header,
                             point: Box::default(),
                             code: Mutex::new(None),
+                            looked: AtomicU64::new(0),
                         });
                         points.push(p.clone());
                         p

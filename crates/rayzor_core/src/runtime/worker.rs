@@ -11,7 +11,8 @@
 //! the next one itself, so a climb does not wait for the monitor between steps.
 //!
 //! OSR: a loop whose OSR point has counted `ProfileConfig::osr_threshold`
-//! back-edges gets a continuation compiled at the tier its function deserves
+//! back-edges, and counted some since the monitor's last pass (a frame is
+//! running it), gets a continuation compiled at the tier its function deserves
 //! (at least one above the code the loop runs in), queued and de-duplicated
 //! per (point, tier) like promotions; frames running the loop transfer into
 //! it at their next check.
@@ -206,6 +207,10 @@ fn monitor(s: &Shared) {
                 continue;
             }
             for p in s.jit.osr_points(f) {
+                // Asked of every point on every pass, so "since" is one pass.
+                if !p.counted_since_last_look() {
+                    continue;
+                }
                 let target = deserved.max(Tier::from_index(p.source as usize + 1).unwrap_or(Tier::T3));
                 let better = p.entry_tier().is_none_or(|t| t < target);
                 if target > p.source
