@@ -39,7 +39,9 @@ def test_demo_cli_writes_json_and_plot(tmp_path) -> None:
     assert data["result_ok"] is True
     assert data["final_tier"] == str(TOP)
     tiers = [p["tier"] for p in data["promotions"]]
-    assert tiers == [str(t) for t in Tier if Tier.T0 < t <= TOP]
+    # T1 first, then up to the top (straight there when it deserves it: tier.rs `climb_order`).
+    assert tiers[0] == "T1" and tiers[-1] == str(TOP)
+    assert tiers == sorted(set(tiers)) and set(tiers) <= {str(t) for t in Tier if Tier.T0 < t <= TOP}
     calls = [p["at_call"] for p in data["promotions"]]
     times = [p["t_ms"] for p in data["promotions"]]
     assert calls == sorted(calls) and times == sorted(times)

@@ -276,16 +276,18 @@ import time, rayzor
 m = rayzor.parse({straight_line(rayzor.T3_MAX_BLOCK - 10)!r})
 jit = rayzor.TieredJit(m, rayzor.TieredConfig.development())
 fn = jit["sl"]
-while jit.tier_of("sl") < rayzor.Tier.T2 or not jit._core.busy():
+# At T1 or T2, with the (slow) T3 compile of the climb in flight.
+while jit.tier_of("sl") < rayzor.Tier.T1 or not jit._core.busy():
     fn(1)
+before = jit.tier_of("sl")
 start = time.perf_counter()
 jit.close()
 closed = time.perf_counter() - start
-assert jit.tier_of("sl") == rayzor.Tier.T2
+assert jit.tier_of("sl") == before < rayzor.Tier.T3, (before, jit.tier_of("sl"))
 print(f"closed {{closed * 1e3:.1f}} ms")
 jit2 = rayzor.TieredJit(m, rayzor.TieredConfig.development())
 fn = jit2["sl"]
-while jit2.tier_of("sl") < rayzor.Tier.T2 or not jit2._core.busy():
+while jit2.tier_of("sl") < rayzor.Tier.T1 or not jit2._core.busy():
     fn(1)
 print("exiting")
 """
