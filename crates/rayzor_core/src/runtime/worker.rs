@@ -199,7 +199,7 @@ fn monitor(s: &Shared) {
         for i in 0..n {
             let f = FuncId(i as u32);
             let heat = s.jit.heat(f);
-            let deserved = s.config.profile.classify(heat).tier().min(s.top_tier);
+            let deserved = deserved_tier(s, heat);
             if let Some(step) = next_step(s, f, heat) {
                 wanted.push(step);
             }
@@ -261,10 +261,15 @@ struct Step {
     attempt: u32,
 }
 
+/// The tier a function of `heat` deserves (its class's, capped at the top tier).
+fn deserved_tier(s: &Shared, heat: u64) -> Tier {
+    s.config.profile.classify(heat).tier().min(s.top_tier)
+}
+
 /// The next promotion of `f` at `heat`, if it deserves a higher tier than it
 /// runs and the tier policy lets it climb (`Policy::next_tier`).
 fn next_step(s: &Shared, f: FuncId, heat: u64) -> Option<Step> {
-    let deserved = s.config.profile.classify(heat).tier().min(s.top_tier);
+    let deserved = deserved_tier(s, heat);
     let current = s.jit.tier_of(f).unwrap_or(Tier::T0);
     if deserved <= current {
         return None;
