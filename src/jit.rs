@@ -9,6 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyTuple};
+use rayzor_core::mir::interp::RunError;
 use rayzor_core::mir::{ExternId, FuncId, Scalar, Type};
 use rayzor_core::runtime::osr::OsrMode;
 use rayzor_core::runtime::profile::{ProfileConfig, TieredConfig};
@@ -958,35 +959,29 @@ impl JitFunction {
         let release = self.releases_gil();
         let start = self.sample_start();
         let mut rets = [0u64; 1];
-        // Jit::call does not panic; should it, the panic is raised, not unwound into CPython.
-        let mut call = || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.jit.call(self.id, &argv[..nargs], &mut rets)
-            }))
-        };
         let result = if release {
             // Not `py.detach`: outside PyO3's trampoline there is no attach count to
             // save, and the code cannot call back into Python (no externs).
             // SAFETY: attached; the thread state is restored right after the call.
             let ts = unsafe { ffi::PyEval_SaveThread() };
-            let r = call();
+            let r = call_caught(&self.jit, self.id, &argv[..nargs], &mut rets);
             // SAFETY: `ts` came from PyEval_SaveThread on this thread.
             unsafe { ffi::PyEval_RestoreThread(ts) };
             r
         } else {
-            call()
+            call_caught(&self.jit, self.id, &argv[..nargs], &mut rets)
         };
         self.sample_end(start);
-        Some(match result {
+        Some(match result.map_err(|b| *b) {
             // SAFETY: attached; a new reference or NULL with an exception set.
-            Ok(Ok(())) => unsafe { fast_result(self.ret_conv, rets[0]) },
+            Ok(()) => unsafe { fast_result(self.ret_conv, rets[0]) },
             // Errors are rare: PyO3's full attach (PyGILState_Ensure on a thread that
             // already holds the GIL) to build and raise them.
-            Ok(Err(e)) => Python::attach(|py| {
+            Err(CallFailure::Run(e)) => Python::attach(|py| {
                 errors::run(py, e).restore(py);
                 std::ptr::null_mut()
             }),
-            Err(_) => Python::attach(|py| {
+            Err(CallFailure::Panic) => Python::attach(|py| {
                 pyo3::panic::PanicException::new_err("rayzor: panic during a compiled call").restore(py);
                 std::ptr::null_mut()
             }),
@@ -1006,6 +1001,23 @@ impl JitFunction {
 
 /// Arguments the trampoline-free path takes (more go through `call_raw`).
 const FAST_MAX_ARGS: usize = 8;
+
+/// Why a fast-path call failed (boxed: rare, and a one-word result stays in registers).
+enum CallFailure {
+    Run(RunError),
+    /// `Jit::call` has no panic; should it, the panic is raised, not unwound into CPython.
+    Panic,
+}
+
+/// `Jit::call` with a panic caught and the result one word. Returned by value
+/// (several words in memory), each copy of the result reloaded in pairs what was
+/// just stored word by word, a store-forwarding stall each, ~5 ns a call.
+#[inline(never)]
+fn call_caught(jit: &Jit, f: FuncId, args: &[u64], rets: &mut [u64]) -> Result<(), Box<CallFailure>> {
+    let call = || jit.call(f, args, rets).map_err(|e| Box::new(CallFailure::Run(e)));
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+        .unwrap_or_else(|_| Err(Box::new(CallFailure::Panic)))
+}
 
 /// A fast-path result as a new reference (NULL with an exception set if allocation fails).
 ///

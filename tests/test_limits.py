@@ -130,7 +130,9 @@ def test_a_block_over_the_t3_limit_stays_at_t2() -> None:
     (e,) = [e for e in jit.events() if e.reason == "size_limit"]
     assert e.to_tier == rayzor.Tier.T3 and not e.ok
     assert re.search(
-        r"largest block \(\d+ instructions\) is over the T3 limit of \d+; it stays at T2", e.error or ""
+        # (at the tier the climb refused T3 from: T1 when already hot enough for T3)
+        r"largest block \(\d+ instructions\) is over the T3 limit of \d+; it stays at T[12]",
+        e.error or "",
     )
     jit.close()
 
@@ -230,7 +232,10 @@ def test_a_function_over_the_t3_size_limit_stays_at_t2_as_an_event() -> None:
     stats = jit.stats()
     bounded = [e for e in stats.events if e.function == "sl" and e.reason == "size_limit"]
     assert len(bounded) == 1, stats.events
-    assert bounded[0].from_tier == rayzor.Tier.T2 and bounded[0].to_tier == rayzor.Tier.T3
+    # The refusal comes from the tier the climb was at: T1 when the function was
+    # already hot enough for T3 (the climb goes T1 -> T3), else T2.
+    assert bounded[0].from_tier in (rayzor.Tier.T1, rayzor.Tier.T2), bounded[0]
+    assert bounded[0].to_tier == rayzor.Tier.T3
     assert "over the T3 limit" in (bounded[0].error or "")
     assert bounded[0] in stats.functions["sl"].failures
     assert fn(5) == expected

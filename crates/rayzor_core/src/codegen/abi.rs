@@ -114,10 +114,13 @@ pub unsafe fn write_context(ctxp: *mut VmCtx, ctx: &VmCtx) {
 }
 
 const _: () = {
-    use crate::mir::interrupt::CTX_SLOT_WORDS;
+    use crate::mir::interrupt::CALLS_WORD;
     assert!(std::mem::size_of::<VmCtx>().is_multiple_of(8), "VmCtx is all 8-byte words");
     assert!(std::mem::offset_of!(VmCtx, entry_limit) == 0, "the word interrupts store to");
-    assert!(std::mem::size_of::<VmCtx>() <= 8 * CTX_SLOT_WORDS, "VmCtx fits a context slot");
+    assert!(
+        std::mem::size_of::<VmCtx>() <= 8 * (CALLS_WORD / 8 * 8),
+        "VmCtx fits a context slot, below the call word's cache line"
+    );
     assert!(std::mem::align_of::<VmCtx>() <= 64);
 };
 pub const VMCTX_ENTRY_SLOW: i32 = std::mem::offset_of!(VmCtx, entry_slow) as i32;

@@ -61,8 +61,13 @@ impl Marks {
     /// Marks for a call starting now on this thread, in a jit whose
     /// interrupt generation is `generation` (None: the interpreter).
     pub fn now(generation: Option<&AtomicU64>) -> Marks {
-        let sigints = if is_main_thread() { &SIGINTS } else { &NEVER };
-        let generation = generation.unwrap_or(&NEVER);
+        Marks::watching(thread_sigints(), generation.unwrap_or(&NEVER))
+    }
+
+    /// Marks for a call starting now, watching `sigints` (this thread's
+    /// `thread_sigints`, kept by the caller) and the jit's `generation`.
+    #[inline]
+    pub fn watching(sigints: &'static AtomicU64, generation: &AtomicU64) -> Marks {
         Marks {
             sigint_counter: sigints as *const AtomicU64 as usize,
             sigint_mark: sigints.load(Ordering::SeqCst),
@@ -117,6 +122,12 @@ static CTX_ARENA: [Slot; CTX_SLOTS] =
 static CTX_OWNED: [AtomicBool; CTX_SLOTS] = [const { AtomicBool::new(false) }; CTX_SLOTS];
 /// How many slots are owned (a thread without one retries only when some is free).
 static CTX_CLAIMED: AtomicUsize = AtomicUsize::new(0);
+/// One past the highest slot index ever claimed: scans of the call words stop there.
+static CTX_HIGH: AtomicUsize = AtomicUsize::new(0);
+/// The slot word counting the outermost calls that ran in the slot, twice each:
+/// odd while one runs (`runtime::reclaim` reads it). Its own cache line, away from
+/// the `VmCtx` (checked in `codegen::abi`), so scans do not disturb running code.
+pub const CALLS_WORD: usize = CTX_SLOT_WORDS - 1;
 
 thread_local! {
     /// The slot this thread owns (for `release_other_slots_after_fork`).
@@ -149,6 +160,7 @@ impl CtxSlot {
             CTX_OWNED[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
         })?;
         CTX_CLAIMED.fetch_add(1, Ordering::Relaxed);
+        CTX_HIGH.fetch_max(index + 1, Ordering::SeqCst);
         CTX_ARENA[index].0[0].store(INTERRUPTING, Ordering::SeqCst);
         OWN_SLOT.with(|s| s.set(Some(index)));
         Some(CtxSlot { index })
@@ -159,6 +171,16 @@ impl CtxSlot {
     pub fn address(&self) -> *mut u64 {
         CTX_ARENA[self.index].0.as_ptr() as *mut u64
     }
+
+    /// The slot's call word (`CALLS_WORD`).
+    pub fn calls(&self) -> &'static AtomicU64 {
+        &CTX_ARENA[self.index].0[CALLS_WORD]
+    }
+}
+
+/// The call words of every slot claimed so far (owned or not), in index order.
+pub fn slot_call_words() -> impl Iterator<Item = &'static AtomicU64> {
+    CTX_ARENA[..CTX_HIGH.load(Ordering::SeqCst)].iter().map(|s| &s.0[CALLS_WORD])
 }
 
 impl Drop for CtxSlot {
@@ -178,6 +200,9 @@ pub fn release_other_slots_after_fork() {
     for (i, owned) in CTX_OWNED.iter().enumerate() {
         if Some(i) != own {
             owned.store(false, Ordering::SeqCst);
+            // A call that was running there ended with its thread.
+            let calls = &CTX_ARENA[i].0[CALLS_WORD];
+            calls.store((calls.load(Ordering::SeqCst) + 1) & !1, Ordering::SeqCst);
         }
     }
     CTX_CLAIMED.store(own.is_some() as usize, Ordering::SeqCst);
@@ -190,6 +215,16 @@ pub fn release_other_slots_after_fork() {
 /// store, so the caller's poll, after this, sees them).
 pub fn restore_entry_limit(entry_limit: &AtomicU64, limit: u64) {
     let _ = entry_limit.compare_exchange(INTERRUPTING, limit, Ordering::SeqCst, Ordering::SeqCst);
+}
+
+/// The SIGINT counter calls on this thread watch: the real one on the main
+/// thread (where Python runs signal handlers), one never bumped elsewhere.
+pub fn thread_sigints() -> &'static AtomicU64 {
+    if is_main_thread() {
+        &SIGINTS
+    } else {
+        &NEVER
+    }
 }
 
 /// Whether this is the process's main thread (the one Python runs signal handlers on).

@@ -9,7 +9,7 @@
 //! still be running it.
 
 use super::osr::{OsrMode, OsrPointState, OsrTable};
-use super::Tier;
+use super::{reclaim, Tier};
 use crate::codegen::abi::{self, FunctionCounters, VmCtx};
 use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
@@ -201,6 +201,7 @@ impl Jit {
         failing: u8,
     ) -> Result<Jit, JitError> {
         verify::verify_module(&module).map_err(|e| JitError::Usage(e.to_string()))?;
+        reclaim::init();
         if extern_addrs.len() != module.externs.len() {
             return Err(JitError::Usage(format!(
                 "{} host addresses given for {} externs",
@@ -758,51 +759,60 @@ impl Jit {
         }
         // The tier policy times some calls while a promotion is on probation.
         let probe = self.policy.enter(self, f, args);
-        let guard = crossbeam_epoch::pin();
         let n = self.sample_rate.max(1);
-        let generation = &self.interrupt_generation;
         // SAFETY: the entry was compiled for `f` with this signature; the
         // buffers are as long as the entry reads and writes; the epoch guard
         // keeps every piece of code reachable from the slots alive.
         let entry: HostEntry =
             unsafe { std::mem::transmute::<usize, HostEntry>(self.entries[f.index()].address()) };
         let entered = super::stack::on_jit_stack(|limit, thread| {
-            let (call_ticks, edge_ticks) = thread.ticks.get();
-            let fresh = |in_slot: u64| VmCtx {
-                entry_limit: AtomicU64::new(interrupt::INTERRUPTING),
-                resume: 0,
-                unwind: unwind::unwind_address(),
-                epoch_addr: interrupt::epoch_address(),
-                trap: 0,
-                stack_limit: limit,
-                in_slot,
-                entry_slow: crate::codegen::builtins::rayzor_entry_slow as *const () as usize,
-                trap_func: 0,
-                call_ticks: call_ticks.clamp(1, n),
-                edge_ticks: edge_ticks.clamp(1, n),
-                epoch: interrupt::EPOCH.load(Ordering::SeqCst),
-                interrupts: interrupt::Marks::now(Some(generation)),
-            };
+            let marks = interrupt::Marks::watching(thread.sigints(), &self.interrupt_generation);
+            let epoch = interrupt::EPOCH.load(Ordering::SeqCst);
             // The thread's slot, where interrupts reach the entry limit; without
             // one, a context here whose entry limit always sends entries to the
             // slow path.
             let mut own = None;
-            let (ctxp, saved) = match thread.ctx_slot() {
-                Some(slot) => {
+            // What keeps the code this call may run from being freed (`reclaim`):
+            // its slot's busy mark, or for a thread without a slot an epoch pin.
+            let mut _pinned = None;
+            let (ctxp, saved, running) = match thread.ctx_slot() {
+                Some((slot, calls)) => {
+                    let running = reclaim::Running::enter(calls);
                     let ctxp = slot as *mut VmCtx;
                     // SAFETY: the slot is this thread's and holds a VmCtx (see
                     // `VmCtx`); every field but `entry_limit` is this thread's to
                     // write. A nested call (compiled code -> host -> here) keeps the
-                    // outer call's context to restore after it.
+                    // outer call's context to restore after it. The entry limit is
+                    // the thread's stack limit (it never moves), or `INTERRUPTING`
+                    // (the slow path puts it back).
                     unsafe {
-                        let saved = ((*ctxp).in_slot != 0).then(|| abi::save_context(ctxp));
-                        // Every field but the entry limit: the thread's stack limit (it
-                        // never moves), or `INTERRUPTING` (the slow path puts it back).
-                        abi::write_context(ctxp, &fresh(1));
-                        (ctxp, saved)
+                        let saved = running.is_none().then(|| abi::save_context(ctxp));
+                        begin_call(ctxp, limit, 1, epoch, marks, n);
+                        (ctxp, saved, running)
                     }
                 }
-                None => (own.insert(fresh(0)) as *mut VmCtx, None),
+                None => {
+                    _pinned = Some(crossbeam_epoch::pin());
+                    let (call_ticks, edge_ticks) = thread.ticks.get();
+                    let ctx = own.insert(VmCtx {
+                        entry_limit: AtomicU64::new(interrupt::INTERRUPTING),
+                        resume: 0,
+                        unwind: 0,
+                        epoch_addr: 0,
+                        trap: 0,
+                        stack_limit: limit,
+                        in_slot: 0,
+                        entry_slow: 0,
+                        trap_func: 0,
+                        call_ticks,
+                        edge_ticks,
+                        epoch,
+                        interrupts: marks,
+                    });
+                    // SAFETY: a context of this call's own.
+                    unsafe { begin_call(ctx, limit, 0, epoch, marks, n) };
+                    (ctx as *mut VmCtx, None, None)
+                }
             };
             if self.calls_host {
                 // SAFETY: the context outlives the scope, dropped right after the call.
@@ -816,7 +826,9 @@ impl Jit {
             }
             // SAFETY: as above.
             unsafe {
-                thread.ticks.set(((*ctxp).call_ticks, (*ctxp).edge_ticks));
+                if own.is_some() {
+                    thread.ticks.set(((*ctxp).call_ticks, (*ctxp).edge_ticks));
+                }
                 let out = ((*ctxp).trap, (*ctxp).trap_func);
                 match saved {
                     Some(words) => {
@@ -826,13 +838,11 @@ impl Jit {
                         // outer call's next entry looks, with its own marks.
                         (*ctxp).entry_limit.store(interrupt::INTERRUPTING, Ordering::SeqCst);
                     }
-                    None if own.is_none() => (*ctxp).in_slot = 0, // no call runs in the slot now
-                    None => {}
+                    None => drop(running), // no call runs in the slot now
                 }
                 out
             }
         });
-        drop(guard);
         if let Some(p) = probe {
             self.policy.exit(self, p);
         }
@@ -904,9 +914,41 @@ impl Drop for Jit {
     }
 }
 
-/// Free `code` once no pinned host call can still be running it.
+/// Write the fields of the context at `ctxp` a call starting now reads, but
+/// its entry limit, one by one: read back as pairs right after, fields just
+/// stored as a block stall the load (store forwarding fails), ~5 ns a call.
+/// The sampling countdowns go on from the context's last call, within 1..=`n`
+/// (`n` is this jit's sample rate: another jit's may be longer).
+///
+/// # Safety
+/// `ctxp` is this thread's context (its slot, or its own) and no call runs in it.
+#[inline]
+unsafe fn begin_call(
+    ctxp: *mut VmCtx,
+    stack_limit: u64,
+    in_slot: u64,
+    epoch: u64,
+    marks: interrupt::Marks,
+    n: u64,
+) {
+    // SAFETY: the caller's contract; plain fields, only this thread's.
+    unsafe {
+        (*ctxp).resume = 0;
+        (*ctxp).unwind = unwind::unwind_address();
+        (*ctxp).epoch_addr = interrupt::epoch_address();
+        (*ctxp).trap = 0;
+        (*ctxp).stack_limit = stack_limit;
+        (*ctxp).in_slot = in_slot;
+        (*ctxp).entry_slow = crate::codegen::builtins::rayzor_entry_slow as *const () as usize;
+        (*ctxp).trap_func = 0;
+        (*ctxp).call_ticks = (*ctxp).call_ticks.clamp(1, n);
+        (*ctxp).edge_ticks = (*ctxp).edge_ticks.clamp(1, n);
+        (*ctxp).epoch = epoch;
+        (*ctxp).interrupts = marks;
+    }
+}
+
+/// Free `code` once no host call can still be running it (`reclaim`).
 pub(crate) fn retire(code: Box<dyn MachineCode>) {
-    let guard = crossbeam_epoch::pin();
-    guard.defer(move || drop(code));
-    guard.flush();
+    reclaim::retire(code);
 }

@@ -6,6 +6,7 @@ pub mod osr;
 pub mod perf_map;
 pub mod policy;
 pub mod profile;
+pub mod reclaim;
 pub mod stack;
 pub mod tier;
 pub mod worker;

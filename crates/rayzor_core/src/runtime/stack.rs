@@ -29,7 +29,7 @@
 use crate::codegen::abi::MAX_FRAME_BYTES;
 use crate::mir::MAX_CALL_DEPTH;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Virtual size of each thread's compiled-code stack when the address space
 /// allows: room for `MAX_CALL_DEPTH` levels of two frames of `MAX_FRAME_BYTES`
@@ -151,8 +151,11 @@ pub struct ThreadState {
     active_limit: Cell<u64>,
     /// Address of the stack's near canary word (0: no stack yet).
     canary: Cell<usize>,
-    /// Sampling countdowns (calls, back-edges), carried from one host call to the next.
+    /// Sampling countdowns (calls, back-edges), carried from one host call to
+    /// the next of a thread without a context slot (a slot keeps its own).
     pub ticks: Cell<(u64, u64)>,
+    /// `interrupt::thread_sigints()`, looked up once (it is a thread-local of its own).
+    sigints: Cell<Option<&'static AtomicU64>>,
     /// The thread's context slot (claimed at its first call; None: none was free).
     ctx: std::cell::RefCell<Option<crate::mir::interrupt::CtxSlot>>,
 }
@@ -166,6 +169,7 @@ thread_local! {
             active_limit: Cell::new(0),
             canary: Cell::new(0),
             ticks: Cell::new((1, 1)),
+            sigints: Cell::new(None),
             ctx: std::cell::RefCell::new(None),
         }
     };
@@ -202,11 +206,25 @@ impl ThreadState {
 }
 
 impl ThreadState {
-    /// The thread's context slot (`VmCtx` lives there); None when every slot
-    /// is taken.
-    pub fn ctx_slot(&self) -> Option<*mut u64> {
+    /// The SIGINT counter this thread's calls watch (`interrupt::thread_sigints`).
+    #[inline]
+    pub fn sigints(&self) -> &'static AtomicU64 {
+        match self.sigints.get() {
+            Some(s) => s,
+            None => {
+                let s = crate::mir::interrupt::thread_sigints();
+                self.sigints.set(Some(s));
+                s
+            }
+        }
+    }
+
+    /// The thread's context slot (`VmCtx` lives there) and its call word; None
+    /// when every slot is taken.
+    #[inline]
+    pub fn ctx_slot(&self) -> Option<(*mut u64, &'static AtomicU64)> {
         if let Some(slot) = self.ctx.borrow().as_ref() {
-            return Some(slot.address());
+            return Some((slot.address(), slot.calls()));
         }
         self.claim_ctx_slot()
     }
@@ -216,10 +234,10 @@ impl ThreadState {
     /// that gets one runs in it as an outermost call would; the calls around it
     /// keep their own contexts.
     #[cold]
-    fn claim_ctx_slot(&self) -> Option<*mut u64> {
+    fn claim_ctx_slot(&self) -> Option<(*mut u64, &'static AtomicU64)> {
         let mut ctx = self.ctx.borrow_mut();
         *ctx = crate::mir::interrupt::CtxSlot::claim();
-        ctx.as_ref().map(crate::mir::interrupt::CtxSlot::address)
+        ctx.as_ref().map(|slot| (slot.address(), slot.calls()))
     }
 
     /// After a call that used more than a page of stack.

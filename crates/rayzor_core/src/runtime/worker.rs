@@ -194,6 +194,8 @@ fn monitor(s: &Shared) {
         let osr = s.config.osr && s.jit.osr_mode() == OsrMode::Counting;
         let policy = s.jit.policy();
         policy.tick(&s.jit);
+        // Code retired while some call ran is freed once that call ended.
+        super::reclaim::collect();
         let mut wanted = Vec::new();
         let mut osr_wanted = Vec::new();
         for i in 0..n {
