@@ -9,7 +9,6 @@ use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyTuple};
-use rayzor_core::mir::interp::RunError;
 use rayzor_core::mir::{ExternId, FuncId, Scalar, Type};
 use rayzor_core::runtime::osr::OsrMode;
 use rayzor_core::runtime::profile::{ProfileConfig, TieredConfig};
@@ -1003,8 +1002,9 @@ impl JitFunction {
 const FAST_MAX_ARGS: usize = 8;
 
 /// Why a fast-path call failed (boxed: rare, and a one-word result stays in registers).
+#[cfg(not(feature = "abi3"))]
 enum CallFailure {
-    Run(RunError),
+    Run(rayzor_core::mir::interp::RunError),
     /// `Jit::call` has no panic; should it, the panic is raised, not unwound into CPython.
     Panic,
 }
@@ -1012,6 +1012,7 @@ enum CallFailure {
 /// `Jit::call` with a panic caught and the result one word. Returned by value
 /// (several words in memory), each copy of the result reloaded in pairs what was
 /// just stored word by word, a store-forwarding stall each, ~5 ns a call.
+#[cfg(not(feature = "abi3"))]
 #[inline(never)]
 fn call_caught(jit: &Jit, f: FuncId, args: &[u64], rets: &mut [u64]) -> Result<(), Box<CallFailure>> {
     let call = || jit.call(f, args, rets).map_err(|e| Box::new(CallFailure::Run(e)));
