@@ -187,6 +187,10 @@ impl Drop for CtxSlot {
     fn drop(&mut self) {
         // (At thread exit the thread-local may be gone already: nothing to clear then.)
         let _ = OWN_SLOT.try_with(|s| s.set(None));
+        // A call that never returned (its thread left through `pthread_exit` or a
+        // longjmp from an extern) must not look like one still running in the slot.
+        let calls = self.calls();
+        calls.store((calls.load(Ordering::SeqCst) + 1) & !1, Ordering::SeqCst);
         CTX_OWNED[self.index].store(false, Ordering::Release);
         CTX_CLAIMED.fetch_sub(1, Ordering::Relaxed);
     }

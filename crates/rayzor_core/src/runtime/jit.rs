@@ -843,6 +843,7 @@ impl Jit {
                 out
             }
         });
+        reclaim::after_call();
         if let Some(p) = probe {
             self.policy.exit(self, p);
         }
@@ -903,14 +904,12 @@ impl Drop for Jit {
         // that started earlier on another thread may still be pinned: retire
         // instead of freeing directly.
         self.policy.clear();
+        let mut all: Vec<Box<dyn MachineCode>> = Vec::new();
         for f in &self.funcs {
-            if let Some(code) = f.inner.lock().current.take() {
-                retire(code);
-            }
+            all.extend(f.inner.lock().current.take());
         }
-        for e in self.entries.drain(..) {
-            retire(Box::new(e));
-        }
+        all.extend(self.entries.drain(..).map(|e| Box::new(e) as Box<dyn MachineCode>));
+        reclaim::retire_all(all);
     }
 }
 

@@ -22,15 +22,21 @@
 //! their mark instead (`fence(SeqCst)`, what `pin` paid) and so does the scan.
 //!
 //! Threads without a slot (more than `CTX_SLOTS` at once) pin crossbeam-epoch
-//! instead, and freeing goes through crossbeam's deferral, which waits for them.
-//! Retired code waits in a list checked at every retirement and at every pass of
-//! the promoter's monitor (`collect`): code retired while some other thread was
-//! in a call is freed at the first check after that call ended.
+//! instead, and freeing goes through crossbeam's deferral, which waits for them
+//! (`free` advances its epoch at once when nothing is pinned).
+//! Retired code waits in a list checked at every retirement, at every pass of
+//! the promoter's monitor, and (while some code waits for a call to end) at the
+//! end of every host call: code retired while some other thread was in a call
+//! is freed when that call or a later one returns.
+//!
+//! The list's lock is a spin lock on one atomic word, held for a scan only: a fork
+//! child resets it with a store (a `Mutex` held by a thread that is not in the
+//! child could not be released safely there).
 
 use crate::codegen::MachineCode;
 use crate::mir::interrupt;
-use parking_lot::Mutex;
-use std::sync::atomic::{compiler_fence, fence, AtomicU64, Ordering};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Once, OnceLock};
 
 /// From `linux/membarrier.h`.
@@ -48,7 +54,62 @@ struct Retired {
     waits: Option<Vec<(&'static AtomicU64, u64)>>,
 }
 
-static RETIRED: Mutex<Vec<Retired>> = Mutex::new(Vec::new());
+/// The retired code not yet freed, behind a spin lock (see the module doc).
+struct RetiredList {
+    locked: AtomicBool,
+    list: UnsafeCell<Vec<Retired>>,
+}
+
+// SAFETY: the list is only reached through `lock`/`try_lock`, which hand it to one
+// thread at a time.
+unsafe impl Sync for RetiredList {}
+
+struct ListGuard(&'static RetiredList);
+
+impl RetiredList {
+    fn try_lock(&'static self) -> Option<ListGuard> {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            .then_some(ListGuard(self))
+    }
+
+    fn lock(&'static self) -> ListGuard {
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl std::ops::Deref for ListGuard {
+    type Target = Vec<Retired>;
+    fn deref(&self) -> &Vec<Retired> {
+        // SAFETY: this guard holds the lock.
+        unsafe { &*self.0.list.get() }
+    }
+}
+
+impl std::ops::DerefMut for ListGuard {
+    fn deref_mut(&mut self) -> &mut Vec<Retired> {
+        // SAFETY: this guard holds the lock.
+        unsafe { &mut *self.0.list.get() }
+    }
+}
+
+impl Drop for ListGuard {
+    fn drop(&mut self) {
+        self.0.locked.store(false, Ordering::Release);
+    }
+}
+
+static RETIRED: RetiredList =
+    RetiredList { locked: AtomicBool::new(false), list: UnsafeCell::new(Vec::new()) };
+/// Some retired code waits for a call that was running when it was retired:
+/// host calls look at the list when they return (`after_call`).
+static PARKED: AtomicBool = AtomicBool::new(false);
 
 /// Choose the protocol (before any call into compiled code can run).
 pub fn init() {
@@ -66,13 +127,11 @@ pub fn init() {
 /// A fork child has only the forking thread: a list another thread was changing is
 /// left behind (leaked, never read: it may be half-written) and the lock freed.
 extern "C" fn after_fork_in_child() {
-    if RETIRED.is_locked() {
-        // SAFETY: the lock's owner does not exist in the child; the old list is
-        // overwritten without being read or dropped.
-        unsafe {
-            std::ptr::write(RETIRED.data_ptr(), Vec::new());
-            RETIRED.force_unlock();
-        }
+    if RETIRED.locked.load(Ordering::SeqCst) {
+        // SAFETY: the lock's owner does not exist in the child and no other
+        // thread does; the old list is overwritten without being read or dropped.
+        unsafe { std::ptr::write(RETIRED.list.get(), Vec::new()) };
+        RETIRED.locked.store(false, Ordering::SeqCst);
     }
 }
 
@@ -115,8 +174,17 @@ impl Drop for Running {
 /// Free `code` once no call that may be running it is still running. Its address
 /// must already be out of every table calls read code addresses from.
 pub fn retire(code: Box<dyn MachineCode>) {
+    retire_all(std::iter::once(code));
+}
+
+/// `retire` for several pieces of code at once (one barrier for all).
+pub fn retire_all(codes: impl IntoIterator<Item = Box<dyn MachineCode>>) {
     let mut list = RETIRED.lock();
-    list.push(Retired { code, waits: None });
+    let before = list.len();
+    list.extend(codes.into_iter().map(|code| Retired { code, waits: None }));
+    if list.len() == before {
+        return;
+    }
     let done = scan(&mut list);
     drop(list);
     free(done);
@@ -125,17 +193,27 @@ pub fn retire(code: Box<dyn MachineCode>) {
 /// Free what retired code no call can be running any more.
 pub fn collect() {
     let mut list = RETIRED.lock();
-    if list.is_empty() {
-        return;
-    }
     let done = scan(&mut list);
     drop(list);
     free(done);
 }
 
-/// Code retired so far and not yet freed (tests).
-pub fn waiting() -> usize {
-    RETIRED.lock().len()
+/// At the end of a host call: if some code waits for a call to end (maybe this
+/// one), look at the list now. One relaxed load otherwise.
+#[inline]
+pub fn after_call() {
+    if PARKED.load(Ordering::Relaxed) {
+        collect_parked();
+    }
+}
+
+#[cold]
+fn collect_parked() {
+    // Not waiting for the lock on a call's way out: whoever holds it is scanning.
+    let Some(mut list) = RETIRED.try_lock() else { return };
+    let done = scan(&mut list);
+    drop(list);
+    free(done);
 }
 
 /// Take out of `list` the code no running call can use.
@@ -168,7 +246,9 @@ fn scan(list: &mut Vec<Retired>) -> Vec<Box<dyn MachineCode>> {
             waits.retain(|(w, v)| w.load(Ordering::Acquire) == *v);
         }
     }
-    list.extract_if(.., |r| r.waits.as_ref().is_some_and(Vec::is_empty)).map(|r| r.code).collect()
+    let done = list.extract_if(.., |r| r.waits.as_ref().is_some_and(Vec::is_empty)).map(|r| r.code).collect();
+    PARKED.store(!list.is_empty(), Ordering::Relaxed);
+    done
 }
 
 /// Free through crossbeam's deferral: threads without a slot pin it for their calls.
@@ -181,7 +261,17 @@ fn free(done: Vec<Box<dyn MachineCode>>) {
         guard.defer(move || drop(code));
     }
     guard.flush();
+    drop(guard);
+    // Deferred code runs two epochs later, and the epoch only moves when some
+    // thread pins (now rare: only threads without a slot pin for their calls).
+    // With nothing else pinned, each pin-and-flush moves it one step.
+    for _ in 0..EPOCH_STEPS {
+        crossbeam_epoch::pin().flush();
+    }
 }
+
+/// Pin-and-flush rounds after deferring (see `free`).
+const EPOCH_STEPS: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -190,8 +280,14 @@ mod tests {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
-    /// Code that is never run: only its address, to find it in the list.
-    struct Fake(usize);
+    /// Code that is never run: an address to find it in the list, and a flag set
+    /// when it is really dropped (freed).
+    struct Fake(usize, std::sync::Arc<AtomicBool>);
+    impl Drop for Fake {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
     impl MachineCode for Fake {
         fn address(&self) -> usize {
             self.0
@@ -208,12 +304,17 @@ mod tests {
         RETIRED.lock().iter().any(|r| r.code.address() == address)
     }
 
-    /// Collect until `address` left the list (other tests' calls may hold it a moment).
-    fn freed_soon(address: usize) -> bool {
+    fn fake(address: usize) -> (Box<dyn MachineCode>, std::sync::Arc<AtomicBool>) {
+        let dropped = std::sync::Arc::new(AtomicBool::new(false));
+        (Box::new(Fake(address, dropped.clone())), dropped)
+    }
+
+    /// Collect until the code was dropped (other tests' calls may hold it a moment).
+    fn freed_soon(dropped: &AtomicBool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             collect();
-            if !is_waiting(address) {
+            if dropped.load(Ordering::SeqCst) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -236,25 +337,64 @@ mod tests {
         });
         wait_entered.recv().unwrap();
         let address = 0x5eed_0001;
-        retire(Box::new(Fake(address)));
+        let (code, dropped) = fake(address);
+        retire(code);
         for _ in 0..3 {
             collect();
             assert!(is_waiting(address), "freed while a call that may run it is still running");
+            assert!(!dropped.load(Ordering::SeqCst));
         }
         leave.send(()).unwrap();
         caller.join().unwrap();
-        assert!(freed_soon(address), "still held after the call ended");
+        assert!(freed_soon(&dropped), "still held after the call ended");
+    }
+
+    #[test]
+    fn the_end_of_a_call_frees_what_waited_for_it() {
+        init();
+        let slot = CtxSlot::claim().expect("a free context slot");
+        let call = Running::enter(slot.calls()).expect("no call runs in a new slot");
+        let (code, dropped) = fake(0x5eed_0003);
+        retire(code);
+        assert!(!dropped.load(Ordering::SeqCst), "freed while this thread's call runs");
+        drop(call);
+        // No retirement or monitor pass after this: the next call's end looks.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dropped.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let next = Running::enter(slot.calls()).expect("the call ended");
+            drop(next);
+            after_call();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(dropped.load(Ordering::SeqCst), "a call's end did not free what waited for the call");
+    }
+
+    #[test]
+    fn a_thread_gone_mid_call_does_not_hold_code_forever() {
+        init();
+        let calls = std::thread::spawn(|| {
+            let slot = CtxSlot::claim().expect("a free context slot");
+            // The call never returns normally (as with `pthread_exit` from an extern).
+            std::mem::forget(Running::enter(slot.calls()).expect("no call runs in a new slot"));
+            slot.calls()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst) & 1, 0, "a released slot shows no running call");
+        let (code, dropped) = fake(0x5eed_0004);
+        retire(code);
+        assert!(freed_soon(&dropped));
     }
 
     #[test]
     fn a_call_that_starts_after_the_retirement_does_not_hold_it() {
         init();
         let slot = CtxSlot::claim().expect("a free context slot");
-        let address = 0x5eed_0002;
-        retire(Box::new(Fake(address)));
+        let (code, dropped) = fake(0x5eed_0002);
+        retire(code);
         // This thread's call starts after the code left every table: it cannot run it.
         let call = Running::enter(slot.calls()).expect("no call runs in a new slot");
-        assert!(freed_soon(address), "held by a call that started after the retirement");
+        assert!(freed_soon(&dropped), "held by a call that started after the retirement");
         drop(call);
     }
 }
