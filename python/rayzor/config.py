@@ -19,10 +19,11 @@ class ProfileConfig:
 
     ``heat >= warm_threshold`` promotes to T1, ``hot_threshold`` to T2,
     ``blazing_threshold`` to T3. ``sample_rate = N`` makes the code add N to the shared
-    counter on every N-th event of a thread instead of 1 on every event: shared counters
-    are written N times less often and stay accurate to within N per thread; the
-    countdown persists across calls, so a function called once per Python call still
-    gets promoted. ``sample_rate = 0`` compiles no counting code at all; it requires
+    back-edge counter on every N-th loop back-edge of a thread instead of 1 on every
+    one: shared counters are written N times less often and stay accurate to within N
+    per thread; the countdown persists across calls. Calls are counted every one
+    whatever ``N`` (a countdown per call costs more than the count).
+    ``sample_rate = 0`` compiles no counting code at all; it requires
     ``enable_background_optimization=False`` (nothing could be promoted).
 
     ``osr_threshold``: back-edges of one loop (in the code of one tier) after which the
@@ -46,7 +47,7 @@ class TieredConfig:
       calls), count every event, check every 10 ms, two compile threads, log promotions.
     - ``production()`` (the default): HotSpot's thresholds on invocations + back-edges
       (2,000 for C1, 15,000 for C2), LLVM at 100,000 (JavaScriptCore's FTL: ~64,000),
-      counters sampled 1 in 16, check every 50 ms, one compile thread, silent.
+      loop counters sampled 1 in 16, check every 50 ms, one compile thread, silent.
 
     ``osr=True`` (both presets) lets hot loops move up the tiers inside a running call
     (on-stack replacement; development: after 10,000 back-edges of a loop, production:

@@ -169,8 +169,7 @@ class FunctionProfile:
     compile time), so it has no entry in ``switches``."""
 
     name: str
-    #: Entries into the function's code at the profiling tiers (the call counters:
-    #: sampled by ``sample_rate``).
+    #: Entries into the function's code at the profiling tiers (the call counters).
     entries: int
     branches: list[BranchProfile] = field(default_factory=list)
     switches: list[SwitchProfile] = field(default_factory=list)

@@ -14,8 +14,8 @@
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_ENTRY_LIMIT,
-    VMCTX_ENTRY_SLOW, VMCTX_EPOCH, VMCTX_EPOCH_ADDR, VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_EDGE_TICKS, VMCTX_ENTRY_LIMIT, VMCTX_ENTRY_SLOW,
+    VMCTX_EPOCH, VMCTX_EPOCH_ADDR, VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME,
     VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC, VMCTX_UNWIND,
 };
 use super::builtins::{entry_slow_signature, Builtin};
@@ -438,8 +438,12 @@ impl<E: Emitter> Lower<'_, '_, E> {
             params[k + 1..].to_vec()
         };
         let counters = self.counters;
+        // Every call is counted, whatever the sample rate: a sampling countdown is a
+        // read-modify-write of its own plus a branch taken once per `sample_rate`
+        // calls, which call-heavy code mispredicts (T1 fib(30): +29 % at rate 16,
+        // +6.6 % counting every call, against no counters; docs/benchmarks.md).
         let polled = self.opts.call_counter.is_some_and(|counter| {
-            self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, VMCTX_CALL_TICKS, None)
+            self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, None, None)
         });
 
         let max = self.e.constant(Ty::I64, MAX_CALL_DEPTH as u64);
@@ -468,18 +472,24 @@ impl<E: Emitter> Lower<'_, '_, E> {
         self.e.jump(self.blocks[0], &args);
     }
 
-    /// Count one event in the counter at `base + offset`; with sampling, only
-    /// every `sample_rate`-th event of this thread (countdown at `ticks` in
-    /// VmCtx) adds `sample_rate`, and polls for an interrupt there (returns
-    /// true: the fast path then needs no poll of its own). With `osr` (a
-    /// back-edge to a loop header with an OSR point at `base`), the counting
-    /// path also looks for an OSR entry.
-    fn bump_counter(&mut self, base: E::Value, offset: i32, ticks: i32, osr: Option<&BlockCall>) -> bool {
+    /// Count one event in the counter at `base + offset`. Sampled (`ticks`: the
+    /// countdown's offset in VmCtx), only every `sample_rate`-th event of this
+    /// thread adds `sample_rate`, and polls for an interrupt there (returns
+    /// true: the fast path then needs no poll of its own); `ticks` None counts
+    /// every event. With `osr` (a back-edge to a loop header with an OSR point
+    /// at `base`), the counting path also looks for an OSR entry.
+    fn bump_counter(
+        &mut self,
+        base: E::Value,
+        offset: i32,
+        ticks: Option<i32>,
+        osr: Option<&BlockCall>,
+    ) -> bool {
         if self.env.sample_rate == 0 {
             return false; // profiling compiled out
         }
         let n = self.env.sample_rate.max(1);
-        if n == 1 {
+        let Some(ticks) = ticks.filter(|_| n > 1) else {
             let c = self.e.load(Mem::Vm, Ty::I64, base, offset);
             let c1 = self.add_const(c, 1);
             self.e.store(Mem::Vm, c1, base, offset);
@@ -487,7 +497,7 @@ impl<E: Emitter> Lower<'_, '_, E> {
                 self.osr_check(base, c1, call, true);
             }
             return false;
-        }
+        };
         let t = self.e.load(Mem::Vm, Ty::I64, self.vmctx, ticks);
         let t1 = self.add_const(t, u64::MAX);
         self.e.store(Mem::Vm, t1, self.vmctx, ticks);
@@ -621,8 +631,8 @@ impl<E: Emitter> Lower<'_, '_, E> {
     fn back_edge(&mut self, call: &BlockCall) {
         let point = self.osr_points.iter().find(|(h, _)| *h == call.block).map(|(_, p)| *p);
         let polled = match point {
-            Some(p) => self.bump_counter(p, OSR_BACKEDGES, VMCTX_EDGE_TICKS, Some(call)),
-            None => self.bump_counter(self.counters, COUNTER_BACKEDGES, VMCTX_EDGE_TICKS, None),
+            Some(p) => self.bump_counter(p, OSR_BACKEDGES, Some(VMCTX_EDGE_TICKS), Some(call)),
+            None => self.bump_counter(self.counters, COUNTER_BACKEDGES, Some(VMCTX_EDGE_TICKS), None),
         };
         if !polled {
             self.poll_interrupt();
