@@ -19,10 +19,10 @@ class ProfileConfig:
 
     ``heat >= warm_threshold`` promotes to T1, ``hot_threshold`` to T2,
     ``blazing_threshold`` to T3. ``sample_rate = N`` makes the code add N to the shared
-    back-edge counter on every N-th loop back-edge of a thread instead of 1 on every
-    one: shared counters are written N times less often and stay accurate to within N
-    per thread; the countdown persists across calls. Calls are counted every one
-    whatever ``N`` (a countdown per call costs more than the count).
+    counter on every N-th loop back-edge (and T0 entry) of a thread instead of 1 on
+    every one: shared counters are written N times less often and stay accurate to
+    within N per thread; the countdown persists across calls. T1 and T2 count every
+    call whatever ``N`` (in optimised code a countdown per call costs more than the count).
     ``sample_rate = 0`` compiles no counting code at all; it requires
     ``enable_background_optimization=False`` (nothing could be promoted).
 

@@ -169,7 +169,8 @@ class FunctionProfile:
     compile time), so it has no entry in ``switches``."""
 
     name: str
-    #: Entries into the function's code at the profiling tiers (the call counters).
+    #: Entries into the function's code at the profiling tiers (the call counters:
+    #: at T0, sampled by ``sample_rate``).
     entries: int
     branches: list[BranchProfile] = field(default_factory=list)
     switches: list[SwitchProfile] = field(default_factory=list)

@@ -121,8 +121,8 @@ fn mixed_tiers_and_exact_call_counts() {
     jit.compile(fib, Tier::T1).unwrap();
     assert_eq!(jit_run(&jit, "fib", &[20]), Ok(vec![6765]));
     let calls = jit.info(fib).calls[1];
-    // fib(20) makes 21891 calls: calls are counted every one, whatever the sample
-    // rate (8 here; it samples back-edges only).
+    // fib(20) makes 21891 calls: T1 counts every one, whatever the sample rate (8
+    // here; it samples back-edges, and T0's entries).
     assert_eq!(calls, 21_891);
     jit.compile(fib, Tier::T3).unwrap();
     let down = jit.func_id("down").unwrap();

@@ -57,8 +57,9 @@ pub struct VmCtx {
     pub entry_slow: usize,
     /// Index + 1 of the function that trapped (0 when unknown).
     pub trap_func: u64,
-    /// Sampling countdown (see `ProfileConfig::sample_rate`) for back-edges (calls
-    /// are counted every one: `lower`'s prologue says why).
+    /// Sampling countdowns (see `ProfileConfig::sample_rate`) for the entries of
+    /// code that samples them (`CodegenOptions::sample_entries`: T0) and for back-edges.
+    pub call_ticks: u64,
     pub edge_ticks: u64,
     /// The `interrupt::EPOCH` this call last saw; polls take the slow path when it moved.
     pub epoch: u64,
@@ -125,6 +126,7 @@ const _: () = {
 };
 pub const VMCTX_ENTRY_SLOW: i32 = std::mem::offset_of!(VmCtx, entry_slow) as i32;
 pub const VMCTX_TRAP_FUNC: i32 = std::mem::offset_of!(VmCtx, trap_func) as i32;
+pub const VMCTX_CALL_TICKS: i32 = std::mem::offset_of!(VmCtx, call_ticks) as i32;
 pub const VMCTX_EDGE_TICKS: i32 = std::mem::offset_of!(VmCtx, edge_ticks) as i32;
 pub const VMCTX_EPOCH: i32 = std::mem::offset_of!(VmCtx, epoch) as i32;
 /// `VmCtx::interrupts` fields (`interrupt::Marks`).

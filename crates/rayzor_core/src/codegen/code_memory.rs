@@ -4,7 +4,9 @@
 use std::ptr::NonNull;
 
 pub struct CodeBlob {
+    /// Start of the mapping (the code starts `offset` bytes in).
     ptr: NonNull<u8>,
+    offset: usize,
     mapped: usize,
     len: usize,
 }
@@ -16,8 +18,14 @@ unsafe impl Sync for CodeBlob {}
 impl CodeBlob {
     /// Copy `code` into fresh executable memory.
     pub fn new(code: &[u8]) -> Result<CodeBlob, String> {
+        CodeBlob::at_offset(code, 0)
+    }
+
+    /// Copy position-independent `code` into fresh executable memory, `offset`
+    /// bytes after the start of a page (`placement::start_offset`).
+    pub fn at_offset(code: &[u8], offset: usize) -> Result<CodeBlob, String> {
         let page = page_size();
-        let mapped = code.len().max(1).div_ceil(page) * page;
+        let mapped = (offset + code.len()).max(1).div_ceil(page) * page;
         // SAFETY: anonymous private mapping, checked for failure.
         let p = unsafe {
             libc::mmap(
@@ -33,19 +41,19 @@ impl CodeBlob {
             return Err(format!("mmap of {mapped} bytes for code failed"));
         }
         let ptr = NonNull::new(p as *mut u8).ok_or("mmap returned null")?;
-        // SAFETY: the mapping is at least code.len() bytes and writable.
+        // SAFETY: the mapping is at least offset + code.len() bytes and writable.
         unsafe {
-            std::ptr::copy_nonoverlapping(code.as_ptr(), ptr.as_ptr(), code.len());
+            std::ptr::copy_nonoverlapping(code.as_ptr(), ptr.as_ptr().add(offset), code.len());
             if libc::mprotect(p, mapped, libc::PROT_READ | libc::PROT_EXEC) != 0 {
                 libc::munmap(p, mapped);
                 return Err("mprotect of code memory failed".into());
             }
         }
-        Ok(CodeBlob { ptr, mapped, len: code.len() })
+        Ok(CodeBlob { ptr, offset, mapped, len: code.len() })
     }
 
     pub fn address(&self) -> usize {
-        self.ptr.as_ptr() as usize
+        self.ptr.as_ptr() as usize + self.offset
     }
 
     pub fn len(&self) -> usize {

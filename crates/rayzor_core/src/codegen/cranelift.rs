@@ -199,7 +199,11 @@ fn emit(isa: &OwnedTargetIsa, clif: ir::Function, name: &str) -> Result<CodeBlob
     if !compiled.buffer.relocs().is_empty() {
         return Err(format!("internal error: code for '{name}' needs relocations"));
     }
-    CodeBlob::new(compiled.code_buffer())
+    // Position-independent (no relocations), its constants aligned to at most 16
+    // bytes from its start: any 16-aligned start works.
+    debug_assert!(compiled.buffer.alignment <= 16);
+    let code = compiled.code_buffer();
+    CodeBlob::at_offset(code, super::placement::start_offset(code))
 }
 
 fn clif_ty(t: Ty) -> ir::Type {

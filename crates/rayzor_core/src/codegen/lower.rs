@@ -14,8 +14,8 @@
 
 use super::abi::{
     self, abi_ty, host_signature, jit_signature, native_ty, COUNTERS_STRIDE, COUNTER_BACKEDGES,
-    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_EDGE_TICKS, VMCTX_ENTRY_LIMIT, VMCTX_ENTRY_SLOW,
-    VMCTX_EPOCH, VMCTX_EPOCH_ADDR, VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME,
+    COUNTER_CALLS, OSR_BACKEDGES, OSR_ENTRY, VMCTX_CALL_TICKS, VMCTX_EDGE_TICKS, VMCTX_ENTRY_LIMIT,
+    VMCTX_ENTRY_SLOW, VMCTX_EPOCH, VMCTX_EPOCH_ADDR, VMCTX_GENERATION, VMCTX_GENERATION_MARK, VMCTX_RESUME,
     VMCTX_SIGINT_COUNTER, VMCTX_SIGINT_MARK, VMCTX_STACK_LIMIT, VMCTX_TRAP, VMCTX_TRAP_FUNC, VMCTX_UNWIND,
 };
 use super::builtins::{entry_slow_signature, Builtin};
@@ -438,12 +438,10 @@ impl<E: Emitter> Lower<'_, '_, E> {
             params[k + 1..].to_vec()
         };
         let counters = self.counters;
-        // Every call is counted, whatever the sample rate: a sampling countdown is a
-        // read-modify-write of its own plus a branch taken once per `sample_rate`
-        // calls, which call-heavy code mispredicts (T1 fib(30): +29 % at rate 16,
-        // +6.6 % counting every call, against no counters; docs/benchmarks.md).
+        // Sampled only where `sample_entries` says (T0): see there why.
+        let ticks = self.opts.sample_entries.then_some(VMCTX_CALL_TICKS);
         let polled = self.opts.call_counter.is_some_and(|counter| {
-            self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, None, None)
+            self.bump_counter(counters, COUNTER_CALLS + 8 * counter as i32, ticks, None)
         });
 
         let max = self.e.constant(Ty::I64, MAX_CALL_DEPTH as u64);

@@ -705,8 +705,8 @@ impl Jit {
 
     /// The execution profile of `f` collected so far by its profiling code
     /// (T0, or the tiers `set_profiling_tiers` names; that code counts every
-    /// event; `entries` is the call counters' count at the profiling tiers).
-    /// Empty when `sample_rate` is 0.
+    /// event; `entries` is the call counters' count at the profiling tiers,
+    /// sampled at T0). Empty when `sample_rate` is 0.
     pub fn profile(&self, f: FuncId) -> FunctionProfile {
         let (layout, slots) = &self.profiles[f.index()];
         let values: Vec<u64> = slots.iter().map(|a| a.load(Ordering::Relaxed)).collect();
@@ -793,7 +793,7 @@ impl Jit {
                 }
                 None => {
                     _pinned = Some(crossbeam_epoch::pin());
-                    let edge_ticks = thread.ticks.get();
+                    let (call_ticks, edge_ticks) = thread.ticks.get();
                     let ctx = own.insert(VmCtx {
                         entry_limit: AtomicU64::new(interrupt::INTERRUPTING),
                         resume: 0,
@@ -804,6 +804,7 @@ impl Jit {
                         in_slot: 0,
                         entry_slow: 0,
                         trap_func: 0,
+                        call_ticks,
                         edge_ticks,
                         epoch,
                         interrupts: marks,
@@ -826,7 +827,7 @@ impl Jit {
             // SAFETY: as above.
             unsafe {
                 if own.is_some() {
-                    thread.ticks.set((*ctxp).edge_ticks);
+                    thread.ticks.set(((*ctxp).call_ticks, (*ctxp).edge_ticks));
                 }
                 let out = ((*ctxp).trap, (*ctxp).trap_func);
                 match saved {
@@ -915,7 +916,7 @@ impl Drop for Jit {
 /// Write the fields of the context at `ctxp` a call starting now reads, but
 /// its entry limit, one by one: read back as pairs right after, fields just
 /// stored as a block stall the load (store forwarding fails), ~5 ns a call.
-/// The back-edge sampling countdown goes on from the context's last call, within 1..=`n`
+/// The sampling countdowns go on from the context's last call, within 1..=`n`
 /// (`n` is this jit's sample rate: another jit's may be longer).
 ///
 /// # Safety
@@ -939,6 +940,7 @@ unsafe fn begin_call(
         (*ctxp).in_slot = in_slot;
         (*ctxp).entry_slow = crate::codegen::builtins::rayzor_entry_slow as *const () as usize;
         (*ctxp).trap_func = 0;
+        (*ctxp).call_ticks = (*ctxp).call_ticks.clamp(1, n);
         (*ctxp).edge_ticks = (*ctxp).edge_ticks.clamp(1, n);
         (*ctxp).epoch = epoch;
         (*ctxp).interrupts = marks;

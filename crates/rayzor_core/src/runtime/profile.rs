@@ -53,12 +53,12 @@ pub struct ProfileConfig {
     pub blazing_threshold: u64,
     /// `0` compiles no counting code at all (only without background
     /// optimisation: nothing could be promoted). `1` counts every event.
-    /// `N > 1` samples loop back-edges: each thread keeps a countdown and adds
-    /// `N` to the shared counter on every N-th back-edge, so shared counters are
-    /// written N times less often (less contention between threads) and stay
-    /// accurate to within `N` per thread. The countdown persists across calls
-    /// from the host. Calls are counted every one whatever `N`
-    /// (`codegen::lower`'s prologue says why).
+    /// `N > 1` samples loop back-edges and T0 entries: each thread keeps a
+    /// countdown per event kind and adds `N` to the shared counter on every
+    /// N-th event, so shared counters are written N times less often (less
+    /// contention between threads) and stay accurate to within `N` per thread.
+    /// Countdowns persist across calls from the host. T1 and T2 count every
+    /// call whatever `N` (`CodegenOptions::sample_entries` says why).
     pub sample_rate: u64,
     /// Back-edges of one loop (in code of one tier) after which the promoter
     /// compiles an OSR entry for it, so a running frame can move up a tier

@@ -151,9 +151,9 @@ pub struct ThreadState {
     active_limit: Cell<u64>,
     /// Address of the stack's near canary word (0: no stack yet).
     canary: Cell<usize>,
-    /// The back-edge sampling countdown, carried from one host call to the next
-    /// of a thread without a context slot (a slot keeps its own).
-    pub ticks: Cell<u64>,
+    /// Sampling countdowns (entries, back-edges), carried from one host call to
+    /// the next of a thread without a context slot (a slot keeps its own).
+    pub ticks: Cell<(u64, u64)>,
     /// `interrupt::thread_sigints()`, looked up once (it is a thread-local of its own).
     sigints: Cell<Option<&'static AtomicU64>>,
     /// The thread's context slot (claimed at its first call; None: none was free).
@@ -168,7 +168,7 @@ thread_local! {
             owner: std::cell::RefCell::new(None),
             active_limit: Cell::new(0),
             canary: Cell::new(0),
-            ticks: Cell::new(1),
+            ticks: Cell::new((1, 1)),
             sigints: Cell::new(None),
             ctx: std::cell::RefCell::new(None),
         }

@@ -178,6 +178,7 @@ impl Tier {
             direct_self_calls: self == Tier::T3,
             profile: self.profiles(),
             entry_limit_poll: self == Tier::T3,
+            sample_entries: self == Tier::T0,
         }
     }
 }
