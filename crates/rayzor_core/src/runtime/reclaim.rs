@@ -23,11 +23,11 @@
 //!
 //! Threads without a slot (more than `CTX_SLOTS` at once) pin crossbeam-epoch
 //! instead, and freeing goes through crossbeam's deferral, which waits for them
-//! (`free` advances its epoch at once when nothing is pinned).
+//! (and drops the code once its epoch moved on: see `free`).
 //! Retired code waits in a list checked at every retirement, at every pass of
 //! the promoter's monitor, and (while some code waits for a call to end) at the
 //! end of every host call: code retired while some other thread was in a call
-//! is freed when that call or a later one returns.
+//! is handed to crossbeam when that call or a later one returns.
 //!
 //! The list's lock is a spin lock on one atomic word, held for a scan only: a fork
 //! child resets it with a store (a `Mutex` held by a thread that is not in the
@@ -68,10 +68,13 @@ struct ListGuard(&'static RetiredList);
 
 impl RetiredList {
     fn try_lock(&'static self) -> Option<ListGuard> {
+        // `then`, not `then_some`: a guard built for a failed attempt would be
+        // dropped, and its drop would release the lock another thread holds (two
+        // threads then took the same code out of the list: a double free).
         self.locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            .then_some(ListGuard(self))
+            .then(|| ListGuard(self))
     }
 
     fn lock(&'static self) -> ListGuard {
@@ -260,18 +263,11 @@ fn free(done: Vec<Box<dyn MachineCode>>) {
     for code in done {
         guard.defer(move || drop(code));
     }
+    // Deferred code is dropped two epochs later, once later frees (or calls of
+    // threads without a slot) have moved the epoch on: the last few pieces retired
+    // wait for the next retirement.
     guard.flush();
-    drop(guard);
-    // Deferred code runs two epochs later, and the epoch only moves when some
-    // thread pins (now rare: only threads without a slot pin for their calls).
-    // With nothing else pinned, each pin-and-flush moves it one step.
-    for _ in 0..EPOCH_STEPS {
-        crossbeam_epoch::pin().flush();
-    }
 }
-
-/// Pin-and-flush rounds after deferring (see `free`).
-const EPOCH_STEPS: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -309,11 +305,13 @@ mod tests {
         (Box::new(Fake(address, dropped.clone())), dropped)
     }
 
-    /// Collect until the code was dropped (other tests' calls may hold it a moment).
+    /// Collect until the code was dropped (other tests' calls may hold it a moment;
+    /// crossbeam drops it once its epoch moved on, which the pin-and-flush here does).
     fn freed_soon(dropped: &AtomicBool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             collect();
+            crossbeam_epoch::pin().flush();
             if dropped.load(Ordering::SeqCst) {
                 return true;
             }
@@ -364,9 +362,21 @@ mod tests {
             let next = Running::enter(slot.calls()).expect("the call ended");
             drop(next);
             after_call();
+            crossbeam_epoch::pin().flush();
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(dropped.load(Ordering::SeqCst), "a call's end did not free what waited for the call");
+    }
+
+    #[test]
+    fn a_failed_try_lock_leaves_the_lock_held() {
+        static LIST: RetiredList =
+            RetiredList { locked: AtomicBool::new(false), list: UnsafeCell::new(Vec::new()) };
+        let held = LIST.lock();
+        assert!(LIST.try_lock().is_none());
+        assert!(LIST.locked.load(Ordering::SeqCst), "a failed try_lock released the lock");
+        drop(held);
+        assert!(LIST.try_lock().is_some());
     }
 
     #[test]
