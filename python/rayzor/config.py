@@ -20,8 +20,10 @@ class ProfileConfig:
     ``heat >= warm_threshold`` promotes to T1, ``hot_threshold`` to T2,
     ``blazing_threshold`` to T3. ``sample_rate = N`` makes the code add N to the shared
     counter on every N-th loop back-edge (and T0 entry) of a thread instead of 1 on
-    every one: shared counters are written N times less often and stay accurate to
-    within N per thread; the countdown persists across calls. T1 and T2 count every
+    every one: shared counters are written N times less often; the countdown persists
+    across calls and is shared by every function a thread runs, so the total stays
+    within N per thread, while one function's share can be off when calls alternate in a
+    fixed pattern (f then g every iteration: every 16th event may always be g's). T1 and T2 count every
     call whatever ``N`` (in optimised code a countdown per call costs more than the count).
     ``sample_rate = 0`` compiles no counting code at all; it requires
     ``enable_background_optimization=False`` (nothing could be promoted).
@@ -47,7 +49,8 @@ class TieredConfig:
       calls), count every event, check every 10 ms, two compile threads, log promotions.
     - ``production()`` (the default): HotSpot's thresholds on invocations + back-edges
       (2,000 for C1, 15,000 for C2), LLVM at 100,000 (JavaScriptCore's FTL: ~64,000),
-      loop counters sampled 1 in 16, check every 50 ms, one compile thread, silent.
+      loop and T0 entry counters sampled 1 in 16, check every 50 ms, one compile thread,
+      silent.
 
     ``osr=True`` (both presets) lets hot loops move up the tiers inside a running call
     (on-stack replacement; development: after 10,000 back-edges of a loop, production:
