@@ -67,6 +67,27 @@ pub struct VmCtx {
     pub interrupts: Marks,
 }
 
+impl VmCtx {
+    /// Every field 0 but the interrupt marks (`Marks` has no zero value).
+    pub fn zeroed(interrupts: Marks) -> VmCtx {
+        VmCtx {
+            entry_limit: std::sync::atomic::AtomicU64::new(0),
+            resume: 0,
+            unwind: 0,
+            epoch_addr: 0,
+            trap: 0,
+            stack_limit: 0,
+            in_slot: 0,
+            entry_slow: 0,
+            trap_func: 0,
+            call_ticks: 0,
+            edge_ticks: 0,
+            epoch: 0,
+            interrupts,
+        }
+    }
+}
+
 /// Byte offsets of `VmCtx` fields, for generated code.
 pub const VMCTX_RESUME: i32 = std::mem::offset_of!(VmCtx, resume) as i32;
 pub const VMCTX_UNWIND: i32 = std::mem::offset_of!(VmCtx, unwind) as i32;

@@ -178,6 +178,12 @@ impl CtxSlot {
     }
 }
 
+/// Mark the call running in a slot whose thread is gone (if any) as ended: the
+/// call word even, and changed if it was odd. Async-signal-safe.
+fn end_dead_call(calls: &AtomicU64) {
+    calls.store((calls.load(Ordering::SeqCst) + 1) & !1, Ordering::SeqCst);
+}
+
 /// The call words of every slot claimed so far (owned or not), in index order.
 pub fn slot_call_words() -> impl Iterator<Item = &'static AtomicU64> {
     CTX_ARENA[..CTX_HIGH.load(Ordering::SeqCst)].iter().map(|s| &s.0[CALLS_WORD])
@@ -189,8 +195,7 @@ impl Drop for CtxSlot {
         let _ = OWN_SLOT.try_with(|s| s.set(None));
         // A call that never returned (its thread left through `pthread_exit` or a
         // longjmp from an extern) must not look like one still running in the slot.
-        let calls = self.calls();
-        calls.store((calls.load(Ordering::SeqCst) + 1) & !1, Ordering::SeqCst);
+        end_dead_call(self.calls());
         CTX_OWNED[self.index].store(false, Ordering::Release);
         CTX_CLAIMED.fetch_sub(1, Ordering::Relaxed);
     }
@@ -205,8 +210,7 @@ pub fn release_other_slots_after_fork() {
         if Some(i) != own {
             owned.store(false, Ordering::SeqCst);
             // A call that was running there ended with its thread.
-            let calls = &CTX_ARENA[i].0[CALLS_WORD];
-            calls.store((calls.load(Ordering::SeqCst) + 1) & !1, Ordering::SeqCst);
+            end_dead_call(&CTX_ARENA[i].0[CALLS_WORD]);
         }
     }
     CTX_CLAIMED.store(own.is_some() as usize, Ordering::SeqCst);

@@ -9,7 +9,8 @@
 //! still be running it.
 
 use super::osr::{OsrMode, OsrPointState, OsrTable};
-use super::{reclaim, Tier};
+use super::reclaim::{self, retire};
+use super::Tier;
 use crate::codegen::abi::{self, FunctionCounters, VmCtx};
 use crate::codegen::builtins::{Builtin, BuiltinTable};
 use crate::codegen::code_memory::CodeBlob;
@@ -761,8 +762,8 @@ impl Jit {
         let probe = self.policy.enter(self, f, args);
         let n = self.sample_rate.max(1);
         // SAFETY: the entry was compiled for `f` with this signature; the
-        // buffers are as long as the entry reads and writes; the epoch guard
-        // keeps every piece of code reachable from the slots alive.
+        // buffers are as long as the entry reads and writes; the call's busy mark
+        // (or epoch pin) below keeps the code reachable from the slots alive.
         let entry: HostEntry =
             unsafe { std::mem::transmute::<usize, HostEntry>(self.entries[f.index()].address()) };
         let entered = super::stack::on_jit_stack(|limit, thread| {
@@ -794,20 +795,12 @@ impl Jit {
                 None => {
                     _pinned = Some(crossbeam_epoch::pin());
                     let (call_ticks, edge_ticks) = thread.ticks.get();
+                    // Zeros, then `begin_call` writes every field but these three.
                     let ctx = own.insert(VmCtx {
                         entry_limit: AtomicU64::new(interrupt::INTERRUPTING),
-                        resume: 0,
-                        unwind: 0,
-                        epoch_addr: 0,
-                        trap: 0,
-                        stack_limit: limit,
-                        in_slot: 0,
-                        entry_slow: 0,
-                        trap_func: 0,
                         call_ticks,
                         edge_ticks,
-                        epoch,
-                        interrupts: marks,
+                        ..VmCtx::zeroed(marks)
                     });
                     // SAFETY: a context of this call's own.
                     unsafe { begin_call(ctx, limit, 0, epoch, marks, n) };
@@ -901,7 +894,7 @@ impl Jit {
 impl Drop for Jit {
     fn drop(&mut self) {
         // Nobody can call in any more (we are being dropped), but a host call
-        // that started earlier on another thread may still be pinned: retire
+        // that started earlier on another thread may still be running: retire
         // instead of freeing directly.
         self.policy.clear();
         let mut all: Vec<Box<dyn MachineCode>> = Vec::new();
@@ -945,9 +938,4 @@ unsafe fn begin_call(
         (*ctxp).epoch = epoch;
         (*ctxp).interrupts = marks;
     }
-}
-
-/// Free `code` once no host call can still be running it (`reclaim`).
-pub(crate) fn retire(code: Box<dyn MachineCode>) {
-    reclaim::retire(code);
 }

@@ -8,7 +8,7 @@
 //! (`mir::osr::continuation`) compiled at a higher tier. Entries are replaced
 //! only by entries of a higher tier and retired like other code.
 
-use super::jit::retire;
+use super::reclaim::retire;
 use super::Tier;
 use crate::codegen::abi::OsrPoint;
 use crate::codegen::MachineCode;

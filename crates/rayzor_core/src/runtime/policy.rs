@@ -51,7 +51,8 @@
 //! T0 is never a baseline: it is unoptimised code that exists to be replaced,
 //! and measuring it would only delay tier-up.
 
-use super::jit::{retire, CompileEvent, CompileReason, Jit};
+use super::jit::{CompileEvent, CompileReason, Jit};
+use super::reclaim::retire;
 use super::tier::climb_order;
 use super::Tier;
 use crate::codegen::{quiesce, MachineCode};

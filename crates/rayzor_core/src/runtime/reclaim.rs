@@ -185,20 +185,14 @@ pub fn retire_all(codes: impl IntoIterator<Item = Box<dyn MachineCode>>) {
     let mut list = RETIRED.lock();
     let before = list.len();
     list.extend(codes.into_iter().map(|code| Retired { code, waits: None }));
-    if list.len() == before {
-        return;
+    if list.len() != before {
+        scan_and_free(list);
     }
-    let done = scan(&mut list);
-    drop(list);
-    free(done);
 }
 
 /// Free what retired code no call can be running any more.
 pub fn collect() {
-    let mut list = RETIRED.lock();
-    let done = scan(&mut list);
-    drop(list);
-    free(done);
+    scan_and_free(RETIRED.lock());
 }
 
 /// At the end of a host call: if some code waits for a call to end (maybe this
@@ -213,7 +207,14 @@ pub fn after_call() {
 #[cold]
 fn collect_parked() {
     // Not waiting for the lock on a call's way out: whoever holds it is scanning.
-    let Some(mut list) = RETIRED.try_lock() else { return };
+    if let Some(list) = RETIRED.try_lock() {
+        scan_and_free(list);
+    }
+}
+
+/// `scan`, then free what it took out once the lock is released (dropping code
+/// may take other locks: LLVM's).
+fn scan_and_free(mut list: ListGuard) {
     let done = scan(&mut list);
     drop(list);
     free(done);

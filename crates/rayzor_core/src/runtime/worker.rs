@@ -194,7 +194,8 @@ fn monitor(s: &Shared) {
         let osr = s.config.osr && s.jit.osr_mode() == OsrMode::Counting;
         let policy = s.jit.policy();
         policy.tick(&s.jit);
-        // Code retired while some call ran is freed once that call ended.
+        // Retired code that waited for a call: the end of a later call looks too
+        // (`reclaim::after_call`), but may find the list busy; this is the backstop.
         super::reclaim::collect();
         let mut wanted = Vec::new();
         let mut osr_wanted = Vec::new();
