@@ -24,7 +24,7 @@
 //! are correct code for the same MIR, so which one a call runs never changes a
 //! result. The verdict comes from the pairs of neighbouring calls of one key
 //! (see `judge`): keep as soon as the new code won two pairs (two calls per
-//! arm), or one by 1.5x (`DECISIVE_PCT`: one call of the old code); demote when it lost every one of the first `PROBATION_SAMPLES` pairs
+//! arm); demote when it lost every one of the first `PROBATION_SAMPLES` pairs
 //! by more than the margin (consistently slower, not one outlier); after one
 //! win, more pairs decide (up to `MAX_PAIRS`), so one preempted call on either
 //! arm does not. A probation without that evidence (no repeated host calls)
@@ -63,12 +63,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// A pair the new code won by this factor (old at least 1.5 x new), with no
-/// pair lost, keeps it at once: no further call of the old code is worth
-/// another pair when the new code is that much faster. Only a preempted old
-/// call makes this wrong, and then the new code is kept, which is what
-/// happened before the policy.
-pub const DECISIVE_PCT: u128 = 150;
 /// Timed calls per arm (for one argument key) before a verdict.
 pub const PROBATION_SAMPLES: usize = 3;
 /// Pairs a verdict waits for at most when the first ones disagree.
@@ -188,10 +182,7 @@ pub enum Verdict {
 /// sign test over the pairs: demoted when the new code lost all of the first
 /// `PROBATION_SAMPLES` pairs by more than the margin, or all but one of
 /// `MAX_PAIRS`; kept as soon as it won two (from the second pair on: no
-/// later pair could turn that into a demotion), or won every pair so far and
-/// one by `DECISIVE_PCT` (one call of the old code instead of two: a 10th
-/// call of a cold run was the old arm's second call in some runs, sieve under
-/// the production preset 19 instead of 6 ms). One outlier (a call preempted on
+/// later pair could turn that into a demotion). One outlier (a call preempted on
 /// either arm) therefore only makes the verdict wait for more pairs, where
 /// with "every pair" alone it decided: a preempted call of the old code kept
 /// new code ten times slower (seen in CI). Under equal speed the extra
@@ -208,8 +199,7 @@ pub fn judge(samples: &[Vec<u64>; 2], margin_pct: u32) -> Verdict {
     let over = |new: u64, old: u64| new as u128 * 100 > old as u128 * (100 + margin_pct as u128);
     let (old, new) = (&samples[OLD][..pairs], &samples[NEW][..pairs]);
     let won = old.iter().zip(new).filter(|&(&o, &n)| !over(n, o)).count();
-    let decisive = old.iter().zip(new).any(|(&o, &n)| n as u128 * DECISIVE_PCT <= o as u128 * 100);
-    if won >= 2 || (won == pairs && decisive) {
+    if won >= 2 {
         // Whatever the later pairs, the verdict would be this one: no need to wait.
         return Verdict::Keep;
     }
@@ -661,11 +651,7 @@ mod tests {
         let s = |a: &[u64], b: &[u64]| [a.to_vec(), b.to_vec()];
         assert_eq!(judge(&s(&[100, 100], &[200, 200, 200]), 5), Verdict::Undecided);
         // Two pairs won decide at once (the third could not change the verdict).
-        assert_eq!(judge(&s(&[100, 100], &[70, 70, 70]), 5), Verdict::Keep);
-        assert_eq!(judge(&s(&[100], &[70]), 5), Verdict::Undecided);
-        // One pair won by 1.5x or more decides too, unless a pair was lost.
-        assert_eq!(judge(&s(&[100], &[66]), 5), Verdict::Keep);
-        assert_eq!(judge(&s(&[100, 100], &[200, 50]), 5), Verdict::Undecided);
+        assert_eq!(judge(&s(&[100, 100], &[50, 50, 50]), 5), Verdict::Keep);
         assert_eq!(judge(&s(&[100, 100], &[50, 200]), 5), Verdict::Undecided);
         assert_eq!(
             judge(&s(&[100, 101, 99], &[120, 121, 119]), 5),
