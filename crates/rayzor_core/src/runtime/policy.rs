@@ -6,7 +6,7 @@
 //! losing, or never once it has lost `MAX_DEMOTIONS` times. Meanwhile the
 //! next promotion skips the losing tier (T1 -> T3 when T2 lost).
 //!
-//! What is measured: the wall time of host calls (`Jit::call`) while a
+//! What is measured: the CPU time of host calls (`Jit::call`) while a
 //! probation runs, keyed by the called function and a hash of its argument
 //! leaves. Two calls with the same key do the same work whatever tier runs
 //! it, so their times compare directly, and a host call's time includes every
@@ -24,8 +24,9 @@
 //! are correct code for the same MIR, so which one a call runs never changes a
 //! result. The verdict comes from the pairs of neighbouring calls of one key
 //! (see `judge`): keep as soon as the new code won two pairs (two calls per
-//! arm); demote when it lost every one of the first `PROBATION_SAMPLES` pairs
-//! by more than the margin (consistently slower, not one outlier); after one
+//! arm), or one by 1.5x (`DECISIVE_PCT`: one call of the old code); demote
+//! when it lost every one of the first `PROBATION_SAMPLES` pairs by more than
+//! the margin (consistently slower, not one outlier); after one
 //! win, more pairs decide (up to `MAX_PAIRS`), so one preempted call on either
 //! arm does not. A probation without that evidence (no repeated host calls)
 //! ends after `probation_timeout` keeping the new code, which is what
@@ -63,6 +64,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// A pair the new code won by this factor (old at least 1.5 x new), with no
+/// pair lost, keeps it at once: no further call of the old code is worth
+/// another pair when the new code is that much faster. Calls are timed in
+/// CPU time (`thread_cpu_nanos`), so a preempted call of the old code does
+/// not look 1.5x slower; a wrong keep keeps what the promoter published, as
+/// before the policy.
+pub const DECISIVE_PCT: u128 = 150;
 /// Timed calls per arm (for one argument key) before a verdict.
 pub const PROBATION_SAMPLES: usize = 3;
 /// Pairs a verdict waits for at most when the first ones disagree.
@@ -103,7 +111,22 @@ pub struct Probe {
     func: FuncId,
     key: u64,
     stamp: u64,
-    start: Instant,
+    /// The thread's CPU time at the start (`thread_cpu_nanos`).
+    start: u64,
+}
+
+/// This thread's CPU time in nanoseconds. Calls are timed in CPU time, not
+/// wall time: a call preempted for a time slice would otherwise look many
+/// times slower than it ran, and one such call of the old code used to keep
+/// new code that was slower (one decisive pair decides, see `judge`). A
+/// host call runs on one thread from start to end (`stack::on_jit_stack`
+/// switches stacks, not threads), so the difference is the call's own CPU
+/// time; what an extern does off the CPU (sleeping, waiting) is not counted.
+fn thread_cpu_nanos() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid timespec to write; the clock exists on every Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
 /// The two arms of a probation.
@@ -182,7 +205,10 @@ pub enum Verdict {
 /// sign test over the pairs: demoted when the new code lost all of the first
 /// `PROBATION_SAMPLES` pairs by more than the margin, or all but one of
 /// `MAX_PAIRS`; kept as soon as it won two (from the second pair on: no
-/// later pair could turn that into a demotion). One outlier (a call preempted on
+/// later pair could turn that into a demotion), or won every pair so far and
+/// one by `DECISIVE_PCT` (one call of the old code after the swap instead of
+/// two: cold production runs of sieve ran calls 6 and 7 in the old T1 code,
+/// 19 instead of 6 ms). One outlier (a call preempted on
 /// either arm) therefore only makes the verdict wait for more pairs, where
 /// with "every pair" alone it decided: a preempted call of the old code kept
 /// new code ten times slower (seen in CI). Under equal speed the extra
@@ -199,7 +225,8 @@ pub fn judge(samples: &[Vec<u64>; 2], margin_pct: u32) -> Verdict {
     let over = |new: u64, old: u64| new as u128 * 100 > old as u128 * (100 + margin_pct as u128);
     let (old, new) = (&samples[OLD][..pairs], &samples[NEW][..pairs]);
     let won = old.iter().zip(new).filter(|&(&o, &n)| !over(n, o)).count();
-    if won >= 2 {
+    let decisive = old.iter().zip(new).any(|(&o, &n)| n as u128 * DECISIVE_PCT <= o as u128 * 100);
+    if won >= 2 || (won == pairs && decisive) {
         // Whatever the later pairs, the verdict would be this one: no need to wait.
         return Verdict::Keep;
     }
@@ -299,12 +326,12 @@ impl Policy {
                 .collect()
         });
         let key = key_of(args, masks.get(f.index()).map_or(&[][..], Vec::as_slice));
-        Some(Probe { func: f, key, stamp, start: Instant::now() })
+        Some(Probe { func: f, key, stamp, start: thread_cpu_nanos() })
     }
 
     /// Finish a timed call: record it, then swap the arms or give the verdict.
     pub fn exit(&self, jit: &Jit, probe: Probe) {
-        let ns = probe.start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        let ns = thread_cpu_nanos().saturating_sub(probe.start);
         if ns < SHORT_CALL_NANOS {
             self.stride.store(SHORT_CALL_STRIDE, Ordering::Relaxed);
         }
@@ -651,7 +678,11 @@ mod tests {
         let s = |a: &[u64], b: &[u64]| [a.to_vec(), b.to_vec()];
         assert_eq!(judge(&s(&[100, 100], &[200, 200, 200]), 5), Verdict::Undecided);
         // Two pairs won decide at once (the third could not change the verdict).
-        assert_eq!(judge(&s(&[100, 100], &[50, 50, 50]), 5), Verdict::Keep);
+        assert_eq!(judge(&s(&[100, 100], &[70, 70, 70]), 5), Verdict::Keep);
+        assert_eq!(judge(&s(&[100], &[70]), 5), Verdict::Undecided);
+        // One pair won by 1.5x or more decides too, unless a pair was lost.
+        assert_eq!(judge(&s(&[100], &[66]), 5), Verdict::Keep);
+        assert_eq!(judge(&s(&[100, 100], &[200, 50]), 5), Verdict::Undecided);
         assert_eq!(judge(&s(&[100, 100], &[50, 200]), 5), Verdict::Undecided);
         assert_eq!(
             judge(&s(&[100, 101, 99], &[120, 121, 119]), 5),
@@ -678,6 +709,22 @@ mod tests {
         assert_eq!(judge(&s(&[100, 101, 99], &[98, 99, 131]), 5), Verdict::Keep);
         // Faster: kept.
         assert_eq!(judge(&s(&[100, 101, 99], &[50, 50, 50]), 5), Verdict::Keep);
+    }
+
+    #[test]
+    fn calls_are_timed_in_cpu_time() {
+        // Off the CPU (as when preempted) counts nothing; wall time would count 50 ms.
+        let t = thread_cpu_nanos();
+        std::thread::sleep(Duration::from_millis(50));
+        let off_cpu = thread_cpu_nanos() - t;
+        assert!(off_cpu < 10_000_000, "50 ms asleep counted {off_cpu} ns");
+        // On the CPU it advances.
+        let t = thread_cpu_nanos();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(20) {
+            std::hint::spin_loop();
+        }
+        assert!(thread_cpu_nanos() - t > 1_000_000);
     }
 
     #[test]
